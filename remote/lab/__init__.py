@@ -1,0 +1,1 @@
+"""The lab: emulated Windows hosts speaking real WinRM/PSRP on loopback, serving evidence bundles."""

@@ -1,0 +1,198 @@
+"""Typed records that the parsers return and the analysis consumes.
+
+Every record keeps ``line``: the 1-based line number in the source text where it starts, so a
+verdict can be traced back to the evidence it came from. Every parse result carries ``warnings``
+(what the parser could not make sense of, with line numbers) and ``error`` (set when the text is an
+error message instead of output, e.g. "The requested operation requires elevation").
+
+Parsers never raise: they return what they could, plus warnings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Optional
+
+
+def to_dict(obj: Any) -> Any:
+    """Plain JSON-ready form of a record (dataclass → dict, recursively)."""
+    if hasattr(obj, "__dataclass_fields__"):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+# --- netstat -ano / -abno -------------------------------------------------------------------------
+
+
+@dataclass
+class Socket:
+    proto: str  # "TCP" or "UDP" (TCPv6/UDPv6 are folded into TCP/UDP; see `ipv6`)
+    local_address: str  # without brackets or zone id kept as printed: "0.0.0.0", "::", "fe80::1%4"
+    local_port: Optional[int]
+    remote_address: Optional[str]
+    remote_port: Optional[int]  # None for "*:*" (UDP)
+    state: Optional[str]  # normalized English: LISTENING, ESTABLISHED, ... ; None for UDP
+    pid: Optional[int]
+    ipv6: bool = False
+    owner: Optional[str] = None  # -b: image name, e.g. "svchost.exe"
+    owner_services: list[str] = field(default_factory=list)  # -b: service line(s), e.g. ["RpcSs"]
+    owner_unknown: bool = False  # -b: "Can not obtain ownership information"
+    line: int = 0
+
+    @property
+    def listening(self) -> bool:
+        return self.state == "LISTENING"
+
+
+@dataclass
+class NetstatResult:
+    sockets: list[Socket] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: Optional[str] = None
+
+
+# --- netsh http show servicestate ----------------------------------------------------------------
+
+
+@dataclass
+class QueueProcess:
+    pid: int
+    image: Optional[str] = None  # "<?>" is kept as None; full path when printed
+
+
+@dataclass
+class RequestQueue:
+    name: Optional[str]  # None when "Request queue is unnamed." (or its localized form)
+    state: Optional[str] = None
+    version: Optional[str] = None
+    pids: list[int] = field(default_factory=list)
+    processes: list[QueueProcess] = field(default_factory=list)  # newer "Processes:" form
+    controller_pid: Optional[int] = None
+    active_processes: Optional[int] = None  # "Number of active processes attached"
+    urls: list[str] = field(default_factory=list)  # registered URLs linked to this queue
+    url_group_ids: list[str] = field(default_factory=list)
+    urls_linked_by: Optional[str] = None  # "queue" (printed under it), "name", "order", or None
+    line: int = 0
+
+
+@dataclass
+class UrlGroup:
+    id: Optional[str]
+    state: Optional[str] = None
+    queue_name: Optional[str] = None  # None when unnamed
+    urls: list[str] = field(default_factory=list)
+    server_session_id: Optional[str] = None
+    line: int = 0
+
+
+@dataclass
+class ServerSession:
+    id: str
+    version: Optional[str] = None
+    state: Optional[str] = None
+    url_group_ids: list[str] = field(default_factory=list)
+    line: int = 0
+
+
+@dataclass
+class ServiceStateResult:
+    view: Optional[str] = None  # "session" | "requestq" | None when the title is missing
+    request_queues: list[RequestQueue] = field(default_factory=list)
+    url_groups: list[UrlGroup] = field(default_factory=list)
+    server_sessions: list[ServerSession] = field(default_factory=list)
+    truncated: bool = False  # "...[snip]..." markers, excerpts, cut-off text
+    warnings: list[str] = field(default_factory=list)
+    error: Optional[str] = None
+
+
+# --- netsh http show urlacl ----------------------------------------------------------------------
+
+
+@dataclass
+class UrlAclUser:
+    user: str
+    listen: Optional[bool] = None
+    delegate: Optional[bool] = None
+
+
+@dataclass
+class Reservation:
+    url: str
+    users: list[UrlAclUser] = field(default_factory=list)
+    sddl: Optional[str] = None
+    line: int = 0
+
+
+@dataclass
+class UrlAclResult:
+    reservations: list[Reservation] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: Optional[str] = None
+
+
+# --- netsh http show iplisten --------------------------------------------------------------------
+
+
+@dataclass
+class IpListenResult:
+    addresses: list[str] = field(default_factory=list)  # empty list = HTTP.sys binds every address
+    warnings: list[str] = field(default_factory=list)
+    error: Optional[str] = None
+
+
+# --- tasklist /svc -------------------------------------------------------------------------------
+
+
+@dataclass
+class TaskProcess:
+    image: str
+    pid: int
+    services: list[str] = field(default_factory=list)  # [] for "N/A"
+    line: int = 0
+
+
+@dataclass
+class TasklistResult:
+    processes: list[TaskProcess] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: Optional[str] = None
+
+
+# --- services.json / processes.json --------------------------------------------------------------
+
+
+@dataclass
+class Service:
+    name: str
+    display_name: Optional[str] = None
+    state: Optional[str] = None  # "Running", "Stopped", ...
+    start_mode: Optional[str] = None  # "Auto", "Manual", "Disabled", ...
+    pid: Optional[int] = None  # 0 / None when not running
+
+
+@dataclass
+class ServicesResult:
+    services: list[Service] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: Optional[str] = None
+
+
+@dataclass
+class ProcessInfo:
+    pid: int
+    name: Optional[str] = None  # "svchost" (Get-Process ProcessName, no .exe)
+    path: Optional[str] = None
+
+
+@dataclass
+class ProcessesResult:
+    processes: list[ProcessInfo] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: Optional[str] = None
+
+
+__all__ = [n for n in dir() if n[0].isupper()] + ["to_dict", "asdict"]

@@ -1,0 +1,33 @@
+"""Decode evidence text as Windows writes it. Pure: bytes in, str out.
+
+Windows evidence arrives as UTF-8 (with or without BOM), UTF-16 LE/BE with BOM (what Windows
+PowerShell 5.1's `>` writes), UTF-16 LE without BOM (detected by NUL bytes), or an OEM code page
+(cp437/cp850 for western consoles). Undecodable bytes never raise.
+"""
+
+from __future__ import annotations
+
+import codecs
+
+
+def decode_text(data: bytes, oem: str = "cp850") -> str:
+    """Best-effort decoding of evidence bytes; never raises."""
+    if not data:
+        return ""
+    if data.startswith(codecs.BOM_UTF8):
+        return data[3:].decode("utf-8", errors="replace")
+    if data.startswith(codecs.BOM_UTF16_LE):
+        return data[2:].decode("utf-16-le", errors="replace")
+    if data.startswith(codecs.BOM_UTF16_BE):
+        return data[2:].decode("utf-16-be", errors="replace")
+    head = data[:200]
+    if len(head) >= 4 and head.count(0) >= len(head) // 3:
+        # UTF-16 without BOM: ASCII text has a NUL in every other byte.
+        even_nuls = head[0::2].count(0)
+        odd_nuls = head[1::2].count(0)
+        enc = "utf-16-le" if odd_nuls >= even_nuls else "utf-16-be"
+        return data[: len(data) - (len(data) % 2)].decode(enc, errors="replace")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode(oem, errors="replace")
