@@ -1,0 +1,344 @@
+"""Who holds each requested port on a host, and why. Pure: parsed evidence in, verdicts out.
+
+The rules (see README "How port80 decides"):
+- ``http.sys``: a TCP listener on the port owned by PID 4 (the kernel HTTP listener) and/or a live
+  HTTP.sys registration (servicestate) on the port: explicit port, or 80/443 by scheme.
+- ``process``: a user-mode PID listens on the port.
+- both at once is possible (HTTP.sys restricted by the IP listen list to one address, Apache on
+  another): ``holder`` is then ``http.sys+process`` and ``holders`` lists both.
+- ``free``: the listener table was read and nothing listens, and no registration exists.
+- ``unknown``: the evidence needed to decide is missing or unreadable.
+Reservations (urlacl) never hold a port; they are listed with their users.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from remote import knowledge
+from remote.bundle import FILES, Bundle
+from remote.parsers import PARSERS
+from remote.records import (
+    IpListenResult,
+    NetstatResult,
+    ProcessesResult,
+    ServicesResult,
+    ServiceStateResult,
+    TasklistResult,
+    UrlAclResult,
+)
+from remote.urls import parse_url, url_key
+
+HTTP_SYS_PID = 4
+FAILED_STATUSES = ("unreachable", "tls", "auth", "timeout", "winrm", "error")
+
+
+@dataclass
+class Listener:
+    address: str
+    port: int
+    pid: Optional[int]
+    process: Optional[str]
+    proto: str = "TCP"
+    evidence: str = ""
+
+
+@dataclass
+class Registration:
+    url: str
+    queue: Optional[str]  # request queue name; "(unnamed)" when unnamed; None when not linked
+    pids: list[int] = field(default_factory=list)
+    controller_pid: Optional[int] = None
+    processes: list[str] = field(default_factory=list)  # "svchost.exe (1234)"
+    services: list[str] = field(default_factory=list)
+    product: str = ""
+    product_key: str = ""
+    advice: str = ""
+    critical: bool = False
+    evidence: str = ""
+
+
+@dataclass
+class ReservationView:
+    url: str
+    users: list[str] = field(default_factory=list)
+    product: Optional[str] = None
+    evidence: str = ""
+
+
+@dataclass
+class PortVerdict:
+    port: int
+    holder: str
+    holders: list[str] = field(default_factory=list)
+    listeners: list[Listener] = field(default_factory=list)
+    registrations: list[Registration] = field(default_factory=list)
+    reservations: list[ReservationView] = field(default_factory=list)
+    iplisten: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class HostReport:
+    host: str
+    status: str = "ok"
+    error: Optional[str] = None
+    address: Optional[str] = None
+    os_version: Optional[str] = None
+    collected_at: Optional[str] = None
+    evidence_dir: Optional[str] = None
+    ports: list[PortVerdict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Evidence:
+    """Parsed evidence of one host (any part may be None: missing)."""
+
+    netstat: Optional[NetstatResult] = None
+    servicestate: Optional[ServiceStateResult] = None
+    urlacl: Optional[UrlAclResult] = None
+    iplisten: Optional[IpListenResult] = None
+    services: Optional[ServicesResult] = None
+    tasklist: Optional[TasklistResult] = None
+    processes: Optional[ProcessesResult] = None
+
+    def usable(self, kind: str) -> bool:
+        r = getattr(self, kind)
+        return r is not None and not r.error
+
+
+def parse_evidence(texts: dict[str, Optional[str]]) -> Evidence:
+    ev = Evidence()
+    for kind in FILES:
+        text = texts.get(kind)
+        if text is not None:
+            setattr(ev, kind, PARSERS[kind](text))
+    return ev
+
+
+class _Owners:
+    """PID → process name and services, from the best evidence available."""
+
+    def __init__(self, ev: Evidence):
+        self.names: dict[int, str] = {HTTP_SYS_PID: "System"}
+        self.services: dict[int, list[str]] = {}
+        if ev.usable("tasklist"):
+            for p in ev.tasklist.processes:
+                self.names.setdefault(p.pid, p.image)
+                if p.services:
+                    self.services.setdefault(p.pid, list(p.services))
+        if ev.usable("processes"):
+            for p in ev.processes.processes:
+                name = _image_name(p.name, p.path)
+                if name:
+                    self.names[p.pid] = name
+        if ev.usable("services"):
+            by_pid: dict[int, list[str]] = {}
+            for s in ev.services.services:
+                if s.pid and s.pid > 0:
+                    by_pid.setdefault(s.pid, []).append(s.name)
+            if by_pid:
+                self.services.update(by_pid)
+        if ev.usable("netstat"):
+            for s in ev.netstat.sockets:
+                if s.pid is not None and s.owner and s.pid not in self.names:
+                    self.names[s.pid] = s.owner
+                if s.pid is not None and s.owner_services and s.pid not in self.services:
+                    self.services[s.pid] = list(s.owner_services)
+        if ev.usable("servicestate"):
+            for q in ev.servicestate.request_queues:
+                for qp in q.processes:
+                    if qp.image and qp.pid not in self.names:
+                        self.names[qp.pid] = _image_name(None, qp.image) or qp.image
+
+    def label(self, pid: Optional[int]) -> Optional[str]:
+        if pid is None:
+            return None
+        name = self.names.get(pid)
+        return f"{name} ({pid})" if name else f"PID {pid}"
+
+    def name(self, pid: Optional[int]) -> Optional[str]:
+        return None if pid is None else self.names.get(pid)
+
+
+def _image_name(name: Optional[str], path: Optional[str]) -> Optional[str]:
+    if path:
+        base = path.replace("/", "\\").rsplit("\\", 1)[-1]
+        if base and base != "<?>":
+            return base
+    if name:
+        return name if name.lower().endswith(".exe") or name in ("System", "Idle", "Registry") else name + ".exe"
+    return None
+
+
+def analyze_evidence(host: str, ev: Evidence, ports: list[int]) -> HostReport:
+    report = HostReport(host=host)
+    owners = _Owners(ev)
+    problems = []
+    for kind in ("netstat", "servicestate", "urlacl", "iplisten", "services"):
+        r = getattr(ev, kind)
+        if r is None:
+            if kind == "services" and ev.usable("tasklist"):
+                continue
+            problems.append(f"{FILES[kind]} missing")
+        elif r.error:
+            problems.append(f"{FILES[kind]}: {r.error}")
+        for w in r.warnings if r is not None else ():
+            report.warnings.append(f"{FILES[kind]}: {w}")
+    if problems:
+        report.status = "partial"
+        report.error = "; ".join(problems)
+    for port in ports:
+        report.ports.append(_verdict(port, ev, owners))
+    return report
+
+
+def _verdict(port: int, ev: Evidence, owners: _Owners) -> PortVerdict:
+    v = PortVerdict(port=port, holder="unknown")
+    iplisten = ev.iplisten.addresses if ev.usable("iplisten") else []
+    v.iplisten = list(iplisten)
+
+    if ev.usable("netstat"):
+        seen = set()
+        for s in ev.netstat.sockets:
+            if s.proto.upper().startswith("TCP") and s.local_port == port and s.listening:
+                key = (s.local_address, s.pid)
+                if key in seen:
+                    continue
+                seen.add(key)
+                v.listeners.append(Listener(
+                    address=_show_address(s.local_address, s.ipv6), port=port, pid=s.pid,
+                    process=owners.name(s.pid) or s.owner, evidence=f"netstat.txt:{s.line}"))
+
+    if ev.usable("servicestate"):
+        v.registrations = _registrations(port, ev.servicestate, owners)
+
+    if ev.usable("urlacl"):
+        for r in ev.urlacl.reservations:
+            u = parse_url(r.url)
+            if u and u.port == port:
+                prod = knowledge.identify_reservation(u.path, u.port)
+                v.reservations.append(ReservationView(
+                    url=r.url, users=[x.user for x in r.users], product=prod.label if prod else None,
+                    evidence=f"urlacl.txt:{r.line}"))
+
+    kernel = [l for l in v.listeners if l.pid == HTTP_SYS_PID]
+    user = [l for l in v.listeners if l.pid != HTTP_SYS_PID]
+    holders = []
+    if kernel or v.registrations:
+        holders.append("http.sys")
+    if user:
+        holders.append("process")
+    v.holders = holders
+    if holders:
+        v.holder = "+".join(holders)
+    elif ev.usable("netstat"):
+        v.holder = "free"
+    else:
+        v.holder = "unknown"
+        v.notes.append("netstat output missing or unreadable: cannot tell whether anything listens")
+
+    _notes(v, ev, kernel, user)
+    return v
+
+
+def _registrations(port: int, ss: ServiceStateResult, owners: _Owners) -> list[Registration]:
+    regs: list[Registration] = []
+    covered: set[str] = set()
+    for q in ss.request_queues:
+        for url in q.urls:
+            u = parse_url(url)
+            if not u or u.port != port:
+                continue
+            covered.add(url_key(url))
+            pids = list(dict.fromkeys(q.pids or [p.pid for p in q.processes]))
+            svc: list[str] = []
+            for pid in [*pids, q.controller_pid]:
+                for s in owners.services.get(pid, []) if pid is not None else []:
+                    if s not in svc:
+                        svc.append(s)
+            prod = knowledge.identify(u.path, port, svc, q.name, has_owner=bool(pids or q.controller_pid))
+            procs = [owners.label(p) for p in pids]
+            if q.controller_pid is not None:
+                procs.append(f"{owners.label(q.controller_pid)} controller")
+            regs.append(Registration(
+                url=url, queue=q.name or "(unnamed)", pids=pids, controller_pid=q.controller_pid,
+                processes=procs, services=svc, product=prod.label, product_key=prod.key, advice=prod.advice,
+                critical=prod.critical or any(knowledge.is_critical(s) for s in svc),
+                evidence=f"servicestate.txt:{q.line}"))
+    for g in ss.url_groups:
+        for url in g.urls:
+            u = parse_url(url)
+            if not u or u.port != port or url_key(url) in covered:
+                continue
+            covered.add(url_key(url))
+            prod = knowledge.identify(u.path, port, (), g.queue_name, has_owner=False)
+            regs.append(Registration(
+                url=url, queue=g.queue_name, product=prod.label, product_key=prod.key, advice=prod.advice,
+                critical=prod.critical, evidence=f"servicestate.txt:{g.line}"))
+    return regs
+
+
+def _notes(v: PortVerdict, ev: Evidence, kernel: list[Listener], user: list[Listener]) -> None:
+    for r in v.registrations:
+        if not r.pids and r.controller_pid is not None:
+            v.notes.append(
+                f"request queue {r.queue} has no worker process attached (idle application pool): "
+                f"the port is still held, by its controller {r.processes[-1].replace(' controller', '')}")
+        elif not r.pids and r.controller_pid is None and r.queue is not None:
+            v.notes.append(f"{r.url}: no process attached to its request queue")
+        elif r.queue is None:
+            v.notes.append(f"{r.url}: registered, but the output does not link it to a request queue")
+    if kernel and not v.registrations:
+        if ev.usable("servicestate"):
+            v.notes.append("PID 4 (HTTP.sys) listens but no registration on this port is visible in the "
+                           "servicestate output (truncated, or registered by another server session)")
+        else:
+            v.notes.append("PID 4 (HTTP.sys) listens; servicestate output missing, so the registrant is unknown")
+    if v.registrations and ev.usable("netstat") and not kernel:
+        v.notes.append("HTTP.sys has a registration on this port but netstat shows no PID 4 listener")
+    if v.iplisten:
+        v.notes.append("HTTP.sys listens only on its IP listen list: " + ", ".join(v.iplisten))
+    if "http.sys" in v.holders and user:
+        v.notes.append("HTTP.sys and a user-mode process share the port on different addresses: "
+                       + ", ".join(f"{l.address} {l.process or 'PID ' + str(l.pid)}" for l in user))
+    for r in v.reservations:
+        if r.product and knowledge.product_by_label(r.product).reservation_only:
+            v.notes.append(f"{r.url} is a reservation only; it never holds the port by itself")
+
+
+def _show_address(addr: str, ipv6: bool) -> str:
+    return f"[{addr}]" if ipv6 and not addr.startswith("[") else addr
+
+
+def analyze_bundle(bundle: Bundle, ports: list[int]) -> HostReport:
+    ev = parse_evidence(bundle.texts)
+    report = analyze_evidence(bundle.host, ev, ports)
+    meta = bundle.meta
+    report.os_version = meta.get("os_version")
+    report.collected_at = meta.get("collected_at")
+    report.address = meta.get("address")
+    report.evidence_dir = str(bundle.path) if bundle.path else None
+    report.warnings = bundle.problems + report.warnings
+    scan_status = meta.get("status")
+    if scan_status in FAILED_STATUSES:
+        report.status = scan_status
+        report.error = meta.get("error") or report.error
+    elif scan_status == "partial" and meta.get("error"):
+        report.status = "partial"
+        report.error = meta.get("error")
+    return report
+
+
+def failed_host(host: str, status: str, error: str, ports: list[int], address: Optional[str] = None) -> HostReport:
+    """A host whose evidence could not be collected: every requested port is ``unknown``."""
+    return HostReport(host=host, status=status, error=error, address=address,
+                      ports=[PortVerdict(port=p, holder="unknown", notes=[f"not scanned: {status}"]) for p in ports])
+
+
+def host_report_to_dict(r: HostReport) -> dict[str, Any]:
+    from remote.records import to_dict
+
+    return to_dict(r)

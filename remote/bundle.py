@@ -1,0 +1,128 @@
+"""Evidence bundles: one folder per host, the raw text Windows printed (see docs/evidence-bundle.md).
+
+The same format is written by `port80 scan`, read by `port80 analyze` and served by the lab.
+This module is the only place that knows the file names; reading and writing are the only IO.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+from remote.textio import decode_text
+
+# evidence kind -> file name, and the command that produced it on the host
+FILES: dict[str, str] = {
+    "netstat": "netstat.txt",
+    "servicestate": "servicestate.txt",
+    "urlacl": "urlacl.txt",
+    "iplisten": "iplisten.txt",
+    "services": "services.json",
+    "tasklist": "tasklist.txt",
+    "processes": "processes.json",
+}
+COMMANDS: dict[str, str] = {
+    "netstat": "netstat.exe -ano",
+    "servicestate": "netsh.exe http show servicestate view=requestq",
+    "urlacl": "netsh.exe http show urlacl",
+    "iplisten": "netsh.exe http show iplisten",
+    "services": "Get-CimInstance Win32_Service | Select-Object Name,DisplayName,State,StartMode,ProcessId | ConvertTo-Json",
+    "tasklist": "tasklist.exe /svc",
+    "processes": "Get-Process | Select-Object Id,ProcessName,Path | ConvertTo-Json",
+}
+HOST_FILE = "host.json"
+MAX_FILE_BYTES = 64 * 1024 * 1024  # a bigger evidence file is refused, not read into memory
+
+
+class BundleError(Exception):
+    """A bundle folder that cannot be read at all (message names the path)."""
+
+
+@dataclass
+class Bundle:
+    host: str
+    texts: dict[str, Optional[str]] = field(default_factory=dict)  # kind -> text; None = missing
+    meta: dict[str, Any] = field(default_factory=dict)  # host.json
+    path: Optional[Path] = None
+    problems: list[str] = field(default_factory=list)  # files that could not be read
+
+    def text(self, kind: str) -> Optional[str]:
+        return self.texts.get(kind)
+
+
+def is_bundle_dir(path: Path) -> bool:
+    return path.is_dir() and any((path / name).is_file() for name in (*FILES.values(), HOST_FILE))
+
+
+def find_bundles(paths: Iterable[Path]) -> list[Path]:
+    """Bundle folders among ``paths``: each path is a bundle, or a folder of bundle folders."""
+    found: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if not p.exists():
+            raise BundleError(f"{p}: no such file or folder")
+        if is_bundle_dir(p):
+            found.append(p)
+        elif p.is_dir():
+            subs = sorted(c for c in p.iterdir() if is_bundle_dir(c))
+            if not subs:
+                raise BundleError(f"{p}: not an evidence bundle and holds none (expected {', '.join(FILES.values())})")
+            found.extend(subs)
+        else:
+            raise BundleError(f"{p}: not a folder (an evidence bundle is a folder per host)")
+    return found
+
+
+def read_bundle(path: Path) -> Bundle:
+    path = Path(path)
+    meta: dict[str, Any] = {}
+    problems: list[str] = []
+    hp = path / HOST_FILE
+    if hp.is_file():
+        try:
+            loaded = json.loads(decode_text(hp.read_bytes()))
+            if isinstance(loaded, dict):
+                meta = loaded
+            else:
+                problems.append(f"{hp}: not a JSON object")
+        except (OSError, ValueError) as e:
+            problems.append(f"{hp}: unreadable ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+    texts: dict[str, Optional[str]] = {}
+    for kind, name in FILES.items():
+        fp = path / name
+        if not fp.is_file():
+            texts[kind] = None
+            continue
+        try:
+            size = fp.stat().st_size
+            if size > MAX_FILE_BYTES:
+                problems.append(f"{fp}: {size} bytes, over the {MAX_FILE_BYTES} byte limit; not read")
+                texts[kind] = None
+                continue
+            texts[kind] = decode_text(fp.read_bytes())
+        except OSError as e:
+            problems.append(f"{fp}: unreadable ({e.strerror or e})")
+            texts[kind] = None
+    host = str(meta.get("host") or meta.get("hostname") or path.name)
+    return Bundle(host=host, texts=texts, meta=meta, path=path, problems=problems)
+
+
+def write_bundle(path: Path, bundle: Bundle) -> None:
+    """Write a bundle folder (UTF-8 text, exactly as received; host.json last)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    for kind, text in bundle.texts.items():
+        if text is None:
+            continue
+        _atomic_write(path / FILES[kind], text.encode("utf-8"))
+    _atomic_write(path / HOST_FILE, (json.dumps(bundle.meta, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+def _atomic_write(target: Path, data: bytes) -> None:
+    tmp = target.with_name(target.name + ".part")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, target)
