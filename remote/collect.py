@@ -1,0 +1,257 @@
+"""Collect one host's evidence over PowerShell remoting (pypsrp). The only module that talks to hosts.
+
+One host = one WSMan + one RunspacePool, created, used and closed in the calling thread (no pypsrp
+object crosses threads). All evidence comes back from ONE pipeline of several statements, each
+preceded by a marker string, so a host costs: open pool (Create + Receive), one Command + Receive,
+close (Delete): 5 HTTP requests over Basic/HTTPS, 8 with NTLM's 3 auth legs. Commands are
+read-only (see ``EVIDENCE``); tests assert the lab saw nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Optional, Union
+
+from remote.bundle import COMMANDS
+
+log = logging.getLogger("port80.collect")
+
+MARKER = "port80:evidence:"
+ELEVATION_CHECK = (
+    "([Security.Principal.WindowsPrincipal][Security.Principal.WindowsIdentity]::GetCurrent())"
+    ".IsInRole([Security.Principal.WindowsBuiltInRole]::Administrator)"
+)
+
+
+@dataclass
+class ConnectionSpec:
+    """How to reach one host (built from the inventory; holds no secret)."""
+
+    name: str
+    address: str
+    port: int = 5986
+    scheme: str = "https"
+    auth: str = "negotiate"
+    user: Optional[str] = None
+    cert_validation: Union[bool, str] = True  # True, False, or a CA bundle path
+    encryption: str = "auto"
+    connection_timeout: float = 10
+    read_timeout: float = 30
+    operation_timeout: int = 20
+    configuration_name: str = "Microsoft.PowerShell"
+    certificate_pem: Optional[str] = None
+    certificate_key_pem: Optional[str] = None
+
+
+@dataclass
+class Collected:
+    """Raw evidence of one host: texts by evidence kind, plus metadata (host.json)."""
+
+    texts: dict[str, Optional[str]] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    command_errors: dict[str, str] = field(default_factory=dict)  # kind -> why it failed
+
+
+def _native(*words: str) -> Callable:
+    def build(ps):
+        ps.add_cmdlet(words[0])
+        for w in words[1:]:
+            ps.add_argument(w)
+        ps.add_cmdlet("Out-String")
+
+    return build
+
+
+def _json(cmdlet: str, params: dict, props: list[str]) -> Callable:
+    def build(ps):
+        ps.add_cmdlet(cmdlet)
+        for k, v in params.items():
+            ps.add_parameter(k, v)
+        ps.add_cmdlet("Select-Object").add_parameter("Property", props)
+        ps.add_cmdlet("ConvertTo-Json")
+
+    return build
+
+
+# evidence kind -> how to ask for it. Read-only commands only.
+EVIDENCE: dict[str, Callable] = {
+    "netstat": _native("netstat.exe", "-ano"),
+    "servicestate": _native("netsh.exe", "http", "show", "servicestate", "view=requestq"),
+    "urlacl": _native("netsh.exe", "http", "show", "urlacl"),
+    "iplisten": _native("netsh.exe", "http", "show", "iplisten"),
+    "services": _json("Get-CimInstance", {"ClassName": "Win32_Service"},
+                      ["Name", "DisplayName", "State", "StartMode", "ProcessId"]),
+    "processes": _json("Get-Process", {}, ["Id", "ProcessName", "Path"]),
+    "os": _json("Get-CimInstance", {"ClassName": "Win32_OperatingSystem"},
+                ["CSName", "Caption", "Version", "BuildNumber"]),
+    "elevated": lambda ps: ps.add_script(ELEVATION_CHECK),
+}
+FALLBACK: dict[str, tuple[str, Callable]] = {
+    # when Win32_Service cannot be read, tasklist /svc still maps PIDs to services
+    "services": ("tasklist", _native("tasklist.exe", "/svc")),
+}
+CORE = ("netstat", "servicestate", "urlacl", "iplisten", "services")
+
+
+def connect(spec: ConnectionSpec, password: Optional[str]):
+    """A pypsrp WSMan for ``spec`` with every timeout and retry set explicitly."""
+    from pypsrp.wsman import WSMan
+
+    kwargs: dict[str, Any] = {}
+    if spec.auth == "certificate":
+        kwargs.update(certificate_pem=spec.certificate_pem, certificate_key_pem=spec.certificate_key_pem)
+    return WSMan(
+        spec.address,
+        port=spec.port,
+        username=spec.user,
+        password=password,
+        ssl=spec.scheme == "https",
+        auth=spec.auth,
+        cert_validation=spec.cert_validation,
+        encryption=spec.encryption,
+        connection_timeout=spec.connection_timeout,
+        read_timeout=spec.read_timeout,
+        operation_timeout=max(1, int(spec.operation_timeout)),
+        reconnection_retries=0,
+        reconnection_backoff=0.1,  # pypsrp retries a timed-out Receive 5x: keep the backoff short
+        no_proxy=True,
+        max_envelope_size=512000,
+        **kwargs,
+    )
+
+
+def _run(pool, kinds: list[str], builders: dict[str, Callable]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Run ``kinds`` as one pipeline of statements; split the output on the markers."""
+    from pypsrp.powershell import PowerShell
+
+    ps = PowerShell(pool)
+    for kind in kinds:
+        ps.add_cmdlet("Write-Output").add_parameter("InputObject", MARKER + kind).add_statement()
+        builders[kind](ps)
+        ps.add_statement()
+    output = ps.invoke()
+    got: dict[str, list[Any]] = {}
+    current: Optional[str] = None
+    for item in output:
+        if isinstance(item, str) and item.startswith(MARKER) and item[len(MARKER):] in builders:
+            current = item[len(MARKER):]
+            got[current] = []
+        elif current is not None:
+            got[current].append(item)
+    errors: dict[str, str] = {}
+    for rec in ps.streams.error:
+        kind = _error_kind(rec, kinds)
+        if kind:
+            errors.setdefault(kind, _one_line(str(rec)))
+    results: dict[str, Any] = {}
+    for kind in kinds:
+        if kind in got and (got[kind] or kind not in errors):
+            results[kind] = got[kind]
+        elif kind not in errors:
+            errors[kind] = "no output (pipeline " + ("failed" if ps.had_errors else "ended") + " before it ran)"
+    return results, errors
+
+
+def _error_kind(rec: Any, kinds: list[str]) -> Optional[str]:
+    """Which evidence kind an error record belongs to, from the command it names."""
+    text = " ".join(str(getattr(rec, a, "") or "") for a in ("command_name", "invocation_name", "message", "fq_error"))
+    inv = getattr(rec, "invocation", None) or getattr(rec, "invocation_info", None)
+    text += " " + str(inv or "") + " " + str(rec)
+    low = text.lower()
+    table = {
+        "netstat": ("netstat",), "servicestate": ("servicestate",), "urlacl": ("urlacl",),
+        "iplisten": ("iplisten",), "services": ("win32_service",), "os": ("win32_operatingsystem",),
+        "processes": ("get-process",), "elevated": ("windowsprincipal", "isinrole"),
+    }
+    for kind in kinds:
+        if any(w in low for w in table.get(kind, ())):
+            return kind
+    for kind in kinds:
+        if kind in ("servicestate", "urlacl", "iplisten") and "netsh" in low:
+            return kind
+    if "get-ciminstance" in low and "services" in kinds:
+        return "services"
+    return None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:300]
+
+
+def _as_text(items: list[Any]) -> str:
+    return "".join(i if isinstance(i, str) else str(i) for i in items)
+
+
+def collect(spec: ConnectionSpec, password: Optional[str]) -> Collected:
+    """Collect every evidence kind from one host. Raises what pypsrp/requests raise on failure
+    (the runner classifies it); command-level failures are recorded in ``command_errors``."""
+    from pypsrp.powershell import RunspacePool
+
+    started = datetime.now(timezone.utc)
+    out = Collected()
+    with connect(spec, password) as wsman:
+        with RunspacePool(wsman, configuration_name=spec.configuration_name) as pool:
+            results, errors = _run(pool, list(EVIDENCE), EVIDENCE)
+            missing = [k for k in EVIDENCE if k not in results]
+            if missing and len(missing) < len(EVIDENCE):
+                # a statement broke the pipeline: ask again, one statement per kind still missing
+                for kind in missing:
+                    r, e = _run(pool, [kind], EVIDENCE)
+                    results.update(r)
+                    if kind in r:
+                        errors.pop(kind, None)
+                    elif kind in e:
+                        errors[kind] = e[kind]
+            if "services" not in results or not _as_text(results["services"]).strip():
+                name, build = FALLBACK["services"]
+                r, e = _run(pool, [name], {name: build})
+                if name in r:
+                    results[name] = r[name]
+                elif name in e:
+                    errors[name] = e[name]
+    for kind, items in results.items():
+        if kind in ("os", "elevated"):
+            continue
+        out.texts[kind] = _as_text(items)
+    out.command_errors = errors
+    out.meta = _meta(spec, results, errors, started)
+    return out
+
+
+def _meta(spec: ConnectionSpec, results: dict[str, Any], errors: dict[str, str], started: datetime) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "host": spec.name,
+        "address": spec.address,
+        "collected_at": started.isoformat(timespec="seconds"),
+        "commands": {k: COMMANDS[k] for k in results if k in COMMANDS},
+    }
+    os_items = results.get("os")
+    if os_items:
+        try:
+            info = json.loads(_as_text(os_items).lstrip("\ufeff"))
+            if isinstance(info, list):
+                info = info[0] if info else {}
+            meta["hostname"] = info.get("CSName")
+            meta["os_version"] = info.get("Version")
+            meta["os_caption"] = info.get("Caption")
+        except (ValueError, AttributeError, TypeError):
+            pass
+    el = results.get("elevated")
+    if el:
+        meta["elevated"] = str(el[0]).strip().lower() == "true"
+    if errors:
+        meta["errors"] = dict(errors)
+    return meta
+
+
+def check(spec: ConnectionSpec, password: Optional[str]) -> dict[str, Any]:
+    """Reachability, credentials and elevation, in one pool and one tiny pipeline."""
+    from pypsrp.powershell import RunspacePool
+
+    with connect(spec, password) as wsman:
+        with RunspacePool(wsman, configuration_name=spec.configuration_name) as pool:
+            results, errors = _run(pool, ["os", "elevated"], EVIDENCE)
+    return _meta(spec, results, errors, datetime.now(timezone.utc))

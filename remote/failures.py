@@ -1,0 +1,117 @@
+"""Failure classes of a host, from whatever a collection raised. Pure (no IO).
+
+Classes, in every report format: ``ok``, ``unreachable`` (DNS, refused, no route, connect timeout),
+``tls`` (certificate), ``auth``, ``timeout``, ``winrm`` (WSMan fault with its code and message, or
+the WinRM endpoint answering an HTTP error), ``partial`` (some commands failed), ``error``
+(anything else: garbled responses, protocol errors, bugs), always as one line.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import struct
+from typing import Iterable, Optional
+from xml.etree.ElementTree import ParseError
+
+CLASSES = ("ok", "partial", "unreachable", "tls", "auth", "timeout", "winrm", "error")
+
+
+class DeadlineExceeded(Exception):
+    """port80's own per-host deadline ran out."""
+
+
+def _chain(exc: BaseException) -> Iterable[BaseException]:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        for a in getattr(exc, "args", ()):
+            if isinstance(a, BaseException) and id(a) not in seen:
+                yield a
+                inner = getattr(a, "reason", None)
+                if isinstance(inner, BaseException):
+                    yield inner
+        reason = getattr(exc, "reason", None)
+        if isinstance(reason, BaseException) and id(reason) not in seen:
+            yield reason
+        exc = exc.__cause__ or exc.__context__
+
+
+def _line(text: str, secrets: Iterable[str] = ()) -> str:
+    text = " ".join(str(text).split())
+    for s in secrets:
+        if s:
+            text = text.replace(s, "***")
+    return text[:400]
+
+
+def classify(exc: BaseException, secrets: Iterable[str] = ()) -> tuple[str, str]:
+    """(class, one-line message) for an exception raised while collecting from a host."""
+    import requests
+    from pypsrp.exceptions import (
+        AuthenticationError,
+        WinRMError,
+        WinRMTransportError,
+        WSManFaultError,
+    )
+
+    secrets = list(secrets)
+    chain = list(_chain(exc))
+    if isinstance(exc, DeadlineExceeded):
+        return "timeout", _line(str(exc) or "per-host deadline exceeded", secrets)
+    if isinstance(exc, AuthenticationError) or (isinstance(exc, WinRMTransportError) and exc.code == 401):
+        return "auth", _line(f"authentication failed: {exc.message if hasattr(exc, 'message') else exc}", secrets)
+    if isinstance(exc, WSManFaultError):
+        code = exc.code
+        return "winrm", _line(f"WSMan fault {code}: {exc.reason}", secrets)
+    if isinstance(exc, WinRMTransportError):
+        body = (exc.response_text or "").strip()
+        return "winrm", _line(f"WinRM endpoint answered HTTP {exc.code}" + (f": {body}" if body else ""), secrets)
+    if any(isinstance(e, (requests.exceptions.SSLError, ssl.SSLError, ssl.CertificateError)) for e in chain):
+        err = next(e for e in chain if isinstance(e, (ssl.SSLError, ssl.CertificateError, requests.exceptions.SSLError)))
+        reason = getattr(err, "verify_message", None) or getattr(err, "reason", None) or str(err)
+        return "tls", _line(f"TLS: {reason}", secrets)
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return "unreachable", _line("connection timed out (no route, or filtered)", secrets)
+    if isinstance(exc, (requests.exceptions.Timeout, socket.timeout, TimeoutError)):
+        return "timeout", _line("no answer within the read timeout", secrets)
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return _connection_class(chain, secrets)
+    if isinstance(exc, (ConnectionRefusedError, socket.gaierror)):
+        return "unreachable", _line(str(exc), secrets)
+    if isinstance(exc, ParseError):
+        return "error", _line(f"garbled response from WinRM (XML ParseError: {exc})", secrets)
+    if isinstance(exc, struct.error):
+        return "error", _line(f"garbled PSRP data (struct.error: {exc})", secrets)
+    if isinstance(exc, WinRMError):
+        return "error", _line(f"{type(exc).__name__}: {exc}", secrets)
+    return "error", _line(f"{type(exc).__name__}: {exc}", secrets)
+
+
+def _connection_class(chain: list[BaseException], secrets) -> tuple[str, str]:
+    import urllib3.exceptions as u3
+
+    for e in chain:
+        if isinstance(e, socket.gaierror) or "NameResolutionError" in type(e).__name__ or "getaddrinfo" in str(e):
+            return "unreachable", _line("name not resolved (DNS)", secrets)
+    for e in chain:
+        if isinstance(e, ConnectionRefusedError) or "Connection refused" in str(e) or "[Errno 111]" in str(e):
+            return "unreachable", _line("connection refused (nothing listens on the WinRM port)", secrets)
+        if isinstance(e, OSError) and getattr(e, "errno", None) in (101, 113, 110):  # unreachable, no route, timed out
+            return "unreachable", _line(f"no route to host ({e.strerror or e})", secrets)
+    for e in chain:
+        if isinstance(e, u3.NewConnectionError) or "Failed to establish a new connection" in str(e):
+            return "unreachable", _line(f"cannot connect: {e}", secrets)
+    for e in chain:
+        if isinstance(e, (ConnectionResetError, BrokenPipeError)) or "RemoteDisconnected" in type(e).__name__ \
+                or "Connection aborted" in str(e) or "Connection reset" in str(e):
+            return "error", _line("connection closed by the host without a response", secrets)
+    return "error", _line(f"connection error: {chain[0]}", secrets)
+
+
+def partial_message(command_errors: dict[str, str]) -> Optional[str]:
+    """One line naming the commands that failed and why (None when none did)."""
+    if not command_errors:
+        return None
+    return "; ".join(f"{k}: {v}" for k, v in command_errors.items())

@@ -1,0 +1,192 @@
+"""Fleet report renderings: table (tabulate), CSV, JSON, JSONL, Markdown. Pure: reports in, text out.
+
+Every host appears in every format, whatever happened to it: CSV has one row per
+(host, port, registration) and at least one row per (host, port).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from dataclasses import fields
+from typing import Any, Iterable, Optional
+
+from tabulate import tabulate
+
+from remote.analysis import HostReport, Listener, PortVerdict, Registration, ReservationView
+from remote.records import to_dict
+
+FORMATS = ("table", "csv", "json", "jsonl", "markdown")
+
+CSV_COLUMNS = [
+    "host", "address", "status", "error", "port", "holder", "listeners", "url", "queue", "pids",
+    "controller_pid", "processes", "services", "product", "advice", "reservations", "iplisten", "notes",
+    "evidence",
+]
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def host_to_dict(r: HostReport) -> dict[str, Any]:
+    return to_dict(r)
+
+
+def host_from_dict(d: dict[str, Any]) -> HostReport:
+    """Inverse of ``host_to_dict`` (for merge / resume); unknown keys are ignored."""
+
+    def build(cls, data):
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    ports = []
+    for p in d.get("ports") or []:
+        pv = build(PortVerdict, {**p, "listeners": [], "registrations": [], "reservations": []})
+        pv.listeners = [build(Listener, x) for x in p.get("listeners") or []]
+        pv.registrations = [build(Registration, x) for x in p.get("registrations") or []]
+        pv.reservations = [build(ReservationView, x) for x in p.get("reservations") or []]
+        ports.append(pv)
+    r = build(HostReport, {**d, "ports": []})
+    r.ports = ports
+    return r
+
+
+def summarize(reports: list[HostReport]) -> dict[str, Any]:
+    by_status = Counter(r.status for r in reports)
+    by_holder: dict[str, Counter] = {}
+    by_product: Counter = Counter()
+    for r in reports:
+        for p in r.ports:
+            by_holder.setdefault(str(p.port), Counter())[p.holder] += 1
+            for prod in dict.fromkeys(x.product for x in p.registrations if x.product):
+                by_product[f"{prod} (port {p.port})"] += 1
+            for l in p.listeners:
+                if l.pid != 4:
+                    by_product[f"{l.process or 'PID ' + str(l.pid)} (port {p.port})"] += 1
+    held = sum(1 for r in reports if any(p.holder not in ("free", "unknown") for p in r.ports))
+    return {
+        "hosts": len(reports),
+        "by_status": dict(sorted(by_status.items())),
+        "hosts_with_a_port_held": held,
+        "by_holder": {k: dict(sorted(v.items())) for k, v in sorted(by_holder.items(), key=lambda kv: int(kv[0]))},
+        "by_product": dict(by_product.most_common()),
+    }
+
+
+def render(reports: list[HostReport], fmt: str, ports: Optional[list[int]] = None) -> str:
+    if fmt == "json":
+        return render_json(reports, ports)
+    if fmt == "jsonl":
+        return "".join(json.dumps(host_to_dict(r), ensure_ascii=False) + "\n" for r in reports)
+    if fmt == "csv":
+        return render_csv(reports)
+    if fmt == "markdown":
+        return render_table(reports, "github")
+    if fmt == "table":
+        return render_table(reports, "simple")
+    raise ValueError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+
+
+def render_json(reports: list[HostReport], ports: Optional[list[int]] = None) -> str:
+    doc = {"ports": ports or sorted({p.port for r in reports for p in r.ports}),
+           "hosts": [host_to_dict(r) for r in reports], "summary": summarize(reports)}
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def csv_safe(value: Any) -> str:
+    """A cell a spreadsheet will not run as a formula (OWASP CSV injection guidance)."""
+    text = "" if value is None else str(value)
+    if text.startswith(_FORMULA_START):
+        return "'" + text
+    return text
+
+
+def _join(items: Iterable[Any]) -> str:
+    return "; ".join(str(i) for i in items if i is not None and i != "")
+
+
+def csv_rows(reports: list[HostReport]) -> Iterable[dict[str, str]]:
+    for r in reports:
+        for p in r.ports or [PortVerdict(port=0, holder="unknown")]:
+            base = {
+                "host": r.host, "address": r.address or "", "status": r.status, "error": r.error or "",
+                "port": p.port, "holder": p.holder,
+                "listeners": _join(f"{l.address}:{l.port} {l.process or ''} ({l.pid})".replace("  ", " ") for l in p.listeners),
+                "reservations": _join(f"{x.url} [{', '.join(x.users)}]" for x in p.reservations),
+                "iplisten": _join(p.iplisten), "notes": _join(p.notes),
+            }
+            regs = p.registrations or [None]
+            for reg in regs:
+                row = dict(base)
+                if reg is not None:
+                    row.update(url=reg.url, queue=reg.queue or "", pids=_join(reg.pids),
+                               controller_pid=reg.controller_pid if reg.controller_pid is not None else "",
+                               processes=_join(reg.processes), services=_join(reg.services),
+                               product=reg.product, advice=reg.advice, evidence=reg.evidence)
+                else:
+                    procs = [l for l in p.listeners if l.pid != 4]
+                    if procs:
+                        row.update(pids=_join(dict.fromkeys(l.pid for l in procs)),
+                                   processes=_join(dict.fromkeys(l.process or "" for l in procs)),
+                                   evidence=_join(l.evidence for l in procs))
+                yield {k: csv_safe(row.get(k, "")) for k in CSV_COLUMNS}
+
+
+def render_csv(reports: list[HostReport]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
+    w.writeheader()
+    for row in csv_rows(reports):
+        w.writerow(row)
+    return buf.getvalue()
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _who(p: PortVerdict) -> tuple[str, str, str]:
+    """(who, pids, services) in a few words for the table."""
+    who, pids, svcs = [], [], []
+    for reg in p.registrations:
+        if reg.product and reg.product not in who:
+            who.append(reg.product)
+        for pid in [*reg.pids, reg.controller_pid]:
+            if pid is not None and str(pid) not in pids:
+                pids.append(str(pid))
+        for s in reg.services:
+            if s not in svcs:
+                svcs.append(s)
+    for l in p.listeners:
+        if l.pid != 4:
+            label = l.process or f"PID {l.pid}"
+            if label not in who:
+                who.append(label)
+            if str(l.pid) not in pids:
+                pids.append(str(l.pid))
+    return ", ".join(who), ",".join(pids), ",".join(svcs)
+
+
+def render_table(reports: list[HostReport], tablefmt: str = "simple") -> str:
+    rows = []
+    for r in reports:
+        if r.status in ("ok", "partial"):
+            for p in r.ports:
+                who, pids, svcs = _who(p)
+                urls = ", ".join(reg.url for reg in p.registrations)
+                rows.append([_cut(r.host, 22), r.status, p.port, p.holder, _cut(who, 30), _cut(pids, 11),
+                             _cut(svcs, 18), _cut(urls, 30)])
+        else:
+            rows.append([_cut(r.host, 22), r.status, ",".join(str(p.port) for p in r.ports), "unknown",
+                         _cut(r.error or "", 30 + 11 + 18 + 30), "", "", ""])
+    table = tabulate(rows, headers=["HOST", "STATUS", "PORT", "HOLDER", "WHO", "PIDS", "SERVICES", "URLS"],
+                     tablefmt=tablefmt)
+    s = summarize(reports)
+    lines = [table, ""]
+    status = ", ".join(f"{k} {v}" for k, v in s["by_status"].items())
+    lines.append(f"{s['hosts']} hosts ({status}); {s['hosts_with_a_port_held']} with a requested port held.")
+    for port, counts in s["by_holder"].items():
+        lines.append(f"port {port}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if s["by_product"]:
+        lines.append("by product: " + "; ".join(f"{k} {v}" for k, v in s["by_product"].items()))
+    return "\n".join(lines) + "\n"
