@@ -127,3 +127,221 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("port80: interrupted", err=True)
         sys.exit(130)
+
+
+# --- fleet commands --------------------------------------------------------------------------------
+
+InventoryOpt = typer.Option(..., "--inventory", "-i", help="Ansible INI inventory file.")
+LimitOpt = typer.Option(None, "--limit", "-l", help="Ansible host pattern: groups, host globs, !exclude, &intersect.")
+UserOpt = typer.Option(None, "--user", "-u", help="User name (default: PORT80_USER, then ansible_user).")
+PasswordFileOpt = typer.Option(None, "--password-file", help="File whose first line is the password "
+                               "(default: PORT80_PASSWORD, then a prompt on a terminal).")
+ForksOpt = typer.Option(32, "--forks", help="Hosts scanned at once.")
+TimeoutOpt = typer.Option(120.0, "--timeout", help="Per-host deadline in seconds, enforced by port80.")
+VerboseOpt = typer.Option(0, "--verbose", "-v", count=True, help="-v details per host, -vv protocol debug.")
+NoVerifyOpt = typer.Option(False, "--no-cert-validation",
+                           help="Do not validate TLS certificates (insecure; prefer ansible_psrp_ca_cert).")
+
+
+def _setup_logging(verbose: int, secrets: list[str]) -> None:
+    from remote.logs import setup_logging
+
+    setup_logging(verbose, secrets)
+
+
+def _load_targets(inventory: Path, limit: Optional[str], shard: Optional[str], user: Optional[str],
+                  no_cert_validation: bool):
+    from remote.inventory import InventoryError, load_inventory, parse_shard
+    from remote.inventory import shard as take_shard
+    from remote.targets import Overrides, TargetError, to_spec
+
+    try:
+        inv = load_inventory(inventory)
+        hosts = inv.hosts(limit)
+        if shard:
+            k, n = parse_shard(shard)
+            hosts = take_shard(hosts, k, n)
+    except InventoryError as e:
+        raise fail(str(e))
+    except OSError as e:
+        raise fail(f"{inventory}: cannot read ({e.strerror or e})")
+    except ValueError as e:
+        raise fail(str(e))
+    for w in inv.warnings:
+        typer.echo(f"port80: warning: {w}", err=True)
+    if not hosts:
+        raise fail(f"{inventory}: no host matches" + (f" --limit {limit}" if limit else ""))
+    if no_cert_validation:
+        typer.echo("port80: warning: TLS certificate validation is off (--no-cert-validation)", err=True)
+    try:
+        specs = [to_spec(h, Overrides(user=user, cert_validation=False if no_cert_validation else None)) for h in hosts]
+    except TargetError as e:
+        raise fail(str(e))
+    for h in hosts:
+        if h.scheme == "http" and h.encryption == "never":
+            typer.echo(f"port80: warning: {h.name}: message encryption is off over plain HTTP", err=True)
+    return hosts, specs
+
+
+def _credentials(hosts, user: Optional[str], password_file: Optional[Path]):
+    from remote.credentials import CredentialsError, resolve_credentials
+
+    try:
+        return resolve_credentials(user, password_file, interactive=sys.stdin.isatty())
+    except CredentialsError as e:
+        raise fail(str(e))
+
+
+def _default_evidence_dir(prefix: str = "port80-scan") -> Path:
+    from datetime import datetime
+
+    return Path(f"{prefix}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+
+
+def run_fleet(specs, creds, ports, evidence_dir: Path, forks: int, timeout: float, resume: bool,
+              mode: str = "scan"):
+    from remote.scan import Scan, ScanOptions
+
+    if forks < 1:
+        raise fail("--forks must be at least 1")
+    if timeout <= 0:
+        raise fail("--timeout must be positive")
+    password = creds.password()
+    opts = ScanOptions(ports=ports, evidence_dir=evidence_dir, forks=forks, timeout=timeout, resume=resume,
+                       progress=sys.stderr.isatty(), mode=mode)
+    scan = Scan(specs, lambda spec: password, opts, secrets=[password] if password else [])
+    try:
+        reports = scan.run()
+    except OSError as e:
+        raise fail(f"{evidence_dir}: {e.strerror or e}")
+    return scan, reports
+
+
+@app.command()
+def scan(
+    inventory: Path = InventoryOpt,
+    limit: Optional[str] = LimitOpt,
+    port: Optional[List[int]] = PortOpt,
+    user: Optional[str] = UserOpt,
+    password_file: Optional[Path] = PasswordFileOpt,
+    forks: int = ForksOpt,
+    timeout: float = TimeoutOpt,
+    evidence_dir: Optional[Path] = typer.Option(None, "--evidence-dir", help="Where bundles and results go "
+                                                "(default: ./port80-scan-<timestamp>)."),
+    resume: bool = typer.Option(False, "--resume", help="Skip hosts already in EVIDENCE_DIR/results.jsonl."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="K/N: scan only the K-th of N stable slices."),
+    fmt: str = FormatOpt,
+    output: Optional[Path] = OutputOpt,
+    fail_if_held: bool = typer.Option(False, "--fail-if-held", help="Exit 3 when a requested port is held."),
+    no_cert_validation: bool = NoVerifyOpt,
+    verbose: int = VerboseOpt,
+) -> None:
+    """Scan the inventory's hosts over WinRM/PSRP, keep their evidence, print the fleet report."""
+    ports = _ports(port)
+    fmt = _format(fmt)
+    if resume and evidence_dir is None:
+        raise fail("--resume needs --evidence-dir (the folder of the scan to resume)")
+    hosts, specs = _load_targets(inventory, limit, shard, user, no_cert_validation)
+    creds = _credentials(hosts, user, password_file)
+    _setup_logging(verbose, [creds.password() or ""])
+    specs = _with_user(specs, creds)
+    evidence_dir = evidence_dir or _default_evidence_dir()
+    scan_, reports = run_fleet(specs, creds, ports, evidence_dir, forks, timeout, resume)
+    paths = scan_.write_reports()
+    _emit(render_report(reports, fmt, ports), output)
+    typer.echo(f"evidence: {evidence_dir}  report: {paths['csv']}, {paths['json']}", err=True)
+    if scan_.interrupted:
+        typer.echo(f"port80: interrupted: {len(reports)} of {len(specs)} hosts finished; "
+                   f"rerun with --resume --evidence-dir {evidence_dir}", err=True)
+        raise typer.Exit(130)
+    raise typer.Exit(_exit_code(reports, fail_if_held))
+
+
+def render_report(reports, fmt, ports):
+    from remote.report import render
+
+    return render(reports, fmt, ports)
+
+
+def _with_user(specs, creds):
+    from dataclasses import replace
+
+    if creds.user:
+        return [s if s.user else replace(s, user=creds.user) for s in specs]
+    return specs
+
+
+@app.command()
+def check(
+    inventory: Path = InventoryOpt,
+    limit: Optional[str] = LimitOpt,
+    user: Optional[str] = UserOpt,
+    password_file: Optional[Path] = PasswordFileOpt,
+    forks: int = ForksOpt,
+    timeout: float = typer.Option(30.0, "--timeout", help="Per-host deadline in seconds."),
+    fmt: str = FormatOpt,
+    output: Optional[Path] = OutputOpt,
+    no_cert_validation: bool = NoVerifyOpt,
+    verbose: int = VerboseOpt,
+) -> None:
+    """Per host: is WinRM reachable, do the credentials work, is the session elevated."""
+    import tempfile
+
+    fmt = _format(fmt)
+    hosts, specs = _load_targets(inventory, limit, None, user, no_cert_validation)
+    creds = _credentials(hosts, user, password_file)
+    _setup_logging(verbose, [creds.password() or ""])
+    specs = _with_user(specs, creds)
+    with tempfile.TemporaryDirectory(prefix="port80-check-") as tmp:
+        _, reports = run_fleet(specs, creds, [], Path(tmp), forks, timeout, False, mode="check")
+    if fmt == "table":
+        from tabulate import tabulate
+
+        rows = [[r.host, r.address, r.status, r.os_version or "", r.error or ""] for r in reports]
+        _emit(tabulate(rows, headers=["HOST", "ADDRESS", "STATUS", "OS", "DETAIL"]) + "\n", output)
+    else:
+        _emit(render_report(reports, fmt, []), output)
+    raise typer.Exit(_exit_code(reports, False))
+
+
+@app.command("inventory")
+def inventory_cmd(
+    inventory: Path = InventoryOpt,
+    limit: Optional[str] = LimitOpt,
+    fmt: str = typer.Option("table", "--format", "-f", help="table | json"),
+) -> None:
+    """List the resolved hosts and their connection settings (never secrets)."""
+    from tabulate import tabulate
+
+    hosts, specs = _load_targets(inventory, limit, None, None, False)
+    if fmt == "json":
+        typer.echo(json.dumps([h.to_dict() for h in hosts], indent=2, ensure_ascii=False))
+        return
+    rows = []
+    for h, s in zip(hosts, specs):
+        cert = "ignore" if s.cert_validation is False else (s.cert_validation if isinstance(s.cert_validation, str) else "validate")
+        rows.append([h.name, f"{s.scheme}://{s.address}:{s.port}", s.auth, s.user or "", cert,
+                     s.encryption, ",".join(h.groups)])
+    typer.echo(tabulate(rows, headers=["HOST", "ENDPOINT", "AUTH", "USER", "CERT", "ENCRYPTION", "GROUPS"]))
+    typer.echo(f"{len(hosts)} hosts")
+
+
+@app.command()
+def merge(
+    results: List[Path] = typer.Argument(..., help="results.jsonl files (or scan folders) from several runs/shards."),
+    port: Optional[List[int]] = PortOpt,
+    fmt: str = FormatOpt,
+    output: Optional[Path] = OutputOpt,
+    fail_if_held: bool = typer.Option(False, "--fail-if-held"),
+) -> None:
+    """Join the results of several scans (e.g. --shard runners) into one fleet report."""
+    from remote.scan import merge_results
+
+    fmt = _format(fmt)
+    try:
+        reports = merge_results(results)
+    except (OSError, ValueError) as e:
+        raise fail(str(e))
+    ports = list(dict.fromkeys(port or [p.port for r in reports for p in r.ports] or [80]))
+    _emit(render_report(reports, fmt, ports), output)
+    raise typer.Exit(_exit_code(reports, fail_if_held))

@@ -1,0 +1,48 @@
+"""Logging set-up: quiet by default, -v for port80's per-host detail, -vv for protocol debug;
+a redaction filter on every handler so no secret reaches a log line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+
+class _Redact(logging.Filter):
+    def __init__(self, secrets):
+        super().__init__()
+        from remote.credentials import redact
+
+        self._redact = redact
+        self._secrets = [s for s in secrets if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self._secrets:
+            msg = record.getMessage()
+            record.msg = self._redact(msg, self._secrets)
+            record.args = None
+            if record.exc_info:
+                import traceback
+
+                text = "".join(traceback.format_exception(*record.exc_info))
+                record.exc_info = None
+                record.exc_text = None
+                record.msg = record.msg + "\n" + self._redact(text, self._secrets)
+        return True
+
+
+def setup_logging(verbose: int, secrets) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_Redact(secrets))
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    root.addHandler(handler)
+    if verbose >= 2:
+        root.setLevel(logging.DEBUG)
+    elif verbose == 1:
+        root.setLevel(logging.WARNING)
+        logging.getLogger("port80").setLevel(logging.DEBUG)
+    else:
+        root.setLevel(logging.ERROR)
+        logging.getLogger("port80").setLevel(logging.WARNING)

@@ -1,0 +1,50 @@
+"""From inventory hosts (remote.inventory.HostConfig) to connection specs the collector uses,
+with the secure defaults and the per-host password source. No IO, no pypsrp."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from remote.collect import ConnectionSpec
+
+
+class TargetError(Exception):
+    """A host whose settings cannot be used as given (message names the host)."""
+
+
+@dataclass
+class Overrides:
+    user: Optional[str] = None
+    cert_validation: Optional[bool] = None  # False = --no-cert-validation (explicit opt-out)
+    connection_timeout: Optional[float] = None
+    read_timeout: Optional[float] = None
+
+
+def to_spec(h, ov: Overrides = Overrides()) -> ConnectionSpec:
+    """ConnectionSpec for an inventory host; enforces: Basic over plain HTTP only with encryption
+    explicitly ``never`` (the inventory module already refuses it otherwise)."""
+    validate = h.cert_validation if ov.cert_validation is None else ov.cert_validation
+    cert: object = validate
+    if validate and getattr(h, "ca_cert", None):
+        cert = h.ca_cert
+    auth = (h.auth or "negotiate").lower()
+    if auth in ("basic", "certificate") and h.scheme == "http" and h.encryption != "never":
+        raise TargetError(f"{h.name}: Basic/certificate auth over plain HTTP needs message encryption "
+                          "turned off explicitly (ansible_psrp_message_encryption=never)")
+    return ConnectionSpec(
+        name=h.name,
+        address=h.address,
+        port=int(h.port),
+        scheme=h.scheme,
+        auth=auth,
+        user=ov.user or h.user,
+        cert_validation=cert,  # type: ignore[arg-type]
+        encryption=h.encryption or "auto",
+        connection_timeout=float(ov.connection_timeout or h.connection_timeout or 10),
+        read_timeout=float(ov.read_timeout or h.read_timeout or 30),
+        operation_timeout=int(h.operation_timeout or 20),
+        configuration_name=h.configuration_name or "Microsoft.PowerShell",
+        certificate_pem=getattr(h, "cert_pem", None),
+        certificate_key_pem=getattr(h, "cert_key_pem", None),
+    )
