@@ -2,3 +2,34 @@
 
 No parser raises, whatever the input: each returns what it could plus warnings.
 """
+
+from .common import detect_error
+from .iplisten import parse_iplisten
+from .netstat import parse_netstat
+from .services import parse_processes_json, parse_services_json, parse_services_table
+from .servicestate import parse_servicestate
+from .tasklist import parse_tasklist
+from .urlacl import parse_urlacl
+
+PARSERS = {
+    "netstat": parse_netstat,
+    "servicestate": parse_servicestate,
+    "urlacl": parse_urlacl,
+    "iplisten": parse_iplisten,
+    "tasklist": parse_tasklist,
+    "services": parse_services_json,
+    "processes": parse_processes_json,
+}
+
+__all__ = [
+    "PARSERS",
+    "detect_error",
+    "parse_iplisten",
+    "parse_netstat",
+    "parse_processes_json",
+    "parse_services_json",
+    "parse_services_table",
+    "parse_servicestate",
+    "parse_tasklist",
+    "parse_urlacl",
+]

@@ -1,0 +1,257 @@
+"""Shared helpers for the parsers: line cleanup, labels, URLs, markers, error detection.
+
+Everything here is pure and never raises on any ``str`` input. The damage these helpers undo is
+the damage seen in ../shared/corpus (INDEX.tsv): BOM, CRLF (and CR CR LF), trailing spaces, lost
+or shifted indentation, Markdown ``\\-`` escapes (azure-sf-requestq-mangled), ``<url>`` wrappers,
+author snip markers (``...[snip]...`` htb-overwatch-c, ``(...)`` blog-pid4-abo, ``[...]``
+thm-winclr-abon, ``...`` ine-ec2-wmic) and the ``-- More --`` pager line.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Callable, Optional, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Line:
+    no: int  # 1-based line number in the source text
+    raw: str  # tabs expanded, trailing whitespace removed, Markdown "\-" undone
+    text: str  # raw.strip()
+    indent: int  # leading spaces of raw
+
+    @property
+    def blank(self) -> bool:
+        return not self.text
+
+
+def split_lines(text: object) -> list[Line]:
+    """Source lines, numbered from 1. Accepts any object; non-str gives []."""
+    if not isinstance(text, str) or not text:
+        return []
+    text = text.replace("\ufeff", "").replace("\x00", "")
+    text = text.replace("\r\r\n", "\n").replace("\r\n", "\n").replace("\r", "\n")
+    out = []
+    for i, raw in enumerate(text.split("\n"), 1):
+        raw = raw.expandtabs(8).rstrip()
+        # Markdown escapes a dash as "\-" (azure-sf dash underline); no real netsh/netstat/tasklist
+        # value contains a backslash followed by a dash.
+        raw = raw.replace("\\-", "-")
+        stripped = raw.lstrip()
+        out.append(Line(i, raw, stripped, len(raw) - len(stripped)))
+    return out
+
+
+# --- markers --------------------------------------------------------------------------------------
+
+_MARKER_RE = re.compile(
+    r"""^(?:
+        \.{2,}\s*[\[(<]?\s*snip(?:ped)?\s*[\])>]?\s*\.{0,}   # ...[snip]...
+      | [\[(<]\s*(?:\.{2,}|\u2026|snip(?:ped)?)\s*[\])>]      # (...) [...] [snip] <snip>
+      | \.{3,} | \u2026                                      # ... (wmic excerpt)
+      | -+\s*more\s*-+.*                                    # -- More --
+    )$""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+def is_marker(text: str) -> bool:
+    """Author truncation markers and pager lines (the line as stripped)."""
+    return bool(_MARKER_RE.match(text.strip()))
+
+
+_RULE_RE = re.compile(r"^[-=\u2500\u2014 ]{3,}$")
+
+
+def is_rule(text: str) -> bool:
+    """A dash/equals underline ("-----", "===== ========")."""
+    t = text.strip()
+    return bool(_RULE_RE.match(t)) and any(c in t for c in "-=\u2500\u2014")
+
+
+# --- labels ---------------------------------------------------------------------------------------
+
+_LABEL_RE = re.compile(r"^([^:]{1,80}?)\s*:(?:\s+|$)(.*)$")
+
+
+def strip_accents(s: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", s) if not unicodedata.combining(c))
+
+
+def norm_label(label: str) -> str:
+    """Case-, accent- and spacing-insensitive form of a label."""
+    return " ".join(strip_accents(label).casefold().split())
+
+
+def split_label(text: str) -> Optional[tuple[str, str]]:
+    """``"Label   : value"`` → ``(normalized label, value)``; None when the line is not one.
+
+    The colon must be followed by whitespace or end the line, so ``HTTP://x`` and ``C:\\dir`` are
+    not labels, while ``SDDL: D:(A;;GX;;;WD)`` is.
+    """
+    m = _LABEL_RE.match(text.strip())
+    if not m:
+        return None
+    label = m.group(1).strip()
+    if not label or "//" in label:
+        return None
+    return norm_label(label), m.group(2).strip()
+
+
+# --- URLs -----------------------------------------------------------------------------------------
+
+_URL_RE = re.compile(r"^(?:https?)://\S+$", re.IGNORECASE)
+_MD_ESCAPE_RE = re.compile(r"\\([!-/:-@\[-`{-~])")
+
+
+def unescape_markdown(s: str) -> str:
+    """Undo Markdown backslash escapes (``\\_`` ``\\*`` ``\\{`` ...). Only for URLs and SDDL,
+    which never contain a backslash; user names and paths keep theirs."""
+    return _MD_ESCAPE_RE.sub(r"\1", s)
+
+
+def clean_url(text: str) -> Optional[str]:
+    """A registered/reserved URL as printed, minus ``<>`` wrappers, Markdown escapes and spaces.
+
+    Returns None when the text is not an ``http(s)://`` URL. Case and form are kept
+    (``HTTP://127.0.0.1:8000:127.0.0.1/``, ``HTTP://+:80/...``, ``HTTPS://HOST:443/FRVROOT_{..}/``).
+    """
+    t = unescape_markdown(text.strip())
+    while len(t) >= 2 and t[0] == "<" and t[-1] == ">":
+        t = t[1:-1].strip()
+    t = t.strip("<>").strip()
+    return t if _URL_RE.match(t) else None
+
+
+# --- numbers --------------------------------------------------------------------------------------
+
+
+def to_int(s: object) -> Optional[int]:
+    """Plain decimal integer (as printed by netsh/netstat), else None."""
+    if isinstance(s, bool):
+        return None
+    if isinstance(s, int):
+        return s
+    if isinstance(s, float) and s.is_integer():
+        return int(s)
+    if isinstance(s, str):
+        t = s.strip()
+        if t.isascii() and t.isdigit() and len(t) < 12:
+            return int(t)
+    return None
+
+
+# --- error detection ------------------------------------------------------------------------------
+
+# Known error sentences. English ones are from the corpus or from netsh/PowerShell's own text;
+# the French elevation text is from a third-party fixture (NOTES §7, unverified for netsh http);
+# other localized forms are caught by the structural "short prose" rule below.
+_ERROR_RE = re.compile(
+    r"""requires\ elevation
+      | n.cessite\ une\ .l.vation
+      | \bthe\ handle\ is\ invalid\b
+      | \baccess\ is\ denied\b
+      | \bacc.s\ refus.
+      | \bzugriff\ verweigert\b
+      | \bis\ not\ recognized\ as\ (?:the\ name\ of\ a\ cmdlet|an\ internal\ or\ external\ command)
+      | n'est\ pas\ reconnu
+      | \bcommandnotfoundexception\b
+      | fullyqualifiederrorid
+      | \bno\ msft_\w+\ objects\ found\b
+      | \bthe\ following\ command\ was\ not\ found\b
+      | \bthe\ system\ cannot\ find\ the\b
+      | \bthe\ parameter\ is\ incorrect\b
+      | \bthe\ rpc\ server\ is\ unavailable\b
+      | \bfailed,\ error:\ *\d+
+      | ^(?:error|erreur|fehler|errore)\s*:
+    """,
+    re.IGNORECASE | re.VERBOSE,
+)
+
+# Lines that are structure, not content: titles and column headers of the commands we parse.
+_HEADER_RE = re.compile(
+    r"""^(?:
+        snapshot\ of\ http\ service\ state.*
+      | url\ reservations\s*:? | url\ prenotati\s*:?
+      | ip\ addresses\ present\ in\ the\ ip\ listen\ list\s*:?
+      | active\ connections | aktive\ verbindungen | conexiones\ activas | connexions\ actives
+      | proto\s.* | image\ name\s.* | localaddress\s.* | processid\s.* | exitcode\s.* | status\s+name\s.*
+    )$""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+_INFO_RE = re.compile(r"^(?:info|information|informations)\s*:", re.IGNORECASE)
+_WORD_RE = re.compile(r"^[^\W\d_][\w'\u2019.,()!-]*$")
+
+
+def _is_prose(text: str) -> bool:
+    """A free-text sentence: several words, mostly letters, ends like a sentence."""
+    if clean_url(text) or re.search(r"\d+\.\d+\.\d+\.\d+|\[[0-9a-f:]*\]:\d", text, re.I):
+        return False
+    words = text.split()
+    if len(words) < 3:
+        return False
+    wordy = sum(1 for w in words if _WORD_RE.match(w))
+    return wordy / len(words) >= 0.6 and text.rstrip()[-1:] in (".", "!", ")")
+
+
+def body_lines(text: object) -> list[str]:
+    """Non-blank lines that are neither titles, underlines, column headers nor snip markers."""
+    return [
+        ln.text
+        for ln in split_lines(text)
+        if ln.text and not is_rule(ln.text) and not is_marker(ln.text) and not _HEADER_RE.match(ln.text)
+    ]
+
+
+def detect_error(text: object) -> Optional[str]:
+    """The error message when ``text`` is an error instead of command output, else None.
+
+    Structural heuristic, whatever the language: once titles/underlines/column headers are
+    dropped, either a known error sentence comes first (ets2 sample: header + "The handle is
+    invalid."; PowerShell records "netsh.exe : ..." / "... : The term 'x' is not recognized ..."),
+    or what is left is a few lines of prose (a localized error we have no sample of).
+    ``INFO:`` lines (tasklist "no tasks match") are an empty result, not an error.
+    """
+    body = body_lines(text)
+    if not body or _INFO_RE.match(body[0]):
+        return None
+    for t in body[:4]:
+        if _ERROR_RE.search(t):
+            return t
+    if len(body) <= 6 and _is_prose(body[0]):
+        return body[0]
+    return None
+
+
+# --- never raise ----------------------------------------------------------------------------------
+
+
+def never_raise(factory: Callable[[], T]) -> Callable[[Callable[[str], T]], Callable[[object], T]]:
+    """Decorator: on any unexpected exception return ``factory()`` with a warning instead.
+
+    Also turns non-str input into "" so callers may pass None.
+    """
+
+    def deco(fn: Callable[[str], T]) -> Callable[[object], T]:
+        @functools.wraps(fn)
+        def wrapper(text: object) -> T:
+            if isinstance(text, (bytes, bytearray)):
+                text = bytes(text).decode("utf-8", errors="replace")
+            if not isinstance(text, str):
+                text = ""
+            try:
+                return fn(text)
+            except Exception as exc:  # pragma: no cover - safety net, tests assert it never fires
+                res = factory()
+                res.warnings.append(f"internal parser error: {type(exc).__name__}: {exc}")
+                return res
+
+        return wrapper
+
+    return deco

@@ -1,0 +1,389 @@
+"""``netsh http show servicestate`` (both views) → :class:`ServiceStateResult`.
+
+The parser keys on line *shapes* (``label: value`` with the label looked up in a small table, bare
+URL lines, bare PID lines, ``ID: N, image: X`` lines) and on the *order* of lines, never on
+absolute indentation. Shapes handled (../shared/corpus/raw/servicestate):
+
+* Server Session View, ``Process IDs:`` lists (possibly empty, with ``Controller process ID``):
+  htb-flight-iis-winrm, blog-pid4-116B50EB, uts-iotbay-localhost8080-wsd5357;
+* the Server 2022 ``Processes:`` / ``ID: 1412, image: <?>`` form with a per-queue
+  ``Registered URLs:`` list: htb-overwatch-a-processes-image, htb-overwatch-c-oxdf-snipped
+  (``...[snip]...`` markers, whitespace-only line);
+* Request Queue View, URL groups and their ``Server session ID:`` nested inside the queue:
+  bookofdaniel-ssrs-requestq-excerpt (no title: view inferred), azure-sf-requestq-mangled
+  (``\\-`` escapes, ``<url>`` wrappers, later queues indented 4 deeper);
+* damage: lost/shifted indentation, double spacing, trailing spaces, CRLF (all structural).
+
+Linking URLs to queues (``RequestQueue.urls_linked_by``): ``"queue"`` when the URLs are printed
+under the queue (request-queue view, or the per-queue ``Registered URLs:``); in the session view
+named queues get the URL groups whose ``Request queue name`` matches (``"name"``), unnamed queues
+get the unnamed URL groups in order when the counts match (``"order"``), else stay unlinked with a
+warning.
+
+Labels are English only: no localized ``servicestate`` capture exists (NOTES §11). Unknown labels
+are ignored; bare URLs and PIDs are still collected by shape.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Optional, Union
+
+from ..records import QueueProcess, RequestQueue, ServerSession, ServiceStateResult, UrlGroup
+from .common import (
+    Line,
+    clean_url,
+    detect_error,
+    is_marker,
+    is_rule,
+    never_raise,
+    split_label,
+    split_lines,
+    to_int,
+)
+
+_LABELS = {
+    "server session id": "session",
+    "url group id": "group",
+    "url groups": "groups",
+    "request queues": "queues",
+    "request queue name": "queue",
+    "version": "version",
+    "state": "state",
+    "registered urls": "urls",
+    "number of registered urls": "url_count",
+    "process ids": "pids",
+    "processes": "processes",
+    "controller process id": "controller",
+    "number of active processes attached": "active",
+    "properties": "block",
+    "timeouts": "block",
+    "logging information": "block",
+    "authentication configuration": "block",
+    "authentication schemes enabled": "auth",
+}
+_LIST_HEADERS = {"urls", "processes", "groups", "queues", "block", "auth"}  # expect children
+_TITLE_RE = re.compile(r"^(?P<title>.*\((?P<view>[^()]*)\))\s*:?$")
+_PROC_RE = re.compile(r"^ID\s*:\s*(\d{1,10})\s*(?:,\s*image\s*:\s*(.*))?$", re.IGNORECASE)
+
+Entity = Union[ServerSession, UrlGroup, RequestQueue, None]
+
+
+def _unnamed(value: str) -> bool:
+    """"Request queue is unnamed." (or a localized sentence: several words ending in '.')."""
+    v = value.strip()
+    return not v or "unnamed" in v.lower() or (v.endswith(".") and len(v.split()) >= 3)
+
+
+class _Parser:
+    def __init__(self) -> None:
+        self.res = ServiceStateResult()
+        self.sessions: dict[str, ServerSession] = {}
+        self.title_seen = False
+        self.first_kind: Optional[str] = None  # first top-level entity kind, to infer the view
+        self.cur_session: Optional[ServerSession] = None
+        self.cur_group: Optional[UrlGroup] = None
+        self.cur_queue: Optional[RequestQueue] = None
+        self.entity: Entity = None
+        self.group_open = False  # the current group may still receive its own "Request queue name"
+        self.group_indent = 0
+        self.group_queue: dict[int, RequestQueue] = {}  # id(group) -> queue it is printed under
+        self.group_count: dict[int, int] = {}  # id(group) -> "Number of registered URLs"
+        self.queue_has_list: set[int] = set()  # id(queue) with URLs printed under it
+        self.list_mode: Optional[str] = None
+        self.list_target: Entity = None
+        self.pending_header: Optional[str] = None  # last list header still without children
+        self.entity_empty = False  # last entity started and nothing printed under it yet
+
+    # -- line dispatch ----------------------------------------------------------------------------
+
+    def feed(self, ln: Line) -> None:
+        t = ln.text
+        if not t:
+            return
+        if is_marker(t):
+            self.res.truncated = True
+            self.list_mode = None
+            return
+        if is_rule(t):
+            return
+        if not self.title_seen and not self._any_record():
+            m = _TITLE_RE.match(t)
+            lv = split_label(t)
+            if m and (lv is None or not lv[1] or "snapshot" in t.lower()):
+                self.title_seen = True
+                view = m.group("view").lower()
+                if "session" in view:
+                    self.res.view = "session"
+                elif "queue" in view:
+                    self.res.view = "requestq"
+                return
+        self.entity_empty = False
+        self.pending_header = None
+        m = _PROC_RE.match(t)
+        if m:
+            self._process(int(m.group(1)), m.group(2), ln)
+            return
+        url = clean_url(t)
+        if url:
+            self._url(url, ln)
+            return
+        pid = to_int(t)
+        if pid is not None:
+            if self.list_mode == "pids" and self.cur_queue is not None:
+                self.cur_queue.pids.append(pid)
+            else:
+                self.res.warnings.append(f"line {ln.no}: stray number {t!r}")
+            return
+        lv = split_label(t)
+        if lv is None:
+            # Bare words: "Timeout values inherited", auth schemes ("Negotiate"), ...
+            if self.list_mode != "auth" and not re.fullmatch(r"[^\W\d_][\w ./()-]*", t):
+                self.res.warnings.append(f"line {ln.no}: unrecognized line {t[:60]!r}")
+            return
+        label, value = lv
+        self._label(_LABELS.get(label), value, ln)
+
+    def _any_record(self) -> bool:
+        return bool(self.sessions or self.res.url_groups or self.res.request_queues)
+
+    # -- handlers ---------------------------------------------------------------------------------
+
+    def _process(self, pid: int, image: Optional[str], ln: Line) -> None:
+        q = self.cur_queue
+        if q is None:
+            self.res.warnings.append(f"line {ln.no}: process {pid} outside any request queue")
+            return
+        img = (image or "").strip()
+        q.processes.append(QueueProcess(pid=pid, image=None if img in ("", "<?>", "?") else img))
+        q.pids.append(pid)
+
+    def _url(self, url: str, ln: Line) -> None:
+        target = self.list_target if self.list_mode == "urls" else None
+        if target is None:
+            target = self.entity if isinstance(self.entity, (UrlGroup, RequestQueue)) else None
+        if target is None:
+            target = self.cur_group or self.cur_queue
+        if target is None:
+            self.res.warnings.append(f"line {ln.no}: URL {url!r} outside any URL group or queue")
+            return
+        target.urls.append(url)
+        if isinstance(target, RequestQueue):
+            self.queue_has_list.add(id(target))
+        if isinstance(target, UrlGroup):
+            self.group_open = False
+
+    def _label(self, key: Optional[str], value: str, ln: Line) -> None:
+        self.list_mode = None
+        if key == "session":
+            self._session(value, ln)
+        elif key == "group":
+            self._group(value, ln)
+        elif key == "queues":
+            self.first_kind = self.first_kind or "session"
+            self.cur_session = self.cur_group = self.cur_queue = None
+            self.entity = None
+            self.pending_header = key
+        elif key == "queue":
+            self._queue_name(value, ln)
+        elif key == "version":
+            if isinstance(self.entity, (ServerSession, RequestQueue)):
+                self.entity.version = value or None
+        elif key == "state":
+            if self.entity is not None:
+                self.entity.state = value or None
+        elif key == "urls":
+            self.list_mode = "urls"
+            self.list_target = self.entity if isinstance(self.entity, (UrlGroup, RequestQueue)) else (
+                self.cur_group or self.cur_queue
+            )
+            if isinstance(self.list_target, RequestQueue):
+                self.queue_has_list.add(id(self.list_target))
+            if isinstance(self.list_target, UrlGroup):
+                self.group_open = False
+            self.pending_header = key
+            url = clean_url(value)
+            if url and self.list_target is not None:
+                self.list_target.urls.append(url)
+                self.pending_header = None
+        elif key == "url_count":
+            if isinstance(self.entity, UrlGroup):
+                n = to_int(value)
+                if n is not None:
+                    self.group_count[id(self.entity)] = n
+                self.group_open = False
+        elif key == "pids":
+            self.list_mode = "pids"
+            for tok in re.split(r"[\s,]+", value):
+                pid = to_int(tok)
+                if pid is not None and self.cur_queue is not None:
+                    self.cur_queue.pids.append(pid)
+        elif key == "processes":
+            self.list_mode = "processes"
+            self.pending_header = key
+        elif key == "controller":
+            if self.cur_queue is not None:
+                self.cur_queue.controller_pid = to_int(value)
+        elif key == "active":
+            if self.cur_queue is not None:
+                self.cur_queue.active_processes = to_int(value)
+        elif key in ("block", "auth"):
+            self.list_mode = "auth" if key == "auth" else None
+            if key == "block" and isinstance(self.entity, UrlGroup):
+                self.group_open = False
+            self.pending_header = key
+        elif key == "groups":
+            self.pending_header = key
+        # unknown labels (timeouts, bandwidth, verbosity, log directory, ...) are ignored
+
+    def _session(self, value: str, ln: Line) -> None:
+        sid = value.split()[0] if value.split() else ""
+        if not sid:
+            self.res.warnings.append(f"line {ln.no}: server session without id")
+            return
+        s = self.sessions.get(sid)
+        if s is None:
+            s = self.sessions[sid] = ServerSession(id=sid, line=ln.no)
+        nested = self.cur_queue is not None and self.cur_group is not None
+        if nested:  # request-queue view: the group's owning session, printed inside it
+            g = self.cur_group
+            g.server_session_id = sid
+            if g.id and g.id not in s.url_group_ids:
+                s.url_group_ids.append(g.id)
+            self.group_open = False
+        else:
+            self.first_kind = self.first_kind or "session"
+            self.cur_session, self.cur_group, self.cur_queue = s, None, None
+        self.entity = s
+        self.entity_empty = True
+
+    def _group(self, value: str, ln: Line) -> None:
+        gid = value.split()[0] if value.split() else None
+        g = UrlGroup(id=gid, line=ln.no)
+        self.res.url_groups.append(g)
+        if self.cur_queue is not None:
+            self.group_queue[id(g)] = self.cur_queue
+            if gid:
+                self.cur_queue.url_group_ids.append(gid)
+        elif self.cur_session is not None:
+            g.server_session_id = self.cur_session.id
+            if gid:
+                self.cur_session.url_group_ids.append(gid)
+        else:
+            self.first_kind = self.first_kind or "session"
+        self.cur_group = g
+        self.entity = g
+        self.entity_empty = True
+        self.group_open = True
+        self.group_indent = ln.indent
+
+    def _queue_name(self, value: str, ln: Line) -> None:
+        name = None if _unnamed(value) else value
+        g = self.cur_group
+        if self.entity is g and g is not None and self.group_open and ln.indent >= self.group_indent:
+            g.queue_name = name
+            self.group_open = False
+            return
+        q = RequestQueue(name=name, line=ln.no)
+        self.res.request_queues.append(q)
+        self.first_kind = self.first_kind or "requestq"
+        self.cur_queue, self.cur_group, self.cur_session = q, None, None
+        self.entity = q
+        self.entity_empty = True
+
+    # -- end of text ------------------------------------------------------------------------------
+
+    def finish(self, text: str) -> ServiceStateResult:
+        res = self.res
+        res.server_sessions = list(self.sessions.values())
+        if res.view is None and self.first_kind:
+            res.view = self.first_kind
+        if not self._any_record():
+            res.error = detect_error(text)
+            return res
+        self._truncation()
+        self._link()
+        return res
+
+    def _truncation(self) -> None:
+        res = self.res
+        if not self.title_seen:
+            res.truncated = True  # an excerpt: the title is always printed
+        if self.pending_header or self.entity_empty:
+            res.truncated = True  # text ends on a header or an empty record
+        for g in res.url_groups:
+            if self.group_count.get(id(g), 0) > len(g.urls):
+                res.truncated = True
+        last = res.request_queues[-1] if res.request_queues else None
+        if last is not None and self.entity is last and (last.active_processes or 0) > len(last.pids):
+            res.truncated = True
+        if res.view == "session" and res.url_groups and not res.request_queues:
+            res.truncated = True
+
+    def _link(self) -> None:
+        res = self.res
+        queues = res.request_queues
+        # 1. URLs printed under the queue (request-queue view groups, per-queue lists).
+        for g in res.url_groups:
+            q = self.group_queue.get(id(g))
+            if q is not None:
+                _extend(q.urls, g.urls)
+                q.urls_linked_by = "queue"
+        claimed: set[int] = {id(g) for g in res.url_groups if id(g) in self.group_queue}
+        for q in queues:
+            if id(q) in self.queue_has_list:
+                q.urls_linked_by = "queue"
+                keys = {u.casefold() for u in q.urls}
+                for g in res.url_groups:
+                    if id(g) in claimed or not g.urls or _key(g.queue_name) != _key(q.name):
+                        continue
+                    if {u.casefold() for u in g.urls} <= keys:
+                        claimed.add(id(g))
+                        if g.id and g.id not in q.url_group_ids:
+                            q.url_group_ids.append(g.id)
+        free = [g for g in res.url_groups if id(g) not in claimed]
+        # 2. Named queues: by name.
+        for q in queues:
+            if q.urls_linked_by or q.name is None:
+                continue
+            groups = [g for g in free if _key(g.queue_name) == _key(q.name)]
+            if groups:
+                for g in groups:
+                    _extend(q.urls, g.urls)
+                    if g.id:
+                        q.url_group_ids.append(g.id)
+                q.urls_linked_by = "name"
+            else:
+                res.warnings.append(f"line {q.line}: no URL group names request queue {q.name!r}")
+        # 3. Unnamed queues: by order, only when the counts match.
+        uq = [q for q in queues if not q.urls_linked_by and q.name is None]
+        ug = [g for g in free if g.queue_name is None]
+        if uq and len(uq) == len(ug):
+            for q, g in zip(uq, ug):
+                _extend(q.urls, g.urls)
+                if g.id:
+                    q.url_group_ids.append(g.id)
+                q.urls_linked_by = "order"
+        elif uq:
+            res.warnings.append(
+                f"{len(uq)} unnamed request queue(s) vs {len(ug)} unnamed URL group(s): URLs not linked"
+            )
+
+
+def _key(name: Optional[str]) -> Optional[str]:
+    return name.casefold() if name is not None else None
+
+
+def _extend(dst: list[str], src: list[str]) -> None:
+    for u in src:
+        if u not in dst:
+            dst.append(u)
+
+
+@never_raise(ServiceStateResult)
+def parse_servicestate(text: str) -> ServiceStateResult:
+    """Parse ``netsh http show servicestate [view=session|requestq] [verbose=yes|no]``; never raises."""
+    p = _Parser()
+    for ln in split_lines(text):
+        p.feed(ln)
+    return p.finish(text)
