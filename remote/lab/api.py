@@ -73,3 +73,16 @@ def canonical_key(statements: list[Statement]) -> str:
             cmds.append(" ".join(words))
         parts.append(" | ".join(cmds))
     return " ".join("; ".join(parts).split())
+
+
+@dataclass
+class RawClixml:
+    """An ``Execution.output`` item given as the exact CLIXML a real host sent for one object
+    (``<Obj RefId="0">…</Obj>``, as ``[PSSerializer]::Serialize($o, 1)`` prints it). The protocol
+    server sends it byte for byte, so captured objects keep their real type names (a psrpcore
+    deserialize/serialize round trip would turn them into ``Deserialized.*``).
+
+    Added by the protocol-server side (remote/lab/shell.py) for the engine (host.py/commands.py):
+    optional to use; plain ``str`` and psrpcore objects work as before."""
+
+    xml: str

@@ -1,0 +1,557 @@
+"""WinRS shells and PSRP pipelines of one emulated host, on psrpcore's sans-IO server side.
+
+``HostRuntime.handle(request)`` answers one parsed WS-Management request (Create, Receive, Command,
+Send, Signal, Delete, Get) for one emulated host. One ``Shell`` is one RunspacePool
+(``psrpcore.ServerRunspacePool``); psrpcore is not thread-safe, so each shell has one
+``threading.Condition`` guarding its psrpcore objects and its outgoing queues; the same condition
+is what a Receive long-polls on.
+
+Outgoing PSRP data is drained from psrpcore right after every operation into per-target queues
+(one for the pool, one per pipeline: ``data_to_send`` only batches messages of one target) as
+payloads of at most ``FRAGMENT_SIZE`` bytes; a Receive sends as many of them as fit the client's
+MaxEnvelopeSize, so the pool-open Receive and a pipeline Receive with everything ready need ONE
+response.
+
+psrpcore 0.3.1 private API used here (pinned; covered by tests/test_lab_psrpcore_private.py):
+``ServerPipeline._change_state(state, error, emit=False)`` (a pipeline starts without the Running
+state message real servers never send; a failed pipeline ends Failed with its ErrorRecord),
+``RunspacePool._send_buffer`` and ``RunspacePool._fragment_counter`` (raw CLIXML passthrough).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import re
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Protocol
+
+import psrpcore
+from psrpcore import PSRPPayload, StreamType
+from psrpcore._payload import PSRPMessage, create_message
+from psrpcore.types import (
+    ErrorCategory,
+    ErrorCategoryInfo,
+    ErrorRecord,
+    NETException,
+    PSInvocationState,
+    PSRPMessageType,
+    PSVersion,
+    RunspacePoolState,
+)
+
+from remote.lab import api, wsman
+from remote.lab.faults import Faults
+
+log = logging.getLogger("port80.lab.shell")
+
+FRAGMENT_SIZE = 32768  # bytes of PSRP data per outgoing payload (Windows fragments at 32 KiB too)
+MIN_RECEIVE_BUDGET = 8192
+PS_RESOURCE_PREFIX = "http://schemas.microsoft.com/powershell/"
+
+DEFAULT_PSVERSION = {
+    "PSVersion": "5.1.17763.1",
+    "PSEdition": "Desktop",
+    "PSCompatibleVersions": ["1.0", "2.0", "3.0", "4.0", "5.0", "5.1.17763.1"],
+    "BuildVersion": "10.0.17763.1",
+    "CLRVersion": "4.0.30319.42000",
+    "WSManStackVersion": "3.0",
+    "PSRemotingProtocolVersion": "2.3",
+    "SerializationVersion": "1.1.0.1",
+}
+_VERSION_RE = re.compile(r"^\d+(\.\d+){1,3}$")
+
+
+class LabHostLike(Protocol):
+    name: str
+    psversion: dict
+
+    def run(self, statements: list[api.Statement]) -> api.Execution: ...
+
+
+class Hang(Exception):
+    """The request must never be answered (the server holds the connection until shutdown)."""
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes
+
+
+# ------------------------------------------------------------------------------- conversions
+
+
+def _plain(value: Any) -> Any:
+    """psrpcore's deserialized values (PSString, PSInt32, PSList...) as plain Python values."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def statements_from_pipeline(ps: psrpcore.PowerShell) -> list[api.Statement]:
+    """CREATE_PIPELINE (psrpcore ``PowerShell`` metadata, ExtraCmds included) as ``api.Statement``s."""
+    statements: list[api.Statement] = []
+    current: api.Statement = []
+    for c in ps.commands:
+        current.append(
+            api.Command(
+                text=str(c.command_text),
+                is_script=bool(c.is_script),
+                parameters=[(None if n is None else str(n), _plain(v)) for n, v in c.parameters],
+            )
+        )
+        if c.end_of_statement:
+            statements.append(current)
+            current = []
+    if current:
+        statements.append(current)
+    return statements
+
+
+def psversion_table(psversion: Optional[dict]) -> dict:
+    """A host's PSVersionTable for ApplicationPrivateData, version strings typed as ``Version`` like Windows."""
+    table = dict(DEFAULT_PSVERSION)
+    table.update(psversion or {})
+    out: dict[str, Any] = {}
+    for k, v in table.items():
+        if isinstance(v, str) and _VERSION_RE.match(v) and k != "PSEdition":
+            out[k] = PSVersion(v)
+        elif isinstance(v, (list, tuple)) and all(isinstance(x, str) and _VERSION_RE.match(x) for x in v):
+            out[k] = [PSVersion(x) for x in v]
+        else:
+            out[k] = v
+    return out
+
+
+def error_record(spec: api.ErrorSpec) -> ErrorRecord:
+    """An ``ErrorRecord`` as PowerShell would serialize it, from the engine's ``ErrorSpec``."""
+    exc = NETException(Message=spec.message, HResult=-2146233087)
+    type_names = [spec.exception_type]
+    if spec.exception_type != "System.Exception":
+        type_names.append("System.Exception")
+    type_names.append("System.Object")
+    exc.PSObject.type_names = type_names
+    try:
+        category = ErrorCategory(int(spec.category))
+    except ValueError:
+        category = ErrorCategory.NotSpecified
+    target = spec.target
+    info = ErrorCategoryInfo(
+        Category=category,
+        Activity=spec.command_name or "",
+        Reason=spec.exception_type.rsplit(".", 1)[-1],
+        TargetName=target if target is not None else "",
+        TargetType="String" if target is not None else "",
+    )
+    return ErrorRecord(
+        Exception=exc,
+        CategoryInfo=info,
+        TargetObject=target,
+        FullyQualifiedErrorId=spec.fully_qualified_error_id,
+    )
+
+
+def queue_raw_clixml(pool: psrpcore.ServerRunspacePool, pipeline_id: uuid.UUID, clixml: str) -> None:
+    """Queue one PipelineOutput whose CLIXML is sent byte for byte (captured objects keep their
+    real type names; psrpcore's deserialize/serialize round trip would make them ``Deserialized.*``)."""
+    data = create_message(False, PSRPMessageType.PipelineOutput, clixml.encode("utf-8"), pool.runspace_pool_id,
+                          pipeline_id)
+    pool._send_buffer.append(  # private API (psrpcore 0.3.1)
+        PSRPMessage(PSRPMessageType.PipelineOutput, bytearray(data), pool.runspace_pool_id, pipeline_id,
+                    pool._fragment_counter, StreamType.default)
+    )
+
+
+# ---------------------------------------------------------------------------------- state
+
+
+class Pipe:
+    """One pipeline (WSMan command) of a shell."""
+
+    __slots__ = ("pipeline", "command_id", "queue", "started", "executed", "finished", "input_done", "ready_at",
+                 "done_sent")
+
+    def __init__(self, pipeline: psrpcore.ServerPipeline, command_id: str) -> None:
+        self.pipeline = pipeline
+        self.command_id = command_id
+        self.queue: deque[bytes] = deque()
+        self.started = False
+        self.executed = False
+        self.finished = False  # the terminal PipelineState is queued
+        self.input_done = False
+        self.ready_at = 0.0  # monotonic time when a delayed (slow) pipeline runs
+        self.done_sent = False
+
+
+class Shell:
+    """One WinRS shell = one PSRP RunspacePool."""
+
+    def __init__(self, shell_id: str, resource_uri: str, owner: str, client_ip: str, app_data: dict) -> None:
+        self.id = shell_id
+        self.resource_uri = resource_uri
+        self.owner = owner
+        self.client_ip = client_ip
+        self.pool = psrpcore.ServerRunspacePool(application_private_data=app_data)
+        self.cond = threading.Condition()
+        self.pool_queue: deque[bytes] = deque()
+        self.pipes: dict[uuid.UUID, Pipe] = {}
+        self.closed = False
+        self.created = time.monotonic()
+        self.last_use = self.created
+
+    def feed(self, data: bytes, pipeline_id: Optional[uuid.UUID], stream_type: StreamType) -> list:
+        self.pool.receive_data(PSRPPayload(data, stream_type, pipeline_id))
+        events = []
+        while True:
+            ev = self.pool.next_event()
+            if ev is None:
+                return events
+            events.append(ev)
+
+    def drain(self) -> None:
+        """Move everything psrpcore has to send into the per-target queues; wake long-polls."""
+        while True:
+            payload = self.pool.data_to_send(FRAGMENT_SIZE)
+            if payload is None:
+                break
+            if payload.pipeline_id is None:
+                self.pool_queue.append(payload.data)
+            else:
+                pipe = self.pipes.get(payload.pipeline_id)
+                if pipe is not None:
+                    pipe.queue.append(payload.data)
+        self.cond.notify_all()
+
+
+def _iso_duration(seconds: float) -> str:
+    s = int(seconds)
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    return f"P{d}DT{h}H{m}M{s}S"
+
+
+class WSManFault(Exception):
+    def __init__(self, code: int, message: str, subcode: str = "w:InternalError", value: str = "s:Receiver"):
+        super().__init__(message)
+        self.code, self.message, self.subcode, self.value = code, message, subcode, value
+
+
+class HostRuntime:
+    """The WS-Management service of one emulated host."""
+
+    def __init__(
+        self,
+        host: LabHostLike,
+        faults: Optional[Faults] = None,
+        machine: Optional[str] = None,
+        stopping: Optional[threading.Event] = None,
+        on_pipeline: Optional[Callable[[list[api.Statement], api.Execution], None]] = None,
+    ) -> None:
+        self.host = host
+        self.faults = faults or Faults()
+        self.machine = machine or host.name
+        self.stopping = stopping or threading.Event()
+        self.on_pipeline = on_pipeline
+        self._lock = threading.Lock()
+        self.shells: dict[str, Shell] = {}
+        self._app_data_table = psversion_table(getattr(host, "psversion", None))
+
+    # ----------------------------------------------------------------------------- dispatch
+
+    def handle(self, req: wsman.Request, client_ip: str = "127.0.0.1", user: str = "auditor",
+               address: str = "") -> Reply:
+        """Answer one request: a ``Reply`` (200 response or 500 fault); raises ``Hang`` to never answer."""
+        try:
+            injected = self.faults.wsman_fault_for(req.name)
+            if injected is not None:
+                raise WSManFault(injected[0], injected[1])
+            handler = getattr(self, "_do_" + req.name.lower(), None)
+            if handler is None:
+                raise WSManFault(wsman.CODE_ACTION_NOT_SUPPORTED,
+                                 f"The WS-Management service does not support the specified action {req.action}.",
+                                 subcode="a:ActionNotSupported", value="s:Sender")
+            return handler(req, client_ip=client_ip, user=user, address=address)
+        except WSManFault as f:
+            return Reply(500, wsman.fault(req.message_id, f.code, f.message, self.machine, f.subcode, f.value))
+        except Hang:
+            raise
+        except Exception as e:  # a PSRP decoding error, a bug: a WSMan fault, as Windows answers garbage input
+            log.exception("lab %s: %s failed", self.machine, req.name)
+            return Reply(500, wsman.fault(req.message_id, wsman.CODE_INTERNAL,
+                                          f"The WS-Management service cannot process the request: "
+                                          f"{type(e).__name__}: {e}", self.machine))
+
+    def _shell(self, req: wsman.Request) -> Shell:
+        sid = req.shell_id
+        with self._lock:
+            shell = self.shells.get((sid or "").upper())
+        if shell is None or shell.closed:
+            raise WSManFault(
+                wsman.CODE_SHELL_NOT_FOUND,
+                f"The request for the Windows Remote Shell with ShellId {sid or ''} failed because the shell was not "
+                "found on the server. Possible causes are: the specified ShellId is incorrect or the shell no longer "
+                "exists on the server. Provide the correct ShellId or create a new shell and retry the operation. ",
+                subcode="w:InvalidSelectors", value="s:Sender")
+        shell.last_use = time.monotonic()
+        return shell
+
+    # ----------------------------------------------------------------------------- actions
+
+    def _do_create(self, req: wsman.Request, client_ip: str, user: str, address: str) -> Reply:
+        body = req.body
+        if body is None or body.tag != "{%s}Shell" % wsman.NS["rsp"]:
+            raise WSManFault(wsman.CODE_INTERNAL, "The WS-Management service cannot process the request: "
+                             "the Create body holds no rsp:Shell.")
+        if not req.resource_uri.startswith(PS_RESOURCE_PREFIX):
+            raise WSManFault(wsman.CODE_INTERNAL, f"The lab serves PowerShell remoting only, not {req.resource_uri}.")
+        creation = body.find("{%s}creationXml" % wsman.NS["pwsh"])
+        if creation is None or not (creation.text or "").strip():
+            raise WSManFault(wsman.CODE_INTERNAL, "The WS-Management service cannot process the request: "
+                             "no creationXml in the PowerShell shell Create.")
+        shell_id = (body.get("ShellId") or str(uuid.uuid4())).upper()
+        try:
+            data = base64.b64decode(creation.text.strip())
+        except (binascii.Error, ValueError):
+            raise WSManFault(wsman.CODE_INTERNAL, "creationXml is not base64") from None
+        app_data = {"PSVersionTable": dict(self._app_data_table)}
+        shell = Shell(shell_id, req.resource_uri, user, client_ip, app_data)
+        with shell.cond:
+            shell.feed(data, None, StreamType.default)
+            if shell.pool.state != RunspacePoolState.Opened:
+                raise WSManFault(wsman.CODE_INTERNAL, "The PowerShell runspace pool could not be opened "
+                                 f"(state {shell.pool.state.name}).")
+            shell.drain()
+        with self._lock:
+            self.shells[shell_id] = shell
+        input_streams = (body.findtext("{%s}InputStreams" % wsman.NS["rsp"]) or "stdin pr").strip()
+        output_streams = (body.findtext("{%s}OutputStreams" % wsman.NS["rsp"]) or "stdout").strip()
+        return Reply(200, wsman.create_response(req, shell_id, address or req.to, user, client_ip,
+                                                input_streams, output_streams))
+
+    def _do_command(self, req: wsman.Request, **_: Any) -> Reply:
+        shell = self._shell(req)
+        body = req.body
+        if body is None or body.tag != "{%s}CommandLine" % wsman.NS["rsp"]:
+            raise WSManFault(wsman.CODE_INTERNAL, "The Command body holds no rsp:CommandLine.")
+        command_id = body.get("CommandId") or str(uuid.uuid4()).upper()
+        try:
+            pid = uuid.UUID(command_id)
+        except ValueError:
+            raise WSManFault(wsman.CODE_INTERNAL, f"CommandId {command_id!r} is not a GUID.") from None
+        args = [a.text or "" for a in body.findall("{%s}Arguments" % wsman.NS["rsp"])]
+        with shell.cond:
+            if pid in shell.pipes:
+                raise WSManFault(wsman.CODE_INTERNAL, f"A command with CommandId {command_id} already exists.")
+            # the ServerPipeline must exist before its CREATE_PIPELINE fragment is fed in
+            pipe = Pipe(psrpcore.ServerPipeline(shell.pool, pid), command_id)
+            shell.pipes[pid] = pipe
+            for a in args:
+                if a.strip():
+                    self._feed_pipe(shell, pipe, base64.b64decode(a.strip()), StreamType.default)
+            shell.drain()
+        return Reply(200, wsman.command_response(req, command_id))
+
+    def _feed_pipe(self, shell: Shell, pipe: Pipe, data: bytes, stream_type: StreamType) -> None:
+        for ev in shell.feed(data, pipe.pipeline.pipeline_id, stream_type):
+            if isinstance(ev, psrpcore.EndOfPipelineInputEvent):
+                target = shell.pipes.get(ev.pipeline_id) if ev.pipeline_id else None
+                if target is not None:
+                    target.input_done = True
+        for p in list(shell.pipes.values()):
+            self._maybe_start(shell, p)
+
+    def _maybe_start(self, shell: Shell, pipe: Pipe) -> None:
+        p = pipe.pipeline
+        if pipe.started or p.metadata is None:
+            return
+        if not getattr(p.metadata, "no_input", True) and not pipe.input_done:
+            return
+        pipe.started = True
+        # real servers never send PipelineState Running: change the state without emitting it
+        p._change_state(PSInvocationState.Running, emit=False)  # private API (psrpcore 0.3.1)
+        if self.faults.slow_seconds > 0:
+            pipe.ready_at = time.monotonic() + self.faults.slow_seconds
+            return
+        self._execute(shell, pipe)
+
+    def _execute(self, shell: Shell, pipe: Pipe) -> None:
+        """Run the pipeline on the emulated host and queue what it wrote (call with ``shell.cond`` held)."""
+        pipe.executed = True
+        p = pipe.pipeline
+        if p.state != PSInvocationState.Running:  # stopped meanwhile
+            return
+        statements = statements_from_pipeline(p.metadata)
+        try:
+            ex = self.host.run(statements)
+        except Exception as e:
+            log.exception("lab %s: host.run failed for %s", self.machine, api.canonical_key(statements))
+            ex = api.Execution(failed=True, failure=api.ErrorSpec(
+                message=f"lab: the emulated host failed to run the pipeline ({type(e).__name__}: {e})",
+                fully_qualified_error_id="LabHostError",
+                exception_type="System.Management.Automation.RuntimeException"))
+        if self.on_pipeline is not None:
+            try:
+                self.on_pipeline(statements, ex)
+            except Exception:
+                log.exception("lab %s: on_pipeline hook failed", self.machine)
+        if p.state != PSInvocationState.Running:
+            return
+        for item in ex.output:
+            if isinstance(item, api.RawClixml):
+                queue_raw_clixml(shell.pool, p.pipeline_id, item.xml)
+            else:
+                p.write_output(item)
+        for err in ex.errors:
+            rec = error_record(err)
+            p.write_error(rec.Exception, rec.CategoryInfo, rec.TargetObject, rec.FullyQualifiedErrorId)
+        if ex.failed:
+            failure = ex.failure or api.ErrorSpec(message="The pipeline failed.", fully_qualified_error_id="Failed")
+            p._change_state(PSInvocationState.Failed, error_record(failure))  # private API (psrpcore 0.3.1)
+        else:
+            p.complete()
+        pipe.finished = True
+        shell.drain()
+
+    def _do_receive(self, req: wsman.Request, **_: Any) -> Reply:
+        shell = self._shell(req)
+        desired = req.body.find("{%s}DesiredStream" % wsman.NS["rsp"]) if req.body is not None else None
+        command_id = desired.get("CommandId") if desired is not None else None
+        budget = max(req.max_envelope_size - wsman.RECEIVE_OVERHEAD, MIN_RECEIVE_BUDGET)
+        deadline = time.monotonic() + max(req.operation_timeout, 0.05)
+        with shell.cond:
+            pipe: Optional[Pipe] = None
+            if command_id:
+                try:
+                    pipe = shell.pipes.get(uuid.UUID(command_id))
+                except ValueError:
+                    pipe = None
+                if pipe is None:
+                    raise WSManFault(wsman.CODE_INVALID_SELECTORS,
+                                     f"The request for the command with CommandId {command_id} failed because the "
+                                     "command was not found on the server.",
+                                     subcode="w:InvalidSelectors", value="s:Sender")
+                if self.faults.hang_receive:
+                    raise Hang()
+            queue = pipe.queue if pipe is not None else shell.pool_queue
+            while True:
+                if shell.closed:
+                    raise WSManFault(wsman.CODE_SHELL_NOT_FOUND, f"The shell {shell.id} was closed.",
+                                     subcode="w:InvalidSelectors", value="s:Sender")
+                now = time.monotonic()
+                if pipe is not None and pipe.started and not pipe.executed and now >= pipe.ready_at:
+                    self._execute(shell, pipe)
+                if queue or (pipe is not None and pipe.finished and not pipe.done_sent):
+                    break
+                if self.stopping.is_set():
+                    raise Hang()
+                wake = deadline
+                if pipe is not None and pipe.started and not pipe.executed:
+                    wake = min(wake, pipe.ready_at)
+                if now >= deadline:
+                    return Reply(500, wsman.operation_timeout_fault(req.message_id, self.machine))
+                shell.cond.wait(min(max(wake - now, 0.0), 0.5))
+            chunks: list[str] = []
+            used = 0
+            while queue:
+                size = (len(queue[0]) + 2) // 3 * 4 + wsman.STREAM_OVERHEAD
+                if chunks and used + size > budget:
+                    break
+                chunks.append(base64.b64encode(queue.popleft()).decode("ascii"))
+                used += size
+            done = pipe is not None and pipe.finished and not queue
+            if done:
+                pipe.done_sent = True
+        return Reply(200, wsman.receive_response(req, chunks, pipe.command_id if pipe else None, done))
+
+    def _do_send(self, req: wsman.Request, **_: Any) -> Reply:
+        shell = self._shell(req)
+        body = req.body
+        if body is None:
+            raise WSManFault(wsman.CODE_INTERNAL, "The Send body is empty.")
+        with shell.cond:
+            for st in body.findall("{%s}Stream" % wsman.NS["rsp"]):
+                text = (st.text or "").strip()
+                if not text:
+                    continue
+                data = base64.b64decode(text)
+                stream_type = StreamType.prompt_response if st.get("Name") == "pr" else StreamType.default
+                cid = st.get("CommandId")
+                if cid:
+                    pipe = shell.pipes.get(uuid.UUID(cid))
+                    if pipe is None:
+                        raise WSManFault(wsman.CODE_INVALID_SELECTORS, f"No command with CommandId {cid}.",
+                                         subcode="w:InvalidSelectors", value="s:Sender")
+                    self._feed_pipe(shell, pipe, data, stream_type)
+                else:
+                    shell.feed(data, None, stream_type)
+            shell.drain()
+        return Reply(200, wsman.send_response(req))
+
+    def _do_signal(self, req: wsman.Request, **_: Any) -> Reply:
+        shell = self._shell(req)
+        body = req.body
+        command_id = body.get("CommandId") if body is not None else None
+        code = (body.findtext("{%s}Code" % wsman.NS["rsp"]) or "") if body is not None else ""
+        with shell.cond:
+            pipe = None
+            if command_id:
+                try:
+                    pipe = shell.pipes.get(uuid.UUID(command_id))
+                except ValueError:
+                    pipe = None
+            if pipe is not None:
+                p = pipe.pipeline
+                if p.state in (PSInvocationState.Running, PSInvocationState.Stopping):
+                    p.stop()  # emits PipelineState Stopped (what ctrl_c gives on a real host)
+                    pipe.finished = True
+                    shell.drain()
+                if code.lower().endswith("/signal/terminate"):
+                    p.close()
+                    shell.pipes.pop(p.pipeline_id, None)
+                shell.cond.notify_all()
+        return Reply(200, wsman.signal_response(req))
+
+    def _do_delete(self, req: wsman.Request, **_: Any) -> Reply:
+        shell = self._shell(req)
+        with self._lock:
+            self.shells.pop(shell.id, None)
+        with shell.cond:
+            shell.closed = True
+            shell.cond.notify_all()
+        return Reply(200, wsman.delete_response(req))
+
+    def _do_get(self, req: wsman.Request, **_: Any) -> Reply:
+        shell = self._shell(req)
+        now = time.monotonic()
+        xml = wsman.shell_element(shell.id, shell.resource_uri, shell.owner, shell.client_ip,
+                                  run_time=_iso_duration(now - shell.created),
+                                  inactivity=_iso_duration(now - shell.last_use))
+        return Reply(200, wsman.get_response(req, xml))
+
+    # ----------------------------------------------------------------------------- lifecycle
+
+    def close_all(self) -> None:
+        with self._lock:
+            shells = list(self.shells.values())
+            self.shells.clear()
+        for shell in shells:
+            with shell.cond:
+                shell.closed = True
+                shell.cond.notify_all()
