@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import textwrap
 from collections import Counter
 from dataclasses import fields
 from typing import Any, Iterable, Optional
@@ -145,18 +146,16 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _who(p: PortVerdict) -> tuple[str, str, str]:
-    """(who, pids, services) in a few words for the table."""
-    who, pids, svcs = [], [], []
+def _who(p: PortVerdict) -> tuple[str, str]:
+    """(who, pids) in a few words for the table: products with their services, user-mode processes."""
+    who, pids = [], []
     for reg in p.registrations:
-        if reg.product and reg.product not in who:
-            who.append(reg.product)
+        label = reg.product + (f" [{','.join(reg.services)}]" if reg.services and reg.product_key in ("self-hosted", "unknown") else "")
+        if label and label not in who:
+            who.append(label)
         for pid in [*reg.pids, reg.controller_pid]:
             if pid is not None and str(pid) not in pids:
                 pids.append(str(pid))
-        for s in reg.services:
-            if s not in svcs:
-                svcs.append(s)
     for l in p.listeners:
         if l.pid != 4:
             label = l.process or f"PID {l.pid}"
@@ -164,29 +163,38 @@ def _who(p: PortVerdict) -> tuple[str, str, str]:
                 who.append(label)
             if str(l.pid) not in pids:
                 pids.append(str(l.pid))
-    return ", ".join(who), ",".join(pids), ",".join(svcs)
+    return ", ".join(who), ",".join(pids)
 
 
 def render_table(reports: list[HostReport], tablefmt: str = "simple") -> str:
+    """One row per (host, port); fits 120 columns (long cells are cut with an ellipsis)."""
     rows = []
     for r in reports:
         if r.status in ("ok", "partial"):
             for p in r.ports:
-                who, pids, svcs = _who(p)
+                who, pids = _who(p)
                 urls = ", ".join(reg.url for reg in p.registrations)
-                rows.append([_cut(r.host, 22), r.status, p.port, p.holder, _cut(who, 30), _cut(pids, 11),
-                             _cut(svcs, 18), _cut(urls, 30)])
+                rows.append([_cut(r.host, 16), r.status, p.port, p.holder, _cut(who, 28), _cut(pids, 10),
+                             _cut(urls, 24)])
         else:
-            rows.append([_cut(r.host, 22), r.status, ",".join(str(p.port) for p in r.ports), "unknown",
-                         _cut(r.error or "", 30 + 11 + 18 + 30), "", "", ""])
-    table = tabulate(rows, headers=["HOST", "STATUS", "PORT", "HOLDER", "WHO", "PIDS", "SERVICES", "URLS"],
+            for p in r.ports:
+                rows.append([_cut(r.host, 16), r.status, p.port, "unknown", "(not scanned, see below)", "", ""])
+    table = tabulate(rows, headers=["HOST", "STATUS", "PORT", "HOLDER", "WHO", "PIDS", "URLS"],
                      tablefmt=tablefmt)
     s = summarize(reports)
     lines = [table, ""]
     status = ", ".join(f"{k} {v}" for k, v in s["by_status"].items())
+    failed = [r for r in reports if r.status not in ("ok",) and r.error]
+    if failed:
+        lines.append("Hosts not fully scanned:")
+        for r in failed:
+            lines.extend(textwrap.wrap(f"{r.host}: {r.status}: {r.error}", width=120, initial_indent="  ",
+                                       subsequent_indent="    "))
+        lines.append("")
     lines.append(f"{s['hosts']} hosts ({status}); {s['hosts_with_a_port_held']} with a requested port held.")
     for port, counts in s["by_holder"].items():
         lines.append(f"port {port}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     if s["by_product"]:
-        lines.append("by product: " + "; ".join(f"{k} {v}" for k, v in s["by_product"].items()))
+        lines.extend(textwrap.wrap("by product: " + "; ".join(f"{k} {v}" for k, v in s["by_product"].items()),
+                                   width=120, subsequent_indent="  "))
     return "\n".join(lines) + "\n"
