@@ -122,11 +122,19 @@ def _exit_code(reports, fail_if_held: bool) -> int:
 
 
 def main() -> None:
+    """Entry point: no traceback ever reaches the user; -v/-vv logging shows the detail."""
     try:
-        app()
+        app(standalone_mode=True)
     except KeyboardInterrupt:
         typer.echo("port80: interrupted", err=True)
         sys.exit(130)
+    except Exception as e:  # a bug or an unforeseen environment problem: one line, not a traceback
+        import logging
+
+        logging.getLogger("port80").debug("internal error", exc_info=True)
+        msg = " ".join(str(e).split())[:300]
+        typer.echo(f"port80: error: {type(e).__name__}: {msg}", err=True)
+        sys.exit(EXIT_FAILED_HOSTS)
 
 
 # --- fleet commands --------------------------------------------------------------------------------
