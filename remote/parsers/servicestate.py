@@ -80,6 +80,7 @@ class _Parser:
         self.res = ServiceStateResult()
         self.sessions: dict[str, ServerSession] = {}
         self.title_seen = False
+        self.queues_header = False  # "Request queues:" seen
         self.first_kind: Optional[str] = None  # first top-level entity kind, to infer the view
         self.cur_session: Optional[ServerSession] = None
         self.cur_group: Optional[UrlGroup] = None
@@ -181,6 +182,7 @@ class _Parser:
             self._group(value, ln)
         elif key == "queues":
             self.first_kind = self.first_kind or "session"
+            self.queues_header = True
             self.cur_session = self.cur_group = self.cur_queue = None
             self.entity = None
             self.pending_header = key
@@ -317,8 +319,8 @@ class _Parser:
         last = res.request_queues[-1] if res.request_queues else None
         if last is not None and self.entity is last and (last.active_processes or 0) > len(last.pids):
             res.truncated = True
-        if res.view == "session" and res.url_groups and not res.request_queues:
-            res.truncated = True
+        if res.view == "session" and not self.queues_header and not res.request_queues:
+            res.truncated = True  # the session view always ends with "Request queues:"
 
     def _link(self) -> None:
         res = self.res
