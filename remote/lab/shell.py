@@ -104,8 +104,19 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _parameter(name: Any, value: Any) -> tuple[Optional[str], Any]:
+    """One (name, value) pair. A named parameter sent without a value (pypsrp's ``add_parameter("Stream")``,
+    PowerShell's ``AddParameter("Stream")``) is a switch that is present: ``True``, so its canonical
+    key is ``-Stream``, as typed."""
+    if name is None:
+        return None, _plain(value)
+    return str(name), True if value is None else _plain(value)
+
+
 def statements_from_pipeline(ps: psrpcore.PowerShell) -> list[api.Statement]:
-    """CREATE_PIPELINE (psrpcore ``PowerShell`` metadata, ExtraCmds included) as ``api.Statement``s."""
+    """CREATE_PIPELINE (psrpcore ``PowerShell`` metadata, ExtraCmds included) as ``api.Statement``s.
+
+    ``Client.execute_ps(script)`` arrives as ``Invoke-Expression -Command <script> | Out-String -Stream``."""
     statements: list[api.Statement] = []
     current: api.Statement = []
     for c in ps.commands:
@@ -113,7 +124,7 @@ def statements_from_pipeline(ps: psrpcore.PowerShell) -> list[api.Statement]:
             api.Command(
                 text=str(c.command_text),
                 is_script=bool(c.is_script),
-                parameters=[(None if n is None else str(n), _plain(v)) for n, v in c.parameters],
+                parameters=[_parameter(n, v) for n, v in c.parameters],
             )
         )
         if c.end_of_statement:

@@ -1,0 +1,204 @@
+"""Authentication of the lab's WinRM listeners, as a Windows host does it.
+
+* Basic: ``Authorization: Basic`` on every request, checked against the lab user. Like Windows with
+  ``AllowUnencrypted=false`` (its default), Basic over plain HTTP is refused with 401 unless the lab
+  was started with ``allow_unencrypted=True`` (the client then has to turn encryption off).
+* Negotiate/NTLM: a ``spnego.server`` acceptor per TCP connection (HTTP.sys keeps the auth state per
+  connection), then WinRM message encryption (``multipart/encrypted``,
+  ``application/HTTP-SPNEGO-session-encrypted``) framed with pypsrp's own ``WinRMEncryption`` around
+  the acceptor context. An authenticated but unencrypted request over plain HTTP gets HTTP 500, as
+  from a host with ``AllowUnencrypted=false``.
+* Wrong credentials: 401, with the same challenge headers (pypsrp raises ``AuthenticationError``).
+
+pyspnego's NTLM acceptor reads its users from the file named by ``NTLM_USER_FILE`` (process-wide),
+so every lab of this process shares one generated file; a second lab with a different password
+for the same user in the same process is refused (it could not be told apart).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from typing import Optional
+
+import spnego
+from pypsrp.encryption import WinRMEncryption
+
+log = logging.getLogger("port80.lab.auth")
+
+LAB_USER = "auditor"
+LAB_DOMAIN = "LAB"
+DEFAULT_PASSWORD = "Lab-Audit-2026!"  # the documented lab password (a lab value, not a secret)
+PASSWORD_ENV = "PORT80_LAB_PASSWORD"
+REALM = "WSMAN"
+SPNEGO_PROTOCOL = WinRMEncryption.SPNEGO
+ENCRYPTED_CONTENT_TYPE = f'multipart/encrypted;protocol="{SPNEGO_PROTOCOL}";boundary="Encrypted Boundary"'
+
+
+def lab_password(explicit: Optional[str] = None) -> str:
+    """The lab password: ``explicit``, else ``$PORT80_LAB_PASSWORD``, else the documented default."""
+    return explicit or os.environ.get(PASSWORD_ENV) or DEFAULT_PASSWORD
+
+
+@dataclass(frozen=True)
+class Credentials:
+    user: str = LAB_USER
+    password: str = DEFAULT_PASSWORD
+    domain: str = LAB_DOMAIN
+
+    def names(self) -> set[str]:
+        """The user names Windows would accept for this local account (case-insensitive)."""
+        u, d = self.user.lower(), self.domain.lower()
+        return {u, f"{d}\\{u}", f"{u}@{d}", f".\\{u}"}
+
+    def matches_user(self, name: str) -> bool:
+        return name.lower() in self.names()
+
+    def check_basic(self, header_value: str) -> Optional[str]:
+        """The user name when ``Basic <b64>`` holds valid credentials, else None."""
+        try:
+            raw = base64.b64decode(header_value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, ValueError, UnicodeDecodeError):
+            return None
+        name, sep, password = raw.partition(":")
+        if not sep or not self.matches_user(name) or password != self.password:
+            return None
+        return name
+
+    def ntlm_lines(self) -> list[str]:
+        u, d, p = self.user, self.domain, self.password
+        return [f":{u}:{p}", f"{d}:{u}:{p}", f".:{u}:{p}", f":{u}@{d}:{p}"]
+
+
+class _NtlmUserFile:
+    """The process-wide NTLM user file (``NTLM_USER_FILE``) shared by every running lab."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users: dict[int, Credentials] = {}
+        self._next = 0
+        self._path: Optional[str] = None
+        self._previous: Optional[str] = None
+
+    def register(self, creds: Credentials) -> int:
+        with self._lock:
+            for other in self._users.values():
+                if other.user.lower() == creds.user.lower() and other.password != creds.password:
+                    raise ValueError(
+                        f"another lab in this process serves user {creds.user!r} with a different password; "
+                        "NTLM cannot tell them apart (NTLM_USER_FILE is process-wide): stop it first or use the "
+                        "same password")
+            self._next += 1
+            self._users[self._next] = creds
+            self._write()
+            return self._next
+
+    def unregister(self, token: int) -> None:
+        with self._lock:
+            self._users.pop(token, None)
+            if self._users:
+                self._write()
+                return
+            if self._path:
+                try:
+                    os.unlink(self._path)
+                except OSError:
+                    pass
+                if os.environ.get("NTLM_USER_FILE") == self._path:
+                    if self._previous is None:
+                        os.environ.pop("NTLM_USER_FILE", None)
+                    else:
+                        os.environ["NTLM_USER_FILE"] = self._previous
+            self._path = None
+
+    def _write(self) -> None:
+        lines: list[str] = []
+        for creds in self._users.values():
+            for line in creds.ntlm_lines():
+                if line not in lines:
+                    lines.append(line)
+        if self._path is None:
+            fd, self._path = tempfile.mkstemp(prefix="port80-lab-ntlm-", suffix=".txt")
+            os.close(fd)
+            os.chmod(self._path, 0o600)
+            self._previous = os.environ.get("NTLM_USER_FILE")
+        tmp = self._path + ".part"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write("\n".join(lines) + "\n")
+        os.replace(tmp, self._path)
+        os.environ["NTLM_USER_FILE"] = self._path
+
+
+NTLM_USERS = _NtlmUserFile()
+
+
+def challenge_headers(basic: bool, negotiate: bool) -> list[tuple[str, str]]:
+    """The ``WWW-Authenticate`` headers of a 401, as a Windows WinRM listener lists them."""
+    h = []
+    if negotiate:
+        h.append(("WWW-Authenticate", "Negotiate"))
+    if basic:
+        h.append(("WWW-Authenticate", f'Basic realm="{REALM}"'))
+    return h
+
+
+class NegotiateState:
+    """The Negotiate/NTLM state of one TCP connection."""
+
+    def __init__(self) -> None:
+        self.ctx = None
+        self.user: Optional[str] = None
+        self.encryption: Optional[WinRMEncryption] = None
+
+    def reset(self) -> None:
+        self.ctx = None
+        self.user = None
+        self.encryption = None
+
+    def step(self, token_b64: str) -> tuple[str, Optional[bytes]]:
+        """One leg. Returns ("continue", out) / ("complete", out or None) / ("failed", None)."""
+        try:
+            token = base64.b64decode(token_b64.strip())
+        except (binascii.Error, ValueError):
+            self.reset()
+            return "failed", None
+        if self.ctx is None or self.user is not None:
+            # first leg, or a new handshake on an authenticated connection
+            self.reset()
+            try:
+                self.ctx = spnego.server(protocol="negotiate", options=spnego.NegotiateOptions.wrapping_winrm)
+            except Exception as e:  # no NTLM_USER_FILE: a lab set up without NTLM
+                log.warning("lab: cannot create an NTLM acceptor: %s", e)
+                return "failed", None
+        try:
+            out = self.ctx.step(token)
+        except Exception as e:  # wrong password, bad token: what Windows answers with a bare 401
+            log.debug("lab: NTLM step failed: %s", e)
+            self.reset()
+            return "failed", None
+        if self.ctx.complete:
+            self.user = LAB_USER
+            self.encryption = WinRMEncryption(self.ctx, SPNEGO_PROTOCOL)
+            return "complete", out
+        return "continue", out
+
+    def unwrap(self, body: bytes, content_type: str) -> bytes:
+        if self.encryption is None:
+            raise ValueError("encrypted message on a connection without a security context")
+        boundary = "Encrypted Boundary"
+        for part in content_type.split(";"):
+            k, _, v = part.strip().partition("=")
+            if k.lower() == "boundary":
+                boundary = v.strip().strip('"')
+        return self.encryption.unwrap_message(body, boundary)
+
+    def wrap(self, body: bytes) -> tuple[str, bytes]:
+        assert self.encryption is not None
+        _, payload = self.encryption.wrap_message(body)
+        return ENCRYPTED_CONTENT_TYPE, payload

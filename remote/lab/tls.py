@@ -1,0 +1,118 @@
+"""TLS for the lab: a throwaway CA per run and one server certificate whose SANs name every address
+and host name the lab serves (urllib3 2.x checks the SAN, never the CN).
+
+The CA certificate is written as PEM so clients validate the lab like a real PKI
+(``cert_validation="/path/ca.pem"`` in pypsrp, ``ansible_psrp_ca_cert`` in the inventory). Keys are
+ECDSA P-256: fast to generate and to handshake. Nothing here touches the network.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+
+@dataclass
+class TLSFiles:
+    ca_path: Path  # CA certificate (give this to clients)
+    cert_path: Path  # server certificate chain (leaf + CA)
+    key_path: Path  # server private key (mode 0600)
+
+    def server_context(self) -> ssl.SSLContext:
+        return server_context(self.cert_path, self.key_path)
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "port80 lab"),
+        x509.NameAttribute(NameOID.COMMON_NAME, cn),
+    ])
+
+
+def _split_names(names: Iterable[str]) -> list[x509.GeneralName]:
+    sans: list[x509.GeneralName] = []
+    seen: set[str] = set()
+    for n in names:
+        n = str(n).strip()
+        if not n or n.lower() in seen:
+            continue
+        seen.add(n.lower())
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(n)))
+        except ValueError:
+            sans.append(x509.DNSName(n))
+    return sans
+
+
+def generate(directory: Path, names: Iterable[str], valid_days: int = 30) -> TLSFiles:
+    """Write ``ca.pem``, ``server.pem`` and ``server.key`` into ``directory`` for ``names`` (IPs and DNS names)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    not_before = now - datetime.timedelta(hours=1)
+    not_after = now + datetime.timedelta(days=valid_days)
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = _name("port80 lab CA")
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                     content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                     key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    sans = _split_names(names) or [x509.DNSName("localhost")]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name("port80 lab WinRM"))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=False, key_cert_sign=False,
+                                     crl_sign=False, content_commitment=False, data_encipherment=False,
+                                     key_agreement=True, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+
+    files = TLSFiles(directory / "ca.pem", directory / "server.pem", directory / "server.key")
+    ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM)
+    files.ca_path.write_bytes(ca_pem)
+    files.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + ca_pem)
+    fd = os.open(files.key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                   serialization.NoEncryption()))
+    return files
+
+
+def server_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(str(cert_path), str(key_path))
+    return ctx
