@@ -80,9 +80,12 @@ _LABEL_RE = re.compile(r"^([^:]{1,80}?)\s*:(?:\s+|$)(.*)$")
 
 
 def strip_accents(s: str) -> str:
+    if s.isascii():  # nothing to strip (NFKD leaves ASCII as is): the common case, kept cheap
+        return s
     return "".join(c for c in unicodedata.normalize("NFKD", s) if not unicodedata.combining(c))
 
 
+@functools.lru_cache(maxsize=4096)  # a few dozen distinct labels, seen on every line of big outputs
 def norm_label(label: str) -> str:
     """Case-, accent- and spacing-insensitive form of a label."""
     return " ".join(strip_accents(label).casefold().split())
@@ -121,7 +124,10 @@ def clean_url(text: str) -> Optional[str]:
     Returns None when the text is not an ``http(s)://`` URL. Case and form are kept
     (``HTTP://127.0.0.1:8000:127.0.0.1/``, ``HTTP://+:80/...``, ``HTTPS://HOST:443/FRVROOT_{..}/``).
     """
-    t = unescape_markdown(text.strip())
+    t = text.strip()
+    if not t or t[0] not in "hH<>\\":  # cannot become a URL below (the hot path of big outputs)
+        return None
+    t = unescape_markdown(t)
     while len(t) >= 2 and t[0] == "<" and t[-1] == ">":
         t = t[1:-1].strip()
     t = t.strip("<>").strip()

@@ -332,12 +332,15 @@ class _Parser:
                 _extend(q.urls, g.urls)
                 q.urls_linked_by = "queue"
         claimed: set[int] = {id(g) for g in res.url_groups if id(g) in self.group_queue}
+        by_name: dict[Optional[str], list[UrlGroup]] = {}  # linear, not queues x groups (5 MB IIS hosts)
+        for g in res.url_groups:
+            by_name.setdefault(_key(g.queue_name), []).append(g)
         for q in queues:
             if id(q) in self.queue_has_list:
                 q.urls_linked_by = "queue"
                 keys = {u.casefold() for u in q.urls}
-                for g in res.url_groups:
-                    if id(g) in claimed or not g.urls or _key(g.queue_name) != _key(q.name):
+                for g in by_name.get(_key(q.name), ()):
+                    if id(g) in claimed or not g.urls:
                         continue
                     if {u.casefold() for u in g.urls} <= keys:
                         claimed.add(id(g))
@@ -348,7 +351,7 @@ class _Parser:
         for q in queues:
             if q.urls_linked_by or q.name is None:
                 continue
-            groups = [g for g in free if _key(g.queue_name) == _key(q.name)]
+            groups = [g for g in by_name.get(_key(q.name), ()) if id(g) not in claimed]
             if groups:
                 for g in groups:
                     _extend(q.urls, g.urls)
