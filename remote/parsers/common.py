@@ -209,7 +209,7 @@ def _is_prose(text: str) -> bool:
 def body_lines(text: object) -> list[str]:
     """Non-blank lines that are neither titles, underlines, column headers nor snip markers."""
     return [
-        ln.text
+        ln.text[:1000]  # an error message is short; bounds the work on huge lines
         for ln in split_lines(text)
         if ln.text and not is_rule(ln.text) and not is_marker(ln.text) and not _HEADER_RE.match(ln.text)
     ]
