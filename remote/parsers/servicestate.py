@@ -79,6 +79,7 @@ class _Parser:
     def __init__(self) -> None:
         self.res = ServiceStateResult()
         self.sessions: dict[str, ServerSession] = {}
+        self.session_groups: dict[str, set[str]] = {}  # session id -> group ids already listed
         self.title_seen = False
         self.queues_header = False  # "Request queues:" seen
         self.first_kind: Optional[str] = None  # first top-level entity kind, to infer the view
@@ -250,7 +251,9 @@ class _Parser:
         if nested:  # request-queue view: the group's owning session, printed inside it
             g = self.cur_group
             g.server_session_id = sid
-            if g.id and g.id not in s.url_group_ids:
+            known = self.session_groups.setdefault(sid, set())
+            if g.id and g.id not in known:
+                known.add(g.id)
                 s.url_group_ids.append(g.id)
             self.group_open = False
         else:
@@ -325,6 +328,17 @@ class _Parser:
     def _link(self) -> None:
         res = self.res
         queues = res.request_queues
+        seen: dict[int, set[str]] = {}  # id(queue) -> its URLs, so linking stays linear (one pool, 1000s of sites)
+
+        def _extend(dst: list[str], src: list[str]) -> None:
+            have = seen.get(id(dst))
+            if have is None:
+                have = seen[id(dst)] = set(dst)
+            for u in src:
+                if u not in have:
+                    have.add(u)
+                    dst.append(u)
+
         # 1. URLs printed under the queue (request-queue view groups, per-queue lists).
         for g in res.url_groups:
             q = self.group_queue.get(id(g))
@@ -380,8 +394,11 @@ def _key(name: Optional[str]) -> Optional[str]:
 
 
 def _extend(dst: list[str], src: list[str]) -> None:
+    """Append the URLs of ``src`` not yet in ``dst`` (linear: queues may hold thousands)."""
+    seen = set(dst)
     for u in src:
-        if u not in dst:
+        if u not in seen:
+            seen.add(u)
             dst.append(u)
 
 
