@@ -64,7 +64,7 @@ _LABELS = {
 }
 _LIST_HEADERS = {"urls", "processes", "groups", "queues", "block", "auth"}  # expect children
 _TITLE_RE = re.compile(r"^(?P<title>.*\((?P<view>[^()]*)\))\s*:?$")
-_PROC_RE = re.compile(r"^ID\s*:\s*(\d{1,10})\s*(?:,\s*image\s*:\s*(.*))?$", re.IGNORECASE)
+_PROC_RE = re.compile(r"^ID\s*:\s*(\d{1,10})\s*(?:,\s*image\s*:\s*(.*))?$", re.IGNORECASE | re.ASCII)
 
 Entity = Union[ServerSession, UrlGroup, RequestQueue, None]
 
@@ -349,17 +349,22 @@ class _Parser:
         by_name: dict[Optional[str], list[UrlGroup]] = {}  # linear, not queues x groups (5 MB IIS hosts)
         for g in res.url_groups:
             by_name.setdefault(_key(g.queue_name), []).append(g)
+        # Per-queue URL lists (Server 2022 session view): find the URL groups they came from. A URL
+        # is registered once, so a group's first URL names its queue candidate (linear).
+        url_owner: dict[str, RequestQueue] = {}
         for q in queues:
             if id(q) in self.queue_has_list:
                 q.urls_linked_by = "queue"
-                keys = {u.casefold() for u in q.urls}
-                for g in by_name.get(_key(q.name), ()):
-                    if id(g) in claimed or not g.urls:
-                        continue
-                    if {u.casefold() for u in g.urls} <= keys:
-                        claimed.add(id(g))
-                        if g.id and g.id not in q.url_group_ids:
-                            q.url_group_ids.append(g.id)
+                for u in q.urls:
+                    url_owner.setdefault(u.casefold(), q)
+        for g in res.url_groups:
+            q = url_owner.get(g.urls[0].casefold()) if g.urls and id(g) not in claimed else None
+            if q is None or _key(g.queue_name) != _key(q.name):
+                continue
+            if all(url_owner.get(u.casefold()) is q for u in g.urls):
+                claimed.add(id(g))
+                if g.id:
+                    q.url_group_ids.append(g.id)
         free = [g for g in res.url_groups if id(g) not in claimed]
         # 2. Named queues: by name.
         for q in queues:
@@ -391,15 +396,6 @@ class _Parser:
 
 def _key(name: Optional[str]) -> Optional[str]:
     return name.casefold() if name is not None else None
-
-
-def _extend(dst: list[str], src: list[str]) -> None:
-    """Append the URLs of ``src`` not yet in ``dst`` (linear: queues may hold thousands)."""
-    seen = set(dst)
-    for u in src:
-        if u not in seen:
-            seen.add(u)
-            dst.append(u)
 
 
 @never_raise(ServiceStateResult)

@@ -23,14 +23,15 @@ import re
 from typing import Optional
 
 from ..records import TaskProcess, TasklistResult
-from .common import Line, detect_error, is_marker, is_rule, never_raise, split_lines
+from .common import Line, detect_error, is_marker, is_rule, never_raise, split_lines, to_int
 
 _MEM = r"[\d.,?'\u00a0\u202f ]*\d\s?[KMG]\w{0,2}"
 _DEFAULT_ROW = re.compile(
     r"^(?P<image>\S.{0,259}?)\s+(?P<pid>\d{1,10})\s+(?:(?P<session>\S.{0,63}?)\s+)?"
-    r"(?P<num>\d{1,5})\s+(?P<mem>" + _MEM + r")$"
+    r"(?P<num>\d{1,5})\s+(?P<mem>" + _MEM + r")$",
+    re.ASCII,
 )
-_SVC_ROW = re.compile(r"^(?P<image>\S.{0,259}?)\s+(?P<pid>\d{1,10})(?:\s+(?P<rest>\S.*))?$")
+_SVC_ROW = re.compile(r"^(?P<image>\S.{0,259}?)\s+(?P<pid>\d{1,10})(?:\s+(?P<rest>\S.*))?$", re.ASCII)
 _INFO = re.compile(r"^(?:info|information|informations)\s*:", re.IGNORECASE)
 _MAX_LINE = 2000
 
@@ -54,11 +55,11 @@ def _by_columns(ln: Line, spans: list[tuple[int, int]]) -> Optional[tuple[str, i
     (s0, e0), (s1, e1) = spans[0], spans[1]
     if len(raw) < e1 or raw[e0 : e0 + 1] not in (" ", "") or raw[s1 - 1 : s1] not in (" ", ""):
         return None
-    image, pid = raw[s0:e0].strip(), raw[s1:e1].strip()
-    if not image or not pid.isdigit():
+    image, pid = raw[s0:e0].strip(), to_int(raw[s1:e1])
+    if not image or pid is None:
         return None
     rest = raw[spans[2][0] :].strip() if len(spans) > 2 else ""
-    return image, int(pid), rest
+    return image, pid, rest
 
 
 @never_raise(TasklistResult)
