@@ -162,6 +162,17 @@ def test_json_falls_back_to_tables_and_errors():
     assert parse_services_json("[]").services == [] and parse_services_json("").error is None
 
 
+def test_json_after_junk_lines_and_cut_off_array():
+    res = parse_services_json("WARNING: column truncated\r\n" + PS51_ARRAY + "\nPS C:\\> ")
+    assert [s.name for s in res.services] == ["W3SVC", "PeerDistSvc"] and res.warnings
+    cut = parse_services_json(PS51_ARRAY[: PS51_ARRAY.index('"PeerDistSvc"') + 5])
+    assert facts(cut) == [("W3SVC", "Running", "Auto", 2112)] and "cut off" in cut.warnings[0]
+    for i in range(len(PS51_ARRAY)):
+        got = facts(parse_services_json(PS51_ARRAY[:i]))
+        assert got == facts(parse_services_json(PS51_ARRAY))[: len(got)]
+    assert parse_services_json("[" * 100000).services == []
+
+
 def test_processes_json():
     text = ("\ufeff[\n    {\n        \"Id\":  4,\n        \"ProcessName\":  \"System\",\n        \"Path\":  null\n    },\n"
             "    {\n        \"Id\":  2668,\n        \"ProcessName\":  \"svchost\",\n"

@@ -98,15 +98,48 @@ def service_from_mapping(obj: dict) -> Optional[Service]:
 # --- JSON ----------------------------------------------------------------------------------------
 
 
+_DECODER = json.JSONDecoder()
+_JSON_START = re.compile(r"^[ \t]*[\[{]", re.MULTILINE)
+
+
+def _salvage(t: str) -> tuple[Optional[Any], Optional[str]]:
+    """JSON after junk lines (``WARNING: ...``), or the complete leading objects of a cut-off array."""
+    m = _JSON_START.search(t)
+    if m is None:
+        return None, None
+    start = m.end() - 1
+    try:
+        return _DECODER.raw_decode(t, start)[0], "text around the JSON ignored"
+    except (ValueError, RecursionError):
+        pass
+    if t[start] != "[":
+        return None, None
+    items, i = [], start + 1
+    while True:
+        while i < len(t) and t[i] in " \t\r\n,":
+            i += 1
+        try:
+            obj, i = _DECODER.raw_decode(t, i)
+        except (ValueError, RecursionError):
+            break
+        items.append(obj)
+    return (items, f"JSON cut off: kept the {len(items)} complete item(s)") if items else (None, None)
+
+
 def _load_json(text: str) -> tuple[Optional[list], Optional[str]]:
-    """(items, problem). Accepts an array, one object, or the 5.1 {"value": [...]} wrapper."""
+    """(items, note). Accepts an array, one object, or the 5.1 ``{"value": [...], "Count": n}``
+    wrapper; salvages JSON surrounded by other lines and the complete items of a cut-off array.
+    items is None when there is no JSON (note says why)."""
     t = text.replace("\ufeff", "").strip()
     if not t:
         return [], None
+    note = None
     try:
         data = json.loads(t)
     except (ValueError, RecursionError) as exc:
-        return None, f"not JSON: {exc}"
+        data, note = _salvage(t)
+        if data is None:
+            return None, f"not JSON: {exc}"
     if isinstance(data, dict):
         low = _lower_keys(data)
         if isinstance(low.get("value"), list) and set(low) <= {"value", "count"}:
@@ -115,7 +148,7 @@ def _load_json(text: str) -> tuple[Optional[list], Optional[str]]:
             data = [data]
     if not isinstance(data, list):
         return None, f"JSON is a {type(data).__name__}, not an object or array"
-    return data, None
+    return data, note
 
 
 @never_raise(ServicesResult)
@@ -123,6 +156,8 @@ def parse_services_json(text: str) -> ServicesResult:
     """Parse service JSON (Win32_Service or Get-Service); falls back to the text tables."""
     res = ServicesResult()
     items, problem = _load_json(text)
+    if items is not None and problem:
+        res.warnings.append(problem)
     if items is None:
         err = detect_error(text)
         if err:
@@ -145,6 +180,8 @@ def parse_processes_json(text: str) -> ProcessesResult:
     """Parse ``Get-Process | Select-Object Id,ProcessName,Path | ConvertTo-Json``."""
     res = ProcessesResult()
     items, problem = _load_json(text)
+    if items is not None and problem:
+        res.warnings.append(problem)
     if items is None:
         res.error = detect_error(text)
         if not res.error:
