@@ -136,6 +136,7 @@ class LabFleet:
         self.workdir: Optional[Path] = None
         self.hosts: list[LabHostEndpoint] = []
         self.ca_path: Optional[Path] = None
+        self.inventory_path: Optional[Path] = None
         self.stopping = threading.Event()
         self._acceptor: Optional[Acceptor] = None
         self._ntlm_token: Optional[int] = None
@@ -367,6 +368,7 @@ class LabFleet:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(self.inventory_text(), encoding="utf-8")
+        self.inventory_path = path
         return path
 
 

@@ -150,6 +150,15 @@ def psversion_table(psversion: Optional[dict]) -> dict:
     return out
 
 
+class _CategoryInfo(ErrorCategoryInfo):
+    """ErrorCategoryInfo whose text (``ErrorCategory_Message``) is PowerShell's:
+    ``ObjectNotFound: (foo:String) [], CommandNotFoundException`` (psrpcore leaves out the colon)."""
+
+    def __str__(self) -> str:
+        return (f"{self.Category.name}: ({self.TargetName or ''}:{self.TargetType or ''}) "
+                f"[{self.Activity or ''}], {self.Reason or ''}")
+
+
 def error_record(spec: api.ErrorSpec) -> ErrorRecord:
     """An ``ErrorRecord`` as PowerShell would serialize it, from the engine's ``ErrorSpec``."""
     exc = NETException(Message=spec.message, HResult=-2146233087)
@@ -163,7 +172,7 @@ def error_record(spec: api.ErrorSpec) -> ErrorRecord:
     except ValueError:
         category = ErrorCategory.NotSpecified
     target = spec.target
-    info = ErrorCategoryInfo(
+    info = _CategoryInfo(
         Category=category,
         Activity=spec.command_name or "",
         Reason=spec.exception_type.rsplit(".", 1)[-1],

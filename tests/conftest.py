@@ -1,0 +1,26 @@
+"""Shared pytest fixtures."""
+
+import pytest
+
+
+# ---- lab (remote/lab): emulated Windows hosts on loopback ------------------------------------------
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "lab(**kwargs): options for the `lab` fixture, passed to remote.lab.fixture.lab_fleet "
+        "(hosts=, auth=, tls=, faults=, profiles=, latency_ms=, ...)",
+    )
+
+
+@pytest.fixture
+def lab(request, tmp_path):
+    """A running lab fleet (default: the shipped demo fleet, Basic over HTTPS, 127.0.0.1 ephemeral ports)
+    with its inventory written to ``lab.inventory_path``. Options: ``@pytest.mark.lab(hosts=3, auth="ntlm")``."""
+    from remote.lab.fixture import lab_fleet
+
+    marker = request.node.get_closest_marker("lab")
+    kwargs = dict(marker.kwargs) if marker else {}
+    inventory = tmp_path / "lab-inventory.ini"
+    with lab_fleet(inventory=inventory, workdir=tmp_path / "lab", **kwargs) as fleet:
+        yield fleet
