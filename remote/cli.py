@@ -353,3 +353,114 @@ def merge(
     ports = list(dict.fromkeys(port or [p.port for r in reports for p in r.ports] or [80]))
     _emit(render_report(reports, fmt, ports), output)
     raise typer.Exit(_exit_code(reports, fail_if_held))
+
+
+# --- remediation -----------------------------------------------------------------------------------
+
+
+@app.command()
+def fix(
+    inventory: Path = InventoryOpt,
+    limit: Optional[str] = LimitOpt,
+    port: int = typer.Option(80, "--port", "-p", help="The port to free."),
+    strategy: Optional[str] = typer.Option(None, "--strategy", help="disable-services (stop and disable the "
+                                           "services behind the HTTP.sys registrations) | iplisten (restrict "
+                                           "HTTP.sys to the --iplisten addresses)."),
+    iplisten: Optional[List[str]] = typer.Option(None, "--iplisten", help="ADDR (every host) or HOST=ADDR: an "
+                                                 "address for HTTP.sys's IP listen list (repeatable)."),
+    apply: bool = typer.Option(False, "--apply", help="Make the changes (default: print the plan only)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation before changing hosts."),
+    force_service: Optional[List[str]] = typer.Option(None, "--force-service", help="Allow stopping this service "
+                                                      "although the knowledge base marks it critical, or choose it "
+                                                      "among the services of a shared process (repeatable). Never "
+                                                      "WinRM or what remoting depends on."),
+    journal: Optional[Path] = typer.Option(None, "--journal", help="Journal file (JSONL) of every change "
+                                           "(default: EVIDENCE_DIR/journal.jsonl)."),
+    undo: Optional[Path] = typer.Option(None, "--undo", help="Restore, newest first, what this journal says "
+                                        "was changed (also after a partial apply), then verify."),
+    user: Optional[str] = UserOpt,
+    password_file: Optional[Path] = PasswordFileOpt,
+    forks: int = ForksOpt,
+    timeout: float = TimeoutOpt,
+    evidence_dir: Optional[Path] = typer.Option(None, "--evidence-dir", help="Where the scans, plan and journal go "
+                                                "(default: ./port80-fix-<timestamp>)."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table | markdown | json"),
+    output: Optional[Path] = OutputOpt,
+    no_cert_validation: bool = NoVerifyOpt,
+    verbose: int = VerboseOpt,
+) -> None:
+    """Free a port: plan from a fresh scan (dry run), or --apply with a journal and verification, or --undo."""
+    from remote import remediation as rm
+    from remote.remediate_remote import Fixer, FixOptions
+
+    if fmt not in rm.FORMATS:
+        raise fail(f"--format {fmt}: choose from {', '.join(rm.FORMATS)}")
+    _ports([port])
+    if undo is not None:
+        if strategy or iplisten or apply:
+            raise fail("--undo takes the changes from the journal: no --strategy, --iplisten or --apply")
+        if not undo.is_file():
+            raise fail(f"--undo {undo}: no such journal")
+    elif strategy not in rm.STRATEGIES:
+        raise fail(f"--strategy: choose from {', '.join(rm.STRATEGIES)}")
+    elif strategy == "iplisten" and not iplisten:
+        raise fail("--strategy iplisten needs at least one --iplisten ADDR")
+    changing = apply or undo is not None
+    if changing and not yes and not sys.stdin.isatty():
+        raise fail("refusing to change hosts without confirmation: not on a terminal; pass --yes")
+    hosts, specs = _load_targets(inventory, limit, None, user, no_cert_validation)
+    try:
+        rm.parse_iplisten_args(iplisten or [], [h.name for h in hosts])
+    except ValueError as e:
+        raise fail(str(e))
+    creds = _credentials(hosts, user, password_file)
+    password = creds.password()
+    _setup_logging(verbose, [password or ""])
+    specs = _with_user(specs, creds)
+    if forks < 1:
+        raise fail("--forks must be at least 1")
+    if timeout <= 0:
+        raise fail("--timeout must be positive")
+    evidence_dir = evidence_dir or _default_evidence_dir("port80-undo" if undo else "port80-fix")
+    opts = FixOptions(port=port, strategy=strategy or "undo", iplisten=list(iplisten or []),
+                      force_services=list(force_service or []), evidence_dir=evidence_dir, journal=journal,
+                      forks=forks, timeout=timeout, progress=sys.stderr.isatty())
+    if undo is not None and opts.journal_path.resolve() == undo.resolve():
+        raise fail("the undo run needs its own journal: choose another --journal or --evidence-dir")
+    fixer = Fixer(specs, lambda spec: password, opts, secrets=[password] if password else [])
+    try:
+        if undo is not None:
+            plans, warnings = fixer.undo_plan(undo)
+            for w in warnings:
+                typer.echo(f"port80: warning: {undo}: {w}", err=True)
+        else:
+            plans = fixer.plan()
+    except OSError as e:
+        raise fail(f"{evidence_dir}: {e.strerror or e}")
+    if fixer.interrupted:
+        typer.echo("port80: interrupted during the scan: nothing changed", err=True)
+        raise typer.Exit(130)
+    scan_failed = any(p.reason.startswith("not scanned") for p in plans)
+    if not changing:
+        _emit(rm.render_plans(plans, fmt), output)
+        typer.echo(f"evidence: {evidence_dir}  (dry run: nothing changed; add --apply to make these changes)", err=True)
+        raise typer.Exit(EXIT_FAILED_HOSTS if scan_failed else EXIT_OK)
+    todo = [p for p in plans if p.actions]
+    typer.echo(rm.render_plans(plans, "table", title="undo" if undo else "plan"), err=True, nl=False)
+    if not todo:
+        _emit(rm.render_outcomes(plans, {}, fmt, title="undo" if undo else "apply"), output)
+        typer.echo("nothing to change", err=True)
+        raise typer.Exit(EXIT_FAILED_HOSTS if scan_failed else EXIT_OK)
+    n = sum(len(p.actions) for p in todo)
+    if not yes and not typer.confirm(f"{'Undo' if undo else 'Apply'} {n} changes on {len(todo)} hosts?", default=False):
+        typer.echo("port80: not confirmed: nothing changed", err=True)
+        raise typer.Exit(EXIT_FAILED_HOSTS)
+    try:
+        outcomes = fixer.apply(plans, mode="undo" if undo else "apply", undoes=undo)
+    except OSError as e:
+        raise fail(f"{opts.journal_path}: {e.strerror or e}")
+    _emit(rm.render_outcomes(plans, outcomes, fmt, title="undo" if undo else "apply", journal=str(opts.journal_path)),
+          output)
+    typer.echo(f"evidence: {evidence_dir}  journal: {opts.journal_path}", err=True)
+    bad = scan_failed or any(o.status != "ok" or not rm.verified_ok(o.verified or "") for o in outcomes.values())
+    raise typer.Exit(EXIT_FAILED_HOSTS if bad else EXIT_OK)

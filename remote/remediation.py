@@ -257,8 +257,13 @@ class HostPlan:
     actions: list[Action] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     holder: str = "unknown"  # the verdict before
-    who: str = ""  # products/processes holding the port before
+    who: str = ""  # products/processes holding the port before (for undo: what it is to be again)
     address: Optional[str] = None
+    state_now: Optional[dict[str, str]] = None  # undo: {"holder", "who"} verified after the apply, when known
+
+    def journal_state(self) -> dict[str, str]:
+        """The verdict the host has when this plan starts running (the journal's "host" record)."""
+        return dict(self.state_now) if self.state_now else {"holder": self.holder, "who": self.who}
 
     def to_dict(self) -> dict[str, Any]:
         d = to_dict(self)
@@ -498,6 +503,7 @@ def iplisten_for(host: str, common: list[str], per_host: dict[str, list[str]]) -
 #   {"event": "host", "run", "mode", "host", "holder", "who", "ts"}          the verdict before
 #   {"event": "intent", "run", "mode", "host", "seq", "action": {...}, "command", "ts"}   BEFORE it runs
 #   {"event": "applied"|"failed"|"unknown", "run", "mode", "host", "seq", "command", "error"?, "ts"}
+#   {"event": "verified", "run", "mode", "host", "holder", "who", "verified", "ts"}  after the re-scan
 # "unknown": the connection broke while the action ran: it may or may not have taken effect.
 
 OUTCOMES = ("applied", "failed", "unknown")
@@ -521,6 +527,7 @@ class JournalEntry:
 class Journal:
     entries: list[JournalEntry] = field(default_factory=list)  # in the order their intents were written
     hosts: dict[str, dict[str, Any]] = field(default_factory=dict)  # host -> its first "host" record
+    after: dict[str, dict[str, Any]] = field(default_factory=dict)  # host -> its last "verified" record
     runs: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -542,6 +549,8 @@ def read_journal(lines: Iterable[str]) -> Journal:
                 j.runs.append(rec)
             elif ev == "host":
                 j.hosts.setdefault(str(rec["host"]), rec)
+            elif ev == "verified":
+                j.after[str(rec["host"])] = rec
             elif ev == "intent":
                 e = JournalEntry(str(rec.get("run", "")), str(rec["host"]), int(rec["seq"]),
                                  Action.from_dict(rec["action"]))
@@ -573,6 +582,9 @@ def undo_plans(journal: Journal, port: Optional[int] = None) -> list[HostPlan]:
         before = journal.hosts.get(host, {})
         plan = HostPlan(host=host, port=int(port), strategy="undo", status="planned",
                         holder=str(before.get("holder") or "unknown"), who=str(before.get("who") or ""))
+        after = journal.after.get(host)
+        if after and after.get("holder"):
+            plan.state_now = {"holder": str(after["holder"]), "who": str(after.get("who") or "")}
         for e in reversed(mine):
             if not e.to_restore:
                 plan.notes.append(f"not undone: {e.action.command} failed in that run ({e.error or 'no detail'})")

@@ -1,0 +1,328 @@
+"""Run remediation plans over PowerShell remoting (pypsrp), journal every change, verify with a re-scan.
+
+With remote/collect.py, the only module that talks to hosts. Per host: one WSMan + one RunspacePool,
+created, used and closed in that host's worker thread; the plan's actions run in order, one pipeline
+each, and each is checked: an error record fails it; otherwise the state is read back (the
+collector's own Win32_Service / ``netsh http show iplisten`` statements) and compared with what the
+action should have done. The first failed action ends that host's run.
+
+The journal (JSONL, see remote.remediation) gets an ``intent`` line with the state before BEFORE each
+action runs and an ``applied`` / ``failed`` / ``unknown`` line after it, each appended, flushed and
+fsynced on its own, so a crash, a deadline or a broken connection leaves it accurate. Concurrency,
+the per-host deadline and the failure classes are the fleet scan's (remote.scan, remote.failures).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import secrets as _random
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional
+
+from remote import remediation as rm
+from remote.analysis import FAILED_STATUSES, HostReport
+from remote.bundle import read_bundle
+from remote.collect import EVIDENCE, ConnectionSpec, _as_text, _run, connect
+from remote.failures import DeadlineExceeded, classify
+from remote.parsers import PARSERS
+from remote.remediation import Action, HostOutcome, HostPlan
+from remote.scan import Scan, ScanOptions, _bounded
+
+log = logging.getLogger("port80.fix")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _line(text: Any, secrets: Iterable[str] = ()) -> str:
+    text = " ".join(str(text).split())
+    for s in secrets:
+        if s:
+            text = text.replace(s, "***")
+    return text[:300]
+
+
+class JournalWriter:
+    """Appends one JSON line at a time, flushed and fsynced (thread-safe; no handle kept open)."""
+
+    def __init__(self, path: Path, mode: str, run: Optional[str] = None):
+        self.path = Path(path)
+        self.mode = mode
+        self.run = run or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + _random.token_hex(3)
+        self._lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, event: str, **fields: Any) -> None:
+        rec = {"ts": _now(), "event": event, "run": self.run, "mode": self.mode, **fields}
+        data = json.dumps(rec, ensure_ascii=False) + "\n"
+        with self._lock:
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+
+
+def read_journal_file(path: Path) -> rm.Journal:
+    with open(path, encoding="utf-8") as fh:
+        return rm.read_journal(fh)
+
+
+# --- one host ------------------------------------------------------------------------------------------
+
+
+class ActionFailed(Exception):
+    """An action whose outcome is known to be a failure (error record, or the state read back is wrong)."""
+
+
+class OutcomeUnknown(Exception):
+    """The action ran, but what it did could not be read back."""
+
+
+def _invoke(pool, action: Action, secrets: list[str]) -> None:
+    from pypsrp.powershell import PowerShell
+
+    ps = PowerShell(pool)
+    cmd, params, native = action.invocation()
+    ps.add_cmdlet(cmd)
+    for name, value in params:
+        if name is None:
+            ps.add_argument(value)
+        else:
+            ps.add_parameter(name, value)
+    if native:
+        ps.add_cmdlet("Out-String")
+    output = ps.invoke()
+    if output:
+        log.debug("%s: %s", action.command, _line(_as_text(output), secrets))
+    errors = [_line(str(e) or getattr(e, "message", "") or getattr(e, "fq_error", "") or "error", secrets)
+              for e in ps.streams.error]
+    if errors or ps.had_errors:
+        raise ActionFailed(errors[0] if errors else "the pipeline failed")
+
+
+def _observe(pool, action: Action, secrets: list[str]) -> Any:
+    """The state ``action`` is about, read back from the host with the collector's statements."""
+    kind = "services" if action.service else "iplisten"
+    results, errors = _run(pool, [kind], EVIDENCE)
+    if kind not in results:
+        raise OutcomeUnknown(f"cannot read the state back: {_line(errors.get(kind, 'no output'), secrets)}")
+    parsed = PARSERS[kind](_as_text(results[kind]))
+    if parsed.error:
+        raise OutcomeUnknown(f"cannot read the state back: {_line(parsed.error, secrets)}")
+    if kind == "iplisten":
+        return list(parsed.addresses)
+    for s in parsed.services:
+        if s.name.lower() == action.target.lower():
+            return {"state": s.state, "start_mode": s.start_mode}
+    return None
+
+
+def run_host_plan(spec: ConnectionSpec, password: Optional[str], plan: HostPlan, journal: JournalWriter,
+                  outcome: HostOutcome, cancel: threading.Event, secrets: list[str]) -> None:
+    """Run ``plan`` on one host, journaling each action; fills ``outcome`` as it goes. Raises what
+    pypsrp/requests raise (the runner classifies it) after journaling the action in flight as unknown."""
+    from pypsrp.powershell import RunspacePool
+
+    with connect(spec, password) as wsman:
+        with RunspacePool(wsman, configuration_name=spec.configuration_name) as pool:
+            journal.write("host", host=plan.host, port=plan.port, strategy=plan.strategy, **plan.journal_state())
+            for seq, action in enumerate(plan.actions, 1):
+                if cancel.is_set():
+                    outcome.not_run = [a.command for a in plan.actions[seq - 1:]]
+                    return
+                journal.write("intent", host=plan.host, seq=seq, action=action.to_dict(), command=action.command)
+                try:
+                    _invoke(pool, action, secrets)
+                    problem = rm.check(action, _observe(pool, action, secrets))
+                    if problem:
+                        raise ActionFailed(problem)
+                except ActionFailed as e:
+                    journal.write("failed", host=plan.host, seq=seq, command=action.command, error=str(e))
+                    outcome.status, outcome.failed, outcome.error = "failed", action.command, str(e)
+                    outcome.not_run = [a.command for a in plan.actions[seq:]]
+                    return
+                except OutcomeUnknown as e:
+                    journal.write("unknown", host=plan.host, seq=seq, command=action.command, error=str(e))
+                    outcome.status, outcome.failed, outcome.error = "failed", action.command, str(e)
+                    outcome.not_run = [a.command for a in plan.actions[seq:]]
+                    return
+                except BaseException as e:
+                    _, msg = classify(e, secrets)
+                    journal.write("unknown", host=plan.host, seq=seq, command=action.command, error=msg)
+                    outcome.failed = action.command
+                    outcome.not_run = [a.command for a in plan.actions[seq:]]
+                    raise
+                journal.write("applied", host=plan.host, seq=seq, command=action.command)
+                outcome.applied.append(action.command)
+
+
+# --- the fleet ---------------------------------------------------------------------------------------------
+
+
+def run_plans(specs: dict[str, ConnectionSpec], password_for: Callable[[ConnectionSpec], Optional[str]],
+              plans: list[HostPlan], journal: JournalWriter, *, forks: int, timeout: float,
+              secrets: Iterable[str] = ()) -> dict[str, HostOutcome]:
+    """Run every plan that has actions, ``forks`` hosts at once, each within ``timeout`` seconds
+    (port80's own deadline, as in a scan). Returns host -> outcome for every plan that had actions."""
+    secrets = [s for s in secrets if s]
+    todo = [p for p in plans if p.actions]
+    outcomes: dict[str, HostOutcome] = {p.host: HostOutcome(host=p.host) for p in todo}
+    for p in todo:
+        if p.host not in specs:
+            outcomes[p.host] = HostOutcome(host=p.host, status="skipped", error="not in the inventory (or --limit)",
+                                           not_run=[a.command for a in p.actions])
+    todo = [p for p in todo if p.host in specs]
+    done_q: "queue.Queue" = queue.Queue()
+    cancels = {p.host: threading.Event() for p in todo}
+
+    def work(plan: HostPlan) -> None:
+        spec = specs[plan.host]
+        try:
+            run_host_plan(_bounded(spec, timeout), password_for(spec), plan, journal, outcomes[plan.host],
+                          cancels[plan.host], secrets)
+            done_q.put((plan.host, None))
+        except BaseException as e:  # every failure is classified; none escapes the worker
+            done_q.put((plan.host, e))
+
+    pending = list(reversed(todo))
+    active: dict[str, float] = {}
+    while pending or active:
+        while pending and len(active) < max(1, forks):
+            plan = pending.pop()
+            active[plan.host] = time.monotonic()
+            threading.Thread(target=work, args=(plan,), daemon=True, name=f"port80-fix-{plan.host}").start()
+        next_deadline = min(st + timeout for st in active.values())
+        try:
+            host, exc = done_q.get(timeout=max(0.01, min(0.5, next_deadline - time.monotonic())))
+        except queue.Empty:
+            host = None
+        if host is not None and host in active:
+            del active[host]
+            if exc is not None:
+                o = outcomes[host]
+                o.status, o.error = classify(exc, secrets)
+                log.debug("%s: %s (%s)", host, o.status, o.error)
+        now = time.monotonic()
+        for host, started in list(active.items()):
+            if now - started >= timeout:
+                del active[host]
+                cancels[host].set()  # the worker stops before its next action; its journal lines stay accurate
+                o = outcomes[host]
+                o.status, o.error = classify(DeadlineExceeded(
+                    f"no result within the {timeout:g} s per-host deadline"), secrets)
+    return outcomes
+
+
+# --- the whole fix: scan, plan, apply, verify ----------------------------------------------------------------
+
+
+@dataclass
+class FixOptions:
+    port: int = 80
+    strategy: str = "disable-services"
+    iplisten: list[str] = field(default_factory=list)  # ADDR or HOST=ADDR
+    force_services: list[str] = field(default_factory=list)
+    evidence_dir: Path = Path("port80-fix")
+    journal: Optional[Path] = None  # default: <evidence_dir>/journal.jsonl
+    forks: int = 32
+    timeout: float = 120.0
+    progress: bool = False
+
+    @property
+    def journal_path(self) -> Path:
+        return Path(self.journal) if self.journal else Path(self.evidence_dir) / "journal.jsonl"
+
+
+def load_facts(report: HostReport) -> rm.HostFacts:
+    """The planner's facts from the host's evidence bundle (empty when there is none)."""
+    if not report.evidence_dir or report.status in FAILED_STATUSES:
+        return rm.HostFacts()
+    return rm.facts_from_texts(read_bundle(Path(report.evidence_dir)).texts)
+
+
+class Fixer:
+    """``port80 fix`` without the CLI: scan → plan → (apply → verify) and undo."""
+
+    def __init__(self, specs: list[ConnectionSpec], password_for: Callable[[ConnectionSpec], Optional[str]],
+                 opts: FixOptions, secrets: Iterable[str] = ()):
+        self.specs = {s.name: s for s in specs}
+        self.order = [s.name for s in specs]
+        self.password_for = password_for
+        self.opts = opts
+        self.secrets = [s for s in secrets if s]
+        self.reports: dict[str, HostReport] = {}
+        self.interrupted = False
+
+    def scan(self, names: Iterable[str], subdir: str) -> dict[str, HostReport]:
+        specs = [self.specs[n] for n in names if n in self.specs]
+        opts = ScanOptions(ports=[self.opts.port], evidence_dir=Path(self.opts.evidence_dir) / subdir,
+                           forks=self.opts.forks, timeout=self.opts.timeout, progress=self.opts.progress)
+        scan = Scan(specs, self.password_for, opts, secrets=self.secrets)
+        reports = scan.run()
+        scan.write_reports()
+        self.interrupted = self.interrupted or scan.interrupted
+        return {r.host: r for r in reports}
+
+    def plan(self) -> list[HostPlan]:
+        """A fresh scan of every host, then each host's plan (changes nothing)."""
+        common, per_host = rm.parse_iplisten_args(self.opts.iplisten, self.order)
+        self.reports = self.scan(self.order, "scan")
+        plans = []
+        for name in self.order:
+            report = self.reports.get(name) or HostReport(host=name, status="error", error="not scanned (interrupted)")
+            plans.append(rm.plan_host(report, load_facts(report), port=self.opts.port, strategy=self.opts.strategy,
+                                      iplisten=rm.iplisten_for(name, common, per_host),
+                                      force_services=self.opts.force_services))
+        self._write_plan(plans, "plan.json")
+        return plans
+
+    def undo_plan(self, journal_path: Path) -> tuple[list[HostPlan], list[str]]:
+        """The undo plan of a journal (no scan); warnings about the journal itself."""
+        journal = read_journal_file(journal_path)
+        plans = rm.undo_plans(journal)
+        for p in plans:
+            if p.host not in self.specs and p.actions:
+                p.status, p.reason = "skipped", "not in the inventory (or --limit): not undone"
+                p.actions = []
+        self.opts.port = plans[0].port if plans else self.opts.port
+        self._write_plan(plans, "undo-plan.json")
+        return plans, journal.warnings
+
+    def apply(self, plans: list[HostPlan], mode: str = "apply", undoes: Optional[Path] = None) -> dict[str, HostOutcome]:
+        journal = JournalWriter(self.opts.journal_path, mode)
+        journal.write("run", port=self.opts.port, strategy=self.opts.strategy if mode == "apply" else "undo",
+                      hosts=[p.host for p in plans if p.actions], **({"undoes": str(undoes)} if undoes else {}))
+        outcomes = run_plans(self.specs, self.password_for, plans, journal, forks=self.opts.forks,
+                             timeout=self.opts.timeout, secrets=self.secrets)
+        self.verify(plans, outcomes, journal)
+        return outcomes
+
+    def verify(self, plans: list[HostPlan], outcomes: dict[str, HostOutcome], journal: JournalWriter) -> None:
+        """Re-scan the hosts something ran on and say, per host, whether the port is free now."""
+        names = [p.host for p in plans if p.host in outcomes and outcomes[p.host].status != "skipped"]
+        if not names:
+            return
+        after = self.scan(names, "verify")
+        for p in plans:
+            o = outcomes.get(p.host)
+            if o is None or p.host not in names:
+                continue
+            report = after.get(p.host)
+            o.verified = rm.verify(p, report)
+            v = next((x for x in report.ports if x.port == p.port), None) if report else None
+            journal.write("verified", host=p.host, verified=o.verified,
+                          holder=v.holder if v and report.status not in FAILED_STATUSES else "unknown",
+                          who=rm.who_holds(v) if v else "")
+
+    def _write_plan(self, plans: list[HostPlan], name: str) -> None:
+        path = Path(self.opts.evidence_dir) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(rm.render_plans(plans, "json"), encoding="utf-8")
