@@ -5,8 +5,10 @@ plans, undo plans and text out. No IO, no pypsrp (``remote.remediate_remote`` ru
 Two strategies:
 
 - ``disable-services``: stop and disable the services the analysis attributes to the HTTP.sys
-  registrations on the port (``Stop-Service -Name X -Force``, then ``Set-Service -Name X -StartupType
-  Disabled``), dependents first (W3SVC before WAS).
+  registrations on the port (``Stop-Service -Name X``, then ``Set-Service -Name X -StartupType
+  Disabled``), dependents first (W3SVC before WAS). Without ``-Force``: Stop-Service -Force also stops
+  every running dependent service, which the journal would not record and undo would not restart; a
+  service with a running dependent port80 does not know of fails instead, loudly, and nothing else stops.
 - ``iplisten``: add addresses to HTTP.sys's IP listen list (``netsh.exe http add iplisten
   ipaddress=A``) so HTTP.sys binds only those and another web server can bind the others. On real
   Windows the HTTP service reads the list when it starts: a restart of HTTP (which restarts WinRM too)
@@ -93,7 +95,7 @@ class Action:
     def invocation(self) -> tuple[str, list[tuple[Optional[str], Any]], bool]:
         """(command, [(parameter or None for an argument, value)], native) as it goes over PSRP."""
         if self.kind == "stop-service":
-            return "Stop-Service", [("Name", self.target), ("Force", True)], False
+            return "Stop-Service", [("Name", self.target)], False
         if self.kind == "start-service":
             return "Start-Service", [("Name", self.target)], False
         if self.kind == "set-start-mode":
@@ -321,10 +323,11 @@ def plan_host(report: HostReport, facts: HostFacts, *, port: int = 80, strategy:
         return plan
     if strategy == "iplisten":
         return _plan_iplisten(plan, v, facts, iplisten)
-    return _plan_services(plan, v, facts, {s.lower() for s in force_services})
+    return _plan_services(plan, v, facts, list(force_services))
 
 
-def _plan_services(plan: HostPlan, v: PortVerdict, facts: HostFacts, forced: set[str]) -> HostPlan:
+def _plan_services(plan: HostPlan, v: PortVerdict, facts: HostFacts, force_services: list[str]) -> HostPlan:
+    forced = {s.lower() for s in force_services}
     port = v.port
     if "process" in v.holders:
         plan.reason = (f"port {port} is held by a user-mode process: {_user_listeners(v)}; port80 does not kill "
@@ -360,7 +363,7 @@ def _plan_services(plan: HostPlan, v: PortVerdict, facts: HostFacts, forced: set
             plan.reason = (f"{s} is critical (knowledge base): port80 refuses to stop it; rerun with "
                            f"--force-service {s} if you are sure")
             return plan
-    for f in sorted(forced - {t.lower() for t, _ in targets}):
+    for f in [f for f in dict.fromkeys(force_services) if f.lower() not in {t.lower() for t, _ in targets}]:
         plan.notes.append(f"--force-service {f}: not behind a registration on port {port} here; ignored")
     if facts.services is None:
         plan.reason = ("service states unknown (services.json missing or unreadable): port80 records the state "
@@ -660,12 +663,13 @@ def render_plans(plans: list[HostPlan], fmt: str, *, title: str = "plan") -> str
         return json.dumps({"mode": title, "hosts": [p.to_dict() for p in plans]}, indent=2, ensure_ascii=False) + "\n"
     rows = []
     for p in plans:
+        holder = p.journal_state()["holder"]
         if p.actions:
             for i, a in enumerate(p.actions, 1):
-                rows.append([p.host if i == 1 else "", p.holder if i == 1 else "", i, a.command, _before(a)])
+                rows.append([p.host if i == 1 else "", holder if i == 1 else "", i, a.command, _before(a)])
         else:
             text = f"{p.status}: {p.reason}" + (f" — manual: {p.manual}" if p.manual else "")
-            rows.append([p.host, p.holder, "", text, ""])
+            rows.append([p.host, holder, "", text, ""])
     lines = [_table(rows, ["HOST", "HOLDER", "#", "COMMAND", "BEFORE"], fmt), ""]
     lines += _notes(plans, fmt)
     n = sum(1 for p in plans if p.status == "planned")

@@ -47,7 +47,7 @@ def test_branchcache_plan_exact_commands_and_before():
     plan = rm.plan_host(report(reg()), BC_FACTS)
     assert plan.status == "planned", plan.reason
     assert [a.command for a in plan.actions] == [
-        "Stop-Service -Name PeerDistSvc -Force",
+        "Stop-Service -Name PeerDistSvc",
         "Set-Service -Name PeerDistSvc -StartupType Disabled",
     ]
     assert plan.actions[0].before == {"state": "Running", "start_mode": "Manual"}
@@ -69,8 +69,8 @@ def test_iis_targets_behind_the_controller_dependents_first():
     facts = svc(("W3SVC", "Running", "Auto"), ("WAS", "Running", "Manual"))
     plan = rm.plan_host(report(r), facts)
     assert [a.command for a in plan.actions] == [
-        "Stop-Service -Name W3SVC -Force", "Set-Service -Name W3SVC -StartupType Disabled",
-        "Stop-Service -Name WAS -Force", "Set-Service -Name WAS -StartupType Disabled",
+        "Stop-Service -Name W3SVC", "Set-Service -Name W3SVC -StartupType Disabled",
+        "Stop-Service -Name WAS", "Set-Service -Name WAS -StartupType Disabled",
     ]
 
 
@@ -188,7 +188,7 @@ def test_critical_service_refused_unless_forced():
     assert plan.status == "skipped" and "critical" in plan.reason and "--force-service LanmanServer" in plan.reason
     plan = rm.plan_host(report(r), facts, force_services=["LanmanServer", "Other"])
     assert plan.status == "planned"
-    assert any("--force-service other" in n and "ignored" in n for n in plan.notes)
+    assert any("--force-service Other" in n and "ignored" in n for n in plan.notes)
 
 
 def test_skip_service_states_unknown():
@@ -335,7 +335,7 @@ def test_plan_from_real_analysis_of_texts():
     assert facts.iplisten == []
     plan = rm.plan_host(r, facts)
     assert plan.status == "planned", plan.reason
-    assert [a.command for a in plan.actions] == ["Stop-Service -Name PeerDistSvc -Force",
+    assert [a.command for a in plan.actions] == ["Stop-Service -Name PeerDistSvc",
                                                 "Set-Service -Name PeerDistSvc -StartupType Disabled"]
 
 
@@ -454,9 +454,9 @@ def test_render_plans_formats():
                           svc(("WinRM", "Running", "Auto")))]
     plans[1].host = "h2"
     text = rm.render_plans(plans, "table")
-    assert "Stop-Service -Name PeerDistSvc -Force" in text and "EnableCompatibilityHttpListener" in text
+    assert "Stop-Service -Name PeerDistSvc" in text and "EnableCompatibilityHttpListener" in text
     md = rm.render_plans(plans, "markdown")
     assert md.splitlines()[1].startswith("|--")
     doc = json.loads(rm.render_plans(plans, "json"))
-    assert doc["hosts"][0]["actions"][0]["command"] == "Stop-Service -Name PeerDistSvc -Force"
+    assert doc["hosts"][0]["actions"][0]["command"] == "Stop-Service -Name PeerDistSvc"
     assert doc["hosts"][1]["status"] == "skipped" and doc["hosts"][1]["manual"]
