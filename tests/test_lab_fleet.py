@@ -126,7 +126,7 @@ def test_inventory_basic_https_and_ntlm_http(tmp_path):
         hosts, gv = parse_inventory(fleet.write_inventory(tmp_path / "a.ini"))
         assert set(hosts) == {"alpha", "beta", "gamma"}
         assert all(set(v) == {"ansible_host", "ansible_port"} for v in hosts.values())  # ephemeral: per host
-        assert gv == {"ansible_user": "auditor", "ansible_port": "5986", "ansible_psrp_protocol": "https",
+        assert gv == {"ansible_connection": "psrp", "ansible_user": "auditor", "ansible_port": "5986", "ansible_psrp_protocol": "https",
                       "ansible_psrp_auth": "basic", "ansible_psrp_cert_validation": "validate",
                       "ansible_psrp_ca_cert": str(fleet.ca_path)}
         assert fleet.password not in (tmp_path / "a.ini").read_text()
@@ -143,6 +143,20 @@ def test_inventory_basic_https_and_ntlm_http(tmp_path):
     cp = configparser.ConfigParser(allow_no_value=True, delimiters=("=",))
     cp.read_string((tmp_path / "a.ini").read_text())
     assert cp["lab:vars"]["ansible_psrp_auth"] == "basic"
+
+
+def test_project_inventory_reader_gets_working_settings(tmp_path):
+    """port80's own inventory reader (remote/inventory.py) resolves the lab's inventory to settings that connect."""
+    inventory = pytest.importorskip("remote.inventory")
+    for mode in (dict(auth="basic"), dict(auth="ntlm")):
+        with lab_fleet(bundles(tmp_path / mode["auth"]), host_factory=factory, **mode) as fleet:
+            inv = inventory.load_inventory(fleet.write_inventory(tmp_path / f"{mode['auth']}.ini"))
+            assert not [w for w in inv.warnings if "password" in w.lower()]
+            hc = inv.host("gamma")
+            assert (hc.address, hc.port, hc.auth, hc.user) == ("127.0.0.1", fleet.host("gamma").port,
+                                                               mode["auth"], "auditor")
+            kw = hc.wsman_kwargs()
+            assert run_netstat(WSMan(username=hc.user, password=fleet.password, **kw)) == ["netstat of gamma\r\n"]
 
 
 def test_stats(tmp_path):

@@ -361,6 +361,7 @@ class LabFleet:
         lines += [
             "",
             f"[{self.group}:vars]",
+            "ansible_connection=psrp",
             f"ansible_user={self.user}",
             f"ansible_port={group_port if group_port is not None else default_port}",
             f"ansible_psrp_protocol={self.scheme}",
