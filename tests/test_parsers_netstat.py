@@ -185,6 +185,16 @@ def test_abo_service_line_then_image_and_more_pager():
     assert owners(parse_netstat(text)) == [(3389, 1012, "svchost.exe", ["TermService"], False), (445, 4, None, [], True)]
 
 
+def test_interval_output_repeats_the_title_without_breaking_owner_lines():
+    block = ("\nActive Connections\n\n  Proto  Local Address          Foreign Address        State           PID\n"
+             "  TCP    0.0.0.0:80             0.0.0.0:0              LISTENING       4\n"
+             " Can not obtain ownership information\n"
+             "  TCP    0.0.0.0:135            0.0.0.0:0              LISTENING       912\n  RpcSs\n [svchost.exe]\n")
+    res = parse_netstat(block * 2)
+    assert owners(res) == [(80, 4, None, [], True), (135, 912, "svchost.exe", ["RpcSs"], False)] * 2
+    assert not res.warnings
+
+
 def test_get_nettcpconnection_with_state_column():
     text = ("\nLocalAddress LocalPort RemoteAddress RemotePort State OwningProcess\n"
             "------------ --------- ------------- ---------- ----- -------------\n"

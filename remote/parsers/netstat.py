@@ -64,6 +64,8 @@ _PORT_NAMES = {"http": 80, "https": 443, "epmap": 135, "netbios-ssn": 139, "micr
 
 _PROTO_RE = re.compile(r"^(TCP|UDP)(v6)?$", re.IGNORECASE)
 _WILDCARD_FOREIGN = {("0.0.0.0", 0), ("::", 0), ("*", None)}
+# English title; German and Spanish ones from third-party fixtures only (NOTES §4, unverified).
+_TITLE_RE = re.compile(r"^(?:active connections|aktive verbindungen|conexiones activas)$", re.IGNORECASE)
 _OWNERSHIP_RE = re.compile(r"ownership information", re.IGNORECASE)
 _IMAGE_RE = re.compile(r"^\[(.+)\]$")
 _GNTC_COLS = {"localaddress", "localport", "remoteaddress", "remoteport", "state", "owningprocess"}
@@ -194,8 +196,8 @@ def parse_netstat(text: str) -> NetstatResult:
             last = sock
             continue
         low = [x.lower() for x in tokens]
-        if low[0] == "proto" or (last is None and t.lower() in ("active connections",)):
-            continue
+        if low[0] == "proto" or _TITLE_RE.match(t):
+            continue  # column header / title (repeated by "netstat -ano 5")
         if {"localaddress", "localport"} <= set(low) and set(low) <= _GNTC_COLS | {"owningprocess"}:
             gntc_cols = low
             continue

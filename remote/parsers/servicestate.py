@@ -62,7 +62,6 @@ _LABELS = {
     "authentication configuration": "block",
     "authentication schemes enabled": "auth",
 }
-_LIST_HEADERS = {"urls", "processes", "groups", "queues", "block", "auth"}  # expect children
 _TITLE_RE = re.compile(r"^(?P<title>.*\((?P<view>[^()]*)\))\s*:?$")
 _PROC_RE = re.compile(r"^ID\s*:\s*(\d{1,10})\s*(?:,\s*image\s*:\s*(.*))?$", re.IGNORECASE | re.ASCII)
 
