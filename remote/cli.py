@@ -17,6 +17,12 @@ from remote import __version__
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False)
 
+
+def _mount_lab() -> None:
+    from remote.lab.cli import lab_app
+
+    app.add_typer(lab_app, name="lab", help="Emulated Windows hosts (real WinRM/PSRP on loopback) from evidence bundles.")
+
 EXIT_OK, EXIT_FAILED_HOSTS, EXIT_USAGE, EXIT_HELD = 0, 1, 2, 3
 
 PortOpt = typer.Option(None, "--port", "-p", help="Port to audit (repeatable). Default: 80.")
@@ -119,22 +125,6 @@ def _exit_code(reports, fail_if_held: bool) -> int:
     if any(r.status in FAILED_STATUSES for r in reports):
         return EXIT_FAILED_HOSTS
     return EXIT_OK
-
-
-def main() -> None:
-    """Entry point: no traceback ever reaches the user; -v/-vv logging shows the detail."""
-    try:
-        app(standalone_mode=True)
-    except KeyboardInterrupt:
-        typer.echo("port80: interrupted", err=True)
-        sys.exit(130)
-    except Exception as e:  # a bug or an unforeseen environment problem: one line, not a traceback
-        import logging
-
-        logging.getLogger("port80").debug("internal error", exc_info=True)
-        msg = " ".join(str(e).split())[:300]
-        typer.echo(f"port80: error: {type(e).__name__}: {msg}", err=True)
-        sys.exit(EXIT_FAILED_HOSTS)
 
 
 # --- fleet commands --------------------------------------------------------------------------------
@@ -464,3 +454,48 @@ def fix(
     typer.echo(f"evidence: {evidence_dir}  journal: {opts.journal_path}", err=True)
     bad = scan_failed or any(o.status != "ok" or not rm.verified_ok(o.verified or "") for o in outcomes.values())
     raise typer.Exit(EXIT_FAILED_HOSTS if bad else EXIT_OK)
+
+
+@app.command()
+def demo(
+    out: Optional[Path] = typer.Option(None, "--out", help="Where evidence and reports go (default: ./port80-demo-<timestamp>)."),
+    port: Optional[List[int]] = PortOpt,
+    auth: str = typer.Option("basic", "--auth", help="basic (over HTTPS, CA-validated) | ntlm (over HTTP, encrypted)"),
+    timeout: float = typer.Option(15.0, "--timeout", help="Per-host deadline in seconds."),
+    fmt: str = FormatOpt,
+    verbose: int = VerboseOpt,
+) -> None:
+    """Start the lab's demo fleet, scan it over real WinRM/PSRP sockets, print the fleet report."""
+    from remote.demo import run_demo
+
+    ports = _ports(port)
+    fmt = _format(fmt)
+    if auth not in ("basic", "ntlm"):
+        raise fail("--auth: basic or ntlm")
+    _setup_logging(verbose, [])
+    out = out or _default_evidence_dir("port80-demo")
+    typer.echo(f"port80 demo: starting the lab's demo fleet ({auth}) and scanning it...", err=True)
+    scan_, reports, inv = run_demo(out, ports, auth=auth, timeout=timeout, progress=sys.stderr.isatty())
+    _emit(render_report(reports, fmt, ports), None)
+    typer.echo(f"\ninventory: {inv}\nevidence:  {scan_.dir}  (one folder per host; results.jsonl)\n"
+               f"report:    {scan_.dir / 'report.csv'}  {scan_.dir / 'report.json'}\n"
+               f"re-analyse offline: port80 analyze {scan_.dir}", err=True)
+
+
+_mount_lab()
+
+
+def main() -> None:
+    """Entry point: no traceback ever reaches the user; -v/-vv logging shows the detail."""
+    try:
+        app(standalone_mode=True)
+    except KeyboardInterrupt:
+        typer.echo("port80: interrupted", err=True)
+        sys.exit(130)
+    except Exception as e:  # a bug or an unforeseen environment problem: one line, not a traceback
+        import logging
+
+        logging.getLogger("port80").debug("internal error", exc_info=True)
+        msg = " ".join(str(e).split())[:300]
+        typer.echo(f"port80: error: {type(e).__name__}: {msg}", err=True)
+        sys.exit(EXIT_FAILED_HOSTS)
