@@ -44,7 +44,7 @@ def test_svc_listing_ws2016():
                                       "SystemEventsBroker"])
     assert d[964][1][-3:] == ["Winmgmt", "WpnService", "wuauserv"] and len(d[964][1]) == 17
     assert d[1156][1] == ["CryptSvc", "Dnscache", "LanmanWorkstation", "NlaSvc", "WinRM"]
-    assert res.processes[0].line == 3 and res.processes[-1] == res.processes[-1] and res.processes[-1].pid == 6084
+    assert res.processes[0].line == 3 and (res.processes[-1].image, res.processes[-1].pid) == ("tasklist.exe", 6084)
 
 
 def test_fi_default_shape_with_overflowing_hand_edited_row():
