@@ -144,14 +144,12 @@ def run_host_plan(spec: ConnectionSpec, password: Optional[str], plan: HostPlan,
                     problem = rm.check(action, _observe(pool, action, secrets))
                     if problem:
                         raise ActionFailed(problem)
-                except ActionFailed as e:
-                    journal.write("failed", host=plan.host, seq=seq, command=action.command, error=str(e))
-                    outcome.status, outcome.failed, outcome.error = "failed", action.command, str(e)
-                    outcome.not_run = [a.command for a in plan.actions[seq:]]
-                    return
-                except OutcomeUnknown as e:
-                    journal.write("unknown", host=plan.host, seq=seq, command=action.command, error=str(e))
-                    outcome.status, outcome.failed, outcome.error = "failed", action.command, str(e)
+                except (ActionFailed, OutcomeUnknown) as e:
+                    event = "failed" if isinstance(e, ActionFailed) else "unknown"
+                    journal.write(event, host=plan.host, seq=seq, command=action.command, error=str(e))
+                    if outcome.status == "ok":  # a deadline already reported keeps its class
+                        outcome.status, outcome.error = "failed", str(e)
+                    outcome.failed = action.command
                     outcome.not_run = [a.command for a in plan.actions[seq:]]
                     return
                 except BaseException as e:
