@@ -550,7 +550,8 @@ class Machine:
             return any(s.get("ProcessId") == pid and s.get("State") == "Running" for s in self._svc.values())
         orig = self._orig_services_of.get(pid)
         if orig:
-            return any(self._svc[o].get("State") == "Running" and self._svc[o].get("ProcessId") == pid for o in orig)
+            return any(self._svc.get(o, {}).get("State") == "Running" and self._svc.get(o, {}).get("ProcessId") == pid
+                       for o in orig)
         for q in self.queues:
             if pid in q.pids and not self._queue_alive(q):
                 return False
