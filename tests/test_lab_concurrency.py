@@ -71,3 +71,18 @@ def test_200_clients_200_hosts(tmp_path, mode):
     assert stats["total"]["requests"] == per_session * N and stats["total"]["actions"]["Create"] == N
     assert all(s["requests"] == per_session for s in stats["hosts"].values())
     print(f"\n{N} hosts / {N} client threads ({mode}): {elapsed:.1f} s, {N / elapsed:.0f} sessions/s")
+
+
+@pytest.mark.timeout(60)
+def test_many_listeners_start_and_stop_fast(tmp_path):
+    """600 listeners (one accept thread for all): start and stop in well under a few seconds."""
+    t0 = time.monotonic()
+    with lab_fleet(_bundles(tmp_path), hosts=600, host_factory=_factory, tls=False, auth="ntlm") as fleet:
+        started = time.monotonic() - t0
+        kw = fleet.client_kwargs(fleet.hosts[-1])
+        with RunspacePool(WSMan(**kw, read_timeout=10, operation_timeout=5)) as pool:
+            ps = PowerShell(pool)
+            ps.add_script("netstat.exe -ano | Out-String")
+            assert ps.invoke()[0].startswith(fleet.hosts[-1].name)
+        t1 = time.monotonic()
+    assert started < 10 and time.monotonic() - t1 < 5

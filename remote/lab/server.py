@@ -16,6 +16,7 @@ connection down, so nothing keeps the lab from exiting.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import logging
 import select
 import selectors
@@ -134,6 +135,8 @@ class LabHTTPServer(ThreadingHTTPServer):
         latency_ms: float = 0.0,
         stopping: Optional[threading.Event] = None,
     ) -> None:
+        if not ipaddress.ip_address(address).is_loopback:
+            raise ValueError(f"{address}: the lab listens on loopback addresses only")
         self.address_family = socket.AF_INET6 if ":" in address else socket.AF_INET
         self.runtime = runtime
         self.faults = runtime.faults
@@ -248,13 +251,17 @@ class LabHTTPServer(ThreadingHTTPServer):
     def _hang(self, h: LabRequestHandler) -> None:
         """Never answer: wait until the client gives up (closes) or the lab stops, then drop the connection."""
         h.close_connection = True
-        sock = h.connection
+        try:
+            poller = select.poll()  # not select(): file descriptors above 1024 in a big lab
+            poller.register(h.connection.fileno(), select.POLLIN | select.POLLHUP | select.POLLERR)
+        except (OSError, ValueError):
+            return
         while not self.stopping.is_set() and not self.closed:
             try:
-                readable, _, _ = select.select([sock], [], [], 0.5)
-            except (OSError, ValueError):
+                events = poller.poll(500)
+            except OSError:
                 return
-            if readable:  # a client waiting for our answer sends nothing: this is its FIN (or RST)
+            if events:  # a client waiting for our answer sends nothing: this is its FIN (or RST)
                 return
 
     def _reset(self, h: LabRequestHandler) -> None:
@@ -409,6 +416,7 @@ class Acceptor:
         self._sel = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)  # a full wake-up pipe already wakes the loop: never block on it
         self._sel.register(self._wake_r, selectors.EVENT_READ, None)
         self._lock = threading.Lock()
         self._stop = False
@@ -447,9 +455,11 @@ class Acceptor:
         _close_quietly(self._wake_w)
 
     def _wake(self) -> None:
+        if not self._started:
+            return
         try:
             self._wake_w.send(b"\0")
-        except OSError:
+        except OSError:  # BlockingIOError included: the loop has wake-ups pending anyway
             pass
 
     def _run(self) -> None:
