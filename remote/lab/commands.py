@@ -1085,7 +1085,7 @@ def _netstat(ctx: Context, argv: list[str], _input: list) -> list:
     proto = None
     if "p" in letters and rest:
         proto = rest[0].lower()
-    if letters <= {"a", "n", "o"} and "o" in letters and proto is None:
+    if letters <= {"a", "n", "o"} and {"a", "o"} <= letters and proto is None:
         return native_output(text)  # netstat -ano: the evidence itself
     out: list[str] = []
     for ln in native_lines(text):
@@ -1371,7 +1371,7 @@ def _select_object(ctx: Context, b: dict, data: list) -> list:
                 if real not in names:
                     names.append(real)
         sel = {k: it.get(k) for k in names}
-        out.append(PSObj(["Selected." + it.type_names[0], "System.Management.Automation.PSCustomObject",
+        out.append(PSObj(["Selected." + it.type_names[0].split("#")[0], "System.Management.Automation.PSCustomObject",
                           "System.Object"], sel, selected_to_string(sel), origin=it.origin))
     return out
 

@@ -778,7 +778,10 @@ def _proc_name(image: str) -> str:
 
 def _image_of(name: Optional[str], path: Optional[str]) -> str:
     if path:
-        return re.split(r"[\\/]", str(path))[-1]
+        base = re.split(r"[\\/]", str(path))[-1]
+        if name and base.lower() == (name + ".exe").lower():
+            return name + ".exe"  # tasklist shows the process's own spelling (WmiPrvSE.exe, not wmiprvse.exe)
+        return base
     if not name:
         return "?"
     if name in ("Idle",):
