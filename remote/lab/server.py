@@ -107,7 +107,17 @@ class LabRequestHandler(BaseHTTPRequestHandler):
         log.debug("%s %s", self.address_string(), format % args)
 
     def do_POST(self) -> None:
-        self.server.handle_post(self)
+        try:
+            self.server.handle_post(self)
+        except (ConnectionError, TimeoutError, ssl.SSLError):
+            raise
+        except Exception:  # a lab bug: answer 500 (visible to the client and in the log), keep serving
+            log.exception("lab %s: request failed", self.server.runtime.machine)
+            self.close_connection = True
+            try:
+                self.server.reply(self, 500, b"lab internal error (see the lab's log)", "text/plain; charset=utf-8")
+            except OSError:
+                pass
 
     def _not_allowed(self) -> None:
         self.server.reply(self, 405, b"", headers=[("Allow", "POST")])
