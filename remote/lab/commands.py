@@ -45,7 +45,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional
 
-from psrpcore.types import PSCustomObject, PSInt, PSUInt, add_note_property
+from psrpcore.types import PSCustomObject, PSUInt, add_note_property
 
 from remote.lab import api
 
@@ -65,6 +65,15 @@ IPLISTEN_DASHES = "-" * 43
 CAT_NOT_SPECIFIED, CAT_OPEN_ERROR, CAT_CLOSE_ERROR = 0, 1, 2
 CAT_INVALID_ARGUMENT, CAT_INVALID_OPERATION = 5, 7
 CAT_METADATA_ERROR, CAT_OBJECT_NOT_FOUND, CAT_PERMISSION_DENIED = 10, 13, 18
+
+
+class UInt32(int):
+    """A System.UInt32 value (becomes psrpcore ``PSUInt`` on the wire; a plain int is an Int32)."""
+
+    __slots__ = ()
+
+
+PSInt = int  # System.Int32: psrpcore serializes a Python int as <I32>
 
 
 class Terminate(Exception):
@@ -129,7 +138,12 @@ def text_output(lines: Iterable[str]) -> list[NativeLine]:
 # two spaces after ':'; nested values aligned after the key), ported below line for line.
 
 
+_JS_PLAIN = re.compile(r'^[^"\\\x00-\x1f<>&\']*$')
+
+
 def _js_string(s: str) -> str:
+    if _JS_PLAIN.match(s):
+        return '"' + s + '"'
     out = ['"']
     for ch in s:
         o = ord(ch)
@@ -445,6 +459,8 @@ class PSObj:
         self.origin = origin  # "service" / "process" / … (what the object was made from)
 
     def get(self, name: str) -> Any:
+        if name in self.props:
+            return self.props[name]
         for k, v in self.props.items():
             if k.lower() == name.lower():
                 return v
@@ -466,6 +482,8 @@ def psrp_object(obj: PSObj) -> PSCustomObject:
 
 
 def _psrp_value(v: Any) -> Any:
+    if isinstance(v, UInt32):
+        return PSUInt(int(v))
     if isinstance(v, PSObj):
         return psrp_object(v)
     if isinstance(v, NativeLine):
@@ -1487,15 +1505,15 @@ def win32_service_props(m: Any, s: dict) -> dict:
     pid = int(s.get("ProcessId") or 0)
     d = m.service_details(s)
     return {
-        "Name": s.get("Name"), "Status": s.get("Status", "OK"), "ExitCode": PSUInt(int(d["ExitCode"])),
+        "Name": s.get("Name"), "Status": s.get("Status", "OK"), "ExitCode": UInt32(int(d["ExitCode"])),
         "DesktopInteract": False, "ErrorControl": "Normal", "PathName": d["PathName"],
         "ServiceType": d["ServiceType"], "StartMode": s.get("StartMode"), "Caption": s.get("DisplayName"),
         "Description": d.get("Description"), "InstallDate": None, "CreationClassName": "Win32_Service",
         "Started": running, "SystemCreationClassName": "Win32_ComputerSystem", "SystemName": m.hostname.upper(),
         "AcceptPause": False, "AcceptStop": running, "DisplayName": s.get("DisplayName"),
-        "ServiceSpecificExitCode": PSUInt(0), "StartName": d["StartName"], "State": s.get("State"),
-        "TagId": PSUInt(0), "CheckPoint": PSUInt(0), "DelayedAutoStart": bool(d.get("DelayedAutoStart")),
-        "ProcessId": PSUInt(pid), "WaitHint": PSUInt(0), "PSComputerName": None,
+        "ServiceSpecificExitCode": UInt32(0), "StartName": d["StartName"], "State": s.get("State"),
+        "TagId": UInt32(0), "CheckPoint": UInt32(0), "DelayedAutoStart": bool(d.get("DelayedAutoStart")),
+        "ProcessId": UInt32(pid), "WaitHint": UInt32(0), "PSComputerName": None,
     }
 
 
@@ -1535,7 +1553,7 @@ def os_object(m: Any) -> PSObj:
              "BuildNumber": o["build"], "BuildType": "Multiprocessor Free", "Caption": o["caption"],
              "CodeSet": "1252", "CountryCode": "1", "CSName": m.hostname.upper(), "Locale": "0409",
              "Manufacturer": "Microsoft Corporation", "OSArchitecture": "64-bit",
-             "OSLanguage": PSUInt(int(o.get("language") or 1033)), "OSType": PSInt(18), "SystemDirectory":
+             "OSLanguage": UInt32(int(o.get("language") or 1033)), "OSType": PSInt(18), "SystemDirectory":
              "C:\\Windows\\system32", "SystemDrive": "C:", "Version": o["version"], "WindowsDirectory": "C:\\Windows",
              "Organization": "", "RegisteredUser": "Windows User", "SerialNumber": o.get("serial", "00429-70000-00000-AA535"),
              "PSComputerName": None}
@@ -1545,8 +1563,8 @@ def os_object(m: Any) -> PSObj:
 
 
 def cim_process(m: Any, p: dict) -> PSObj:
-    props = {"Name": p["image"], "ProcessId": PSUInt(p["Id"]), "ExecutablePath": p.get("Path"),
-             "SessionId": PSUInt(p.get("SessionId") or 0), "CSName": m.hostname.upper(), "PSComputerName": None}
+    props = {"Name": p["image"], "ProcessId": UInt32(p["Id"]), "ExecutablePath": p.get("Path"),
+             "SessionId": UInt32(p.get("SessionId") or 0), "CSName": m.hostname.upper(), "PSComputerName": None}
     types = [t.replace("Win32_Service", "Win32_Process").replace("Win32_BaseService", "CIM_Process")
              for t in CIM_SERVICE_TYPES if "CIM_Service" not in t]
     return PSObj(types, props, f'Win32_Process (Handle = "{p["Id"]}")', "process")

@@ -55,7 +55,7 @@ _SVC_INFO: dict[str, tuple[Optional[str], str]] = {
     "CryptSvc": ("NetworkService", "NT AUTHORITY\\NetworkService"),
     "LanmanWorkstation": ("NetworkService", "NT AUTHORITY\\NetworkService"),
     "NlaSvc": ("NetworkService", "NT AUTHORITY\\NetworkService"),
-    "TermService": ("NetworkService", "NT Authority\\NetworkService"),
+    "TermService": ("termsvcs", "NT Authority\\NetworkService"),
     "PolicyAgent": ("NetworkServiceNetworkRestricted", "NT Authority\\NetworkService"),
     "DoSvc": ("NetworkService", "NT Authority\\NetworkService"),
     "PeerDistSvc": ("PeerDist", "NT AUTHORITY\\NetworkService"),
@@ -416,6 +416,7 @@ class Machine:
             if s.get("State") == "Running" and s.get("ProcessId"):
                 self._orig_services_of.setdefault(int(s["ProcessId"]), []).append(str(s["Name"]).lower())
         self._new_pids: dict[str, int] = {}
+        self._orig_keys: dict[str, str] = {}
 
         # HTTP.sys
         self.queues = parse_queues(texts["servicestate"]) if texts.get("servicestate") else []
@@ -675,9 +676,23 @@ class Machine:
 
     def passthrough_json(self, items: list) -> Optional[str]:
         """The bundle's services.json / processes.json text when ConvertTo-Json gets exactly its objects."""
-        key = _jkey(items)
-        for kind, recs in (("services", self.current_service_records()),
-                           ("processes", self.current_process_records())):
+        if not items or not isinstance(items[0], dict):
+            return None
+        n = len(items)
+        key = None
+        changed = self.changed()
+        for kind, orig in (("services", self.services_records_orig), ("processes", self.process_records_orig)):
+            if orig is None or (not changed and len(orig) != n) or list(items[0]) != list(orig[0]):
+                continue
+            if key is None:
+                key = _jkey(items)
+            if not changed:
+                if kind not in self._orig_keys:
+                    self._orig_keys[kind] = _jkey(orig)
+                if key == self._orig_keys[kind]:
+                    return self.orig[kind]
+                continue
+            recs = self.current_service_records() if kind == "services" else self.current_process_records()
             if recs is not None and key == _jkey(recs):
                 return self.text(kind)
         return None

@@ -121,7 +121,7 @@ BASE_SERVICES = [
     ("swprv", "Microsoft Software Shadow Copy Provider", "Manual", False, "swprv"),
     ("SystemEventsBroker", "System Events Broker", "Auto", True, "DcomLaunch"),
     ("TapiSrv", "Telephony", "Manual", False, "NetworkService"),
-    ("TermService", "Remote Desktop Services", "Manual", True, "NetworkService"),
+    ("TermService", "Remote Desktop Services", "Manual", True, "termsvcs"),
     ("Themes", "Themes", "Auto", True, "netsvcs"),
     ("TimeBrokerSvc", "Time Broker", "Manual", True, "LocalServiceNetworkRestricted"),
     ("TrkWks", "Distributed Link Tracking Client", "Auto", True, "LocalSystemNetworkRestricted"),
