@@ -121,6 +121,20 @@ def test_tls_material(tmp_path):
             run_netstat(WSMan(**kw, reconnection_retries=0))
 
 
+def test_one_certificate_per_group_of_hosts(tmp_path):
+    """70 hosts on distinct addresses: 2 certificates (64 hosts each at most), each valid for its hosts only."""
+    base = f"127.{random.randint(2, 250)}.{random.randint(2, 250)}.1"
+    with lab_fleet(bundles(tmp_path), hosts=70, base_address=base, port=0, host_factory=factory,
+                   workdir=tmp_path / "w") as fleet:
+        assert sorted(p.name for p in (tmp_path / "w").glob("server*.pem")) == ["server-1.pem", "server.pem"]
+        second = x509.load_pem_x509_certificate((tmp_path / "w" / "server-1.pem").read_bytes())
+        ips = {str(i) for i in second.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName).value.get_values_for_type(x509.IPAddress)}
+        assert fleet.hosts[69].address in ips and fleet.hosts[0].address not in ips
+        for h in (fleet.hosts[0], fleet.hosts[63], fleet.hosts[64], fleet.hosts[69]):
+            assert run_netstat(WSMan(**fleet.client_kwargs(h))) == [f"netstat of {h.bundle_dir.name}\r\n"]
+
+
 def test_inventory_basic_https_and_ntlm_http(tmp_path):
     with lab_fleet(bundles(tmp_path), host_factory=factory) as fleet:
         hosts, gv = parse_inventory(fleet.write_inventory(tmp_path / "a.ini"))

@@ -32,6 +32,7 @@ from remote.lab.shell import HostRuntime
 log = logging.getLogger("port80.lab.fleet")
 
 HTTP_PORT, HTTPS_PORT = 5985, 5986
+CERT_GROUP = 64  # hosts per TLS certificate
 AUTH_MODES = ("basic", "ntlm", "negotiate")
 
 
@@ -267,17 +268,23 @@ class LabFleet:
         self.workdir = Path(self._workdir_given) if self._workdir_given else Path(
             tempfile.mkdtemp(prefix="port80-lab-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
-        ssl_context = None
+        contexts: list = [None] * n
         if self.tls:
-            names = {"localhost", "127.0.0.1", "::1", *addrs, *(h.name for _, h in made)}
-            files = tls.generate(self.workdir, sorted(names))
-            self.ca_path = files.ca_path.resolve()
-            ssl_context = files.server_context()
+            # one certificate per CERT_GROUP hosts, naming their addresses and host names (+ localhost)
+            chunks = [list(range(i, min(i + CERT_GROUP, n))) for i in range(0, n, CERT_GROUP)]
+            groups = [sorted({"localhost", "127.0.0.1", "::1", *(addrs[i] for i in c), *(made[i][1].name for i in c)})
+                      for c in chunks]
+            files = tls.generate_groups(self.workdir, groups)
+            self.ca_path = files[0].ca_path.resolve()
+            for chunk, f in zip(chunks, files):
+                ctx = f.server_context()
+                for i in chunk:
+                    contexts[i] = ctx
         # every listener offers Negotiate (and Basic), as a Windows host with both enabled
         self._ntlm_token = NTLM_USERS.register(self.credentials)
 
         self._acceptor = Acceptor()
-        for (bundle, h), addr, port in zip(made, addrs, ports):
+        for (bundle, h), addr, port, ssl_context in zip(made, addrs, ports, contexts):
             try:
                 spec = self.fault_overrides[h.name] if h.name in self.fault_overrides else getattr(h, "faults", {})
                 faults = parse_faults(spec)
