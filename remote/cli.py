@@ -461,7 +461,7 @@ def demo(
     out: Optional[Path] = typer.Option(None, "--out", help="Where evidence and reports go (default: ./port80-demo-<timestamp>)."),
     port: Optional[List[int]] = PortOpt,
     auth: str = typer.Option("basic", "--auth", help="basic (over HTTPS, CA-validated) | ntlm (over HTTP, encrypted)"),
-    timeout: float = typer.Option(15.0, "--timeout", help="Per-host deadline in seconds."),
+    timeout: float = typer.Option(8.0, "--timeout", help="Per-host deadline in seconds (the demo has a hung host)."),
     fmt: str = FormatOpt,
     verbose: int = VerboseOpt,
 ) -> None:

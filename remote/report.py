@@ -61,9 +61,8 @@ def summarize(reports: list[HostReport]) -> dict[str, Any]:
             by_holder.setdefault(str(p.port), Counter())[p.holder] += 1
             for prod in dict.fromkeys(x.product for x in p.registrations if x.product):
                 by_product[f"{prod} (port {p.port})"] += 1
-            for l in p.listeners:
-                if l.pid != 4:
-                    by_product[f"{l.process or 'PID ' + str(l.pid)} (port {p.port})"] += 1
+            for label in dict.fromkeys(l.process or f"PID {l.pid}" for l in p.listeners if l.pid != 4):
+                by_product[f"{label} (port {p.port})"] += 1
     held = sum(1 for r in reports if any(p.holder not in ("free", "unknown") for p in r.ports))
     return {
         "hosts": len(reports),
@@ -156,6 +155,8 @@ def _who(p: PortVerdict) -> tuple[str, str]:
         for pid in [*reg.pids, reg.controller_pid]:
             if pid is not None and str(pid) not in pids:
                 pids.append(str(pid))
+    if "http.sys" in p.holders and not p.registrations:
+        who.append("HTTP.sys (registrant not visible)")
     for l in p.listeners:
         if l.pid != 4:
             label = l.process or f"PID {l.pid}"
