@@ -1563,7 +1563,7 @@ def os_object(m: Any) -> PSObj:
 
 
 def cim_process(m: Any, p: dict) -> PSObj:
-    props = {"Name": p["image"], "ProcessId": UInt32(p["Id"]), "ExecutablePath": p.get("Path"),
+    props = {"Name": p["image"], "ProcessId": UInt32(p["Id"]), "ExecutablePath": p.get("Path") if m.elevated else None,
              "SessionId": UInt32(p.get("SessionId") or 0), "CSName": m.hostname.upper(), "PSComputerName": None}
     types = [t.replace("Win32_Service", "Win32_Process").replace("Win32_BaseService", "CIM_Process")
              for t in CIM_SERVICE_TYPES if "CIM_Service" not in t]
