@@ -40,6 +40,7 @@ KINDS = (
     "reset",
     "http500",
 )
+ENGINE_KINDS = ("not_elevated",)  # faults the Windows emulation (remote/lab/host.py) implements: ignored here
 WSMAN_ACTIONS = ("create", "receive", "command", "send", "signal", "delete", "get", "any")
 DEFAULT_FAULT_MESSAGE = "The WS-Management service cannot process the request. (lab fault)"
 
@@ -105,7 +106,7 @@ def parse_faults(spec: FaultSpec) -> Faults:
         if not isinstance(item, dict):
             raise FaultError(f"fault {item!r}: expected an object with a 'kind'")
         kind = str(item.get("kind", "")).strip().lower().replace("-", "_")
-        if not kind or kind == "none":
+        if not kind or kind == "none" or kind in ENGINE_KINDS:
             continue
         if kind not in KINDS:
             raise FaultError(f"unknown fault kind {kind!r} (choose from {', '.join(KINDS)})")

@@ -159,6 +159,20 @@ class _CategoryInfo(ErrorCategoryInfo):
                 f"[{self.Activity or ''}], {self.Reason or ''}")
 
 
+_PSV_CACHE: dict[str, dict] = {}
+_PSV_LOCK = threading.Lock()
+
+
+def _cached_psversion_table(psversion: Optional[dict]) -> dict:
+    """``psversion_table``, shared by every host with the same table (thousands of hosts, a few tables)."""
+    key = repr(sorted((psversion or {}).items()))
+    with _PSV_LOCK:
+        table = _PSV_CACHE.get(key)
+        if table is None:
+            table = _PSV_CACHE[key] = psversion_table(psversion)
+        return table
+
+
 def error_record(spec: api.ErrorSpec) -> ErrorRecord:
     """An ``ErrorRecord`` as PowerShell would serialize it, from the engine's ``ErrorSpec``."""
     exc = NETException(Message=spec.message, HResult=-2146233087)
@@ -291,7 +305,7 @@ class HostRuntime:
         self.on_pipeline = on_pipeline
         self._lock = threading.Lock()
         self.shells: dict[str, Shell] = {}
-        self._app_data_table = psversion_table(getattr(host, "psversion", None))
+        self._app_data_table: Optional[dict] = None  # built at the first Create (costly: psrpcore objects)
 
     # ----------------------------------------------------------------------------- dispatch
 
@@ -350,6 +364,8 @@ class HostRuntime:
             data = base64.b64decode(creation.text.strip())
         except (binascii.Error, ValueError):
             raise WSManFault(wsman.CODE_INTERNAL, "creationXml is not base64") from None
+        if self._app_data_table is None:
+            self._app_data_table = _cached_psversion_table(getattr(self.host, "psversion", None))
         app_data = {"PSVersionTable": dict(self._app_data_table)}
         shell = Shell(shell_id, req.resource_uri, user, client_ip, app_data)
         with shell.cond:
