@@ -345,6 +345,13 @@ def test_many_sessions_one_host_threads(bundles):
         assert host.stats()["actions"]["Create"] == 12 and host.server.runtime.shells == {}
 
 
+def test_server_config_get(bundles):
+    with lab_fleet(bundles, host_factory=bundle_host_factory()) as fleet:
+        w = wsman_for(fleet, fleet.host("web-01"))
+        w.update_max_payload_size()  # Get winrm/config -> MaxEnvelopeSizekb
+        assert w.max_envelope_size == 500 * 1024
+
+
 def test_unknown_shell_and_bad_soap_give_wsman_faults(bundles):
     with lab_fleet(bundles, host_factory=bundle_host_factory()) as fleet:
         pool = RunspacePool(wsman_for(fleet, fleet.hosts[0]))

@@ -574,6 +574,8 @@ class HostRuntime:
         return Reply(200, wsman.delete_response(req))
 
     def _do_get(self, req: wsman.Request, **_: Any) -> Reply:
+        if req.resource_uri.rstrip("/").endswith("/wsman/1/config"):  # WSMan.update_max_payload_size()
+            return Reply(200, wsman.get_response(req, wsman.CONFIG_XML))
         shell = self._shell(req)
         now = time.monotonic()
         xml = wsman.shell_element(shell.id, shell.resource_uri, shell.owner, shell.client_ip,

@@ -258,6 +258,15 @@ def shell_element(
     )
 
 
+# winrm/config as a default Windows Server answers it (what pypsrp reads: MaxEnvelopeSizekb)
+CONFIG_XML = (
+    '<cfg:Config xmlns:cfg="http://schemas.microsoft.com/wbem/wsman/1/config">'
+    "<cfg:MaxEnvelopeSizekb>500</cfg:MaxEnvelopeSizekb><cfg:MaxTimeoutms>60000</cfg:MaxTimeoutms>"
+    "<cfg:MaxBatchItems>32000</cfg:MaxBatchItems><cfg:MaxProviderRequests>4294967295</cfg:MaxProviderRequests>"
+    "</cfg:Config>"
+)
+
+
 def get_response(req: Request, shell_xml: str) -> bytes:
     return envelope(A_TRANSFER + "GetResponse", req.message_id, shell_xml)
 
