@@ -5,7 +5,7 @@ import pytest
 
 # ---- lab (remote/lab): emulated Windows hosts on loopback ------------------------------------------
 
-def pytest_configure(config):
+def pytest_configure(config):  # one per conftest: add other registrations here rather than a second one
     config.addinivalue_line(
         "markers",
         "lab(**kwargs): options for the `lab` fixture, passed to remote.lab.fixture.lab_fleet "
