@@ -43,6 +43,6 @@ def setup_logging(verbose: int, secrets) -> None:
     elif verbose == 1:
         root.setLevel(logging.WARNING)
         logging.getLogger("port80").setLevel(logging.DEBUG)
-    else:
-        root.setLevel(logging.ERROR)
+    else:  # third-party libraries (pypsrp logs retried timeouts with tracebacks) stay silent
+        root.setLevel(logging.CRITICAL)
         logging.getLogger("port80").setLevel(logging.WARNING)
