@@ -123,6 +123,35 @@ def connect(spec: ConnectionSpec, password: Optional[str]):
     )
 
 
+# CREATE_PIPELINE XML of port80's fixed pipelines, serialized once per process (as bytes): pypsrp deep-copies
+# every command twice while serializing a many-statement pipeline, which was ~40% of the client's CPU
+# per host (py-spy, scripts/bench_fleet.py --profile). Same XML on the wire, byte for byte.
+_PIPELINE_XML: dict[tuple, Any] = {}
+
+
+class _PipelineMemo:
+    """Stands in for a pool's pypsrp ``Serializer`` while one of port80's pipelines is sent."""
+
+    def __init__(self, inner: Any, key: tuple) -> None:
+        self._inner, self._key = inner, key
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def serialize(self, value: Any, metadata: Any = None, parent: Any = None, clear: bool = True) -> Any:
+        from xml.etree import ElementTree as ET
+
+        from pypsrp.messages import CreatePipeline
+
+        if not (isinstance(value, CreatePipeline) and metadata is None and parent is None and clear):
+            return self._inner.serialize(value, metadata, parent, clear)
+        xml = _PIPELINE_XML.get(self._key)
+        if xml is None:  # bytes, which Message.pack sends as they are (a race only serializes twice)
+            el = self._inner.serialize(value, metadata, parent, clear)
+            xml = _PIPELINE_XML[self._key] = ET.tostring(el, encoding="utf-8", method="xml")
+        return xml
+
+
 def _run(pool, kinds: list[str], builders: dict[str, Callable]) -> tuple[dict[str, Any], dict[str, str]]:
     """Run ``kinds`` as one pipeline of statements; split the output on the markers."""
     from pypsrp.powershell import PowerShell
@@ -132,7 +161,17 @@ def _run(pool, kinds: list[str], builders: dict[str, Callable]) -> tuple[dict[st
         ps.add_cmdlet("Write-Output").add_parameter("InputObject", MARKER + kind).add_statement()
         builders[kind](ps)
         ps.add_statement()
-    output = ps.invoke()
+    frag = getattr(pool, "_fragmenter", None)
+    if frag is not None and getattr(pool, "host", None) is None:
+        key = (tuple((k, builders[k]) for k in kinds), pool.protocol_version, pool.apartment_state)
+        frag.serializer = _PipelineMemo(frag.serializer, key)
+        try:
+            ps.begin_invoke()
+        finally:
+            frag.serializer = frag.serializer._inner
+        output = ps.end_invoke()
+    else:
+        output = ps.invoke()
     got: dict[str, list[Any]] = {}
     current: Optional[str] = None
     for item in output:

@@ -437,12 +437,18 @@ def bench_servicestate(mb: float, factor: int = 10) -> dict:
 # profile (py-spy)
 
 
+IDLE_LEAVES = {"Condition.wait", "Event.wait", "Queue.get", "SSLSocket.read", "SocketIO.readinto", "SSLSocket.recv_into",
+               "do_poll", "poll_wait_for_socket.<locals>.do_poll", "select", "sleep", "Thread._wait_for_tstate_lock",
+               "_ModuleLock.acquire", "Lock.acquire", "wait_for_read", "BaseSelector.select", "EpollSelector.select"}
+
+
 def summarize_folded(path: Path, top: int = 15) -> dict:
     """Self and inclusive sample shares per function from py-spy's ``--format raw`` (collapsed) output."""
     self_c: dict[str, int] = {}
     incl: dict[str, int] = {}
     area: dict[str, int] = {}
     total = 0
+    idle = 0
     for line in path.read_text(errors="replace").splitlines():
         stack, _, n = line.rpartition(" ")
         if not stack or not n.isdigit():
@@ -450,6 +456,9 @@ def summarize_folded(path: Path, top: int = 15) -> dict:
         n_ = int(n)
         frames = [f for f in stack.split(";") if not f.startswith("process ") and not f.startswith("thread ")]
         if not frames:
+            continue
+        if frames[-1].split(" (")[0] in IDLE_LEAVES:  # blocked, not on CPU (py-spy cannot always tell here)
+            idle += n_
             continue
         total += n_
         names = [re.sub(r"\s*\(([^()]*?):\d+\)$", r" (\1)", f) for f in frames]
@@ -477,7 +486,7 @@ def summarize_folded(path: Path, top: int = 15) -> dict:
             a = "other"
         area[a] = area.get(a, 0) + n_
     pct = lambda d: [(k, round(100.0 * v / max(1, total), 1)) for k, v in sorted(d.items(), key=lambda kv: -kv[1])]
-    return {"samples": total, "areas": pct(area), "self": pct(self_c)[:top], "inclusive": pct(incl)[:top]}
+    return {"samples": total, "idle_samples_dropped": idle, "areas": pct(area), "self": pct(self_c)[:top], "inclusive": pct(incl)[:top]}
 
 
 def profile_scan(lab: Lab, names: list[str], forks: int, workdir: Path, outdir: Path) -> Optional[dict]:
@@ -648,9 +657,7 @@ def summarize(cfg: Config, per_auth: dict, big: Optional[dict], ss: dict, runs: 
     doc["ratios"]["servicestate_scaling"] = ss["scaling"]
     doc["servicestate"] = ss
     doc["runs"] = runs
-    if cfg.notes:
-        for t in targets:
-            t["note"] = (t["note"] + "; " if t["note"] else "") + "; ".join(cfg.notes)
+    doc["notes"] = list(cfg.notes)
     doc["targets"] = targets
     doc["all_pass"] = all(t["pass"] for t in targets)
     return doc
@@ -683,6 +690,8 @@ def render(doc: dict) -> str:
     out.append("")
     out.append(tabulate([["PASS" if t["pass"] else "FAIL", t["target"], t["value"], t["limit"], t["note"]]
                          for t in doc["targets"]], headers=["", "target", "measured", "limit", "note"]))
+    for n in doc.get("notes", []):
+        out.append(f"note: {n}")
     prof = doc.get("profile") or {}
     for auth, s in prof.items():
         if s:
