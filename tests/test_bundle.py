@@ -1,0 +1,117 @@
+"""Evidence bundles on disk: Windows encodings, missing and broken files, bad paths — never a traceback."""
+
+from __future__ import annotations
+
+import codecs
+import json
+import shutil
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from remote.analysis import analyze_bundle
+from remote.bundle import MAX_FILE_BYTES, find_bundles, read_bundle
+from remote.cli import app
+from remote.textio import decode_text
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = ROOT / "examples" / "seed-branchcache"
+
+
+def seed_as(tmp: Path, encode) -> Path:
+    d = tmp / "b"
+    d.mkdir()
+    for f in SEED.iterdir():
+        text = f.read_text(encoding="utf-8")
+        (d / f.name).write_bytes(encode(text) if f.suffix == ".txt" else text.encode())
+    return d
+
+
+def holder_and_pid(d: Path):
+    p = analyze_bundle(read_bundle(d), [80]).ports[0]
+    return p.holder, [r.pids for r in p.registrations], [r.users for r in p.reservations]
+
+
+EXPECTED = ("http.sys", [[2668]], [["NT AUTHORITY\\NETWORK SERVICE"]])
+
+
+def test_utf16_le_with_bom_crlf(tmp_path):  # what Windows PowerShell 5.1's `>` writes
+    d = seed_as(tmp_path, lambda t: codecs.BOM_UTF16_LE + t.replace("\n", "\r\n").encode("utf-16-le"))
+    assert holder_and_pid(d) == EXPECTED
+
+
+def test_utf8_bom(tmp_path):
+    d = seed_as(tmp_path, lambda t: codecs.BOM_UTF8 + t.encode())
+    assert holder_and_pid(d) == EXPECTED
+
+
+def test_oem_code_page(tmp_path):  # cmd.exe `>` on a western console; é is 0x82 in cp850
+    d = seed_as(tmp_path, lambda t: (t + "\nCaractère\n").encode("cp850"))
+    assert holder_and_pid(d) == EXPECTED
+    assert "Caractère" in read_bundle(d).texts["netstat"]
+
+
+def test_utf16_without_bom(tmp_path):
+    d = seed_as(tmp_path, lambda t: t.encode("utf-16-le"))
+    assert holder_and_pid(d) == EXPECTED
+
+
+@given(st.binary(max_size=400))
+@settings(max_examples=300, deadline=None)
+def test_decode_never_raises(data):
+    assert isinstance(decode_text(data), str)
+
+
+def test_broken_host_json_and_oversized_file(tmp_path):
+    d = tmp_path / "h"
+    shutil.copytree(SEED, d)
+    (d / "host.json").write_text("{not json")
+    with open(d / "iplisten.txt", "wb") as fh:
+        fh.truncate(MAX_FILE_BYTES + 1)
+    b = read_bundle(d)
+    assert b.texts["iplisten"] is None
+    assert any("host.json" in p for p in b.problems) and any("limit" in p for p in b.problems)
+    r = analyze_bundle(b, [80])
+    assert r.ports[0].holder == "http.sys"
+    assert any("host.json" in w for w in r.warnings)
+
+
+def test_folder_of_bundles_and_bad_paths(tmp_path):
+    shutil.copytree(SEED, tmp_path / "fleet" / "a")
+    shutil.copytree(SEED, tmp_path / "fleet" / "b")
+    assert [p.name for p in find_bundles([tmp_path / "fleet"])] == ["a", "b"]
+    r = CliRunner().invoke(app, ["analyze", str(tmp_path / "nope")])
+    assert r.exit_code == 2 and "nope: no such file or folder" in r.output and "Traceback" not in r.output
+    (tmp_path / "empty").mkdir()
+    r = CliRunner().invoke(app, ["analyze", str(tmp_path / "empty")])
+    assert r.exit_code == 2 and "not an evidence bundle" in r.output
+
+
+def test_garbage_bundle_is_analysed_without_error(tmp_path):
+    d = tmp_path / "g"
+    d.mkdir()
+    for name in ("netstat.txt", "servicestate.txt", "urlacl.txt", "iplisten.txt", "services.json"):
+        (d / name).write_bytes(bytes(range(256)) * 20)
+    r = CliRunner().invoke(app, ["analyze", str(d), "-f", "json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["hosts"][0]["ports"][0]["holder"] in ("free", "unknown")
+
+
+def test_parse_command_outputs_json(tmp_path):
+    r = CliRunner().invoke(app, ["parse", "servicestate", str(SEED / "servicestate.txt")])
+    doc = json.loads(r.stdout)
+    assert list(doc)[:3] == ["view", "request_queues", "url_groups"]
+    q = doc["request_queues"][0]
+    assert (q["name"], q["pids"], q["controller_pid"], q["urls"]) == (
+        None, [2668], None, ["HTTP://+:80/116B50EB-ECE2-41AC-8429-9F9E963361B7/"])
+    r = CliRunner().invoke(app, ["parse", "netstat", str(SEED / "netstat.txt")])
+    s = json.loads(r.stdout)["sockets"][0]
+    assert {k: s[k] for k in ("proto", "local_address", "local_port", "state", "pid")} == {
+        "proto": "TCP", "local_address": "0.0.0.0", "local_port": 80, "state": "LISTENING", "pid": 4}
+    r = CliRunner().invoke(app, ["parse", "bogus", str(SEED / "netstat.txt")])
+    assert r.exit_code == 2
+    r = CliRunner().invoke(app, ["parse", "netstat", str(tmp_path / "missing.txt")])
+    assert r.exit_code == 2 and "missing.txt: cannot read" in r.output
