@@ -163,6 +163,21 @@ class Scan:
         report.host = spec.name
         return report
 
+    def _safe_finish(self, spec: ConnectionSpec, result, exc: Optional[BaseException], elapsed: float) -> HostReport:
+        """``_finish``, but a failure while writing or analysing one host (disk full, a parser bug)
+        becomes that host's ``error`` line instead of stopping the fleet; its evidence stays on disk."""
+        try:
+            return self._finish(spec, result, exc, elapsed)
+        except Exception as e:  # noqa: BLE001 - one host's problem must not stop the others
+            log.debug("%s: could not finish", spec.name, exc_info=True)
+            msg = " ".join(f"{type(e).__name__}: {e}".split())[:300]
+            for secret in self.secrets:
+                msg = msg.replace(secret, "***")
+            report = failed_host(spec.name, "error", f"port80 could not process this host's evidence ({msg})",
+                                 self.opts.ports, spec.address)
+            report.evidence_dir = str(self.dir / self._dirname(spec))
+            return report
+
     def _record(self, report: HostReport, fh) -> None:
         self.reports[report.host] = report
         fh.write(json.dumps(host_to_dict(report), ensure_ascii=False) + "\n")
@@ -200,7 +215,7 @@ class Scan:
                         tok = None
                     if tok is not None and tok in active:
                         _, started = active.pop(tok)
-                        report = self._finish(spec, result, exc, time.monotonic() - started)
+                        report = self._safe_finish(spec, result, exc, time.monotonic() - started)
                         self._record(report, fh)
                         progress.update(report.status, len(active))
                     now = time.monotonic()
@@ -208,7 +223,7 @@ class Scan:
                         if now - started >= self.opts.timeout:
                             del active[t]  # its thread is abandoned; a late result is ignored
                             exc = DeadlineExceeded(f"no result within the {self.opts.timeout:g} s per-host deadline")
-                            report = self._finish(spec, None, exc, now - started)
+                            report = self._safe_finish(spec, None, exc, now - started)
                             self._record(report, fh)
                             progress.update(report.status, len(active))
             except KeyboardInterrupt:

@@ -116,3 +116,22 @@ def test_torn_last_line_is_skipped(tmp_path: Path):
     f = tmp_path / "results.jsonl"
     f.write_text('{"host": "a", "status": "ok", "ports": []}\n{"host": "b", "sta')
     assert [r.host for r in load_results(f)] == ["a"]
+
+
+def test_a_host_that_breaks_analysis_does_not_stop_the_fleet(tmp_path: Path, monkeypatch):
+    import remote.scan as scan_mod
+    from remote.collect import Collected
+
+    calls = []
+
+    def boom(bundle, ports):
+        calls.append(bundle.host)
+        raise RuntimeError("parser bug")
+
+    monkeypatch.setattr(scan_mod, "analyze_bundle", boom)
+    s = Scan([spec("a", free_port()), spec("b", free_port())], lambda s: None,
+             ScanOptions(ports=[80], evidence_dir=tmp_path, forks=2, timeout=5))
+    # feed a successful collection straight into the finishing step (the part under test)
+    rep = s._safe_finish(spec("ok-host", 1), Collected(texts={"netstat": "x"}, meta={}), None, 0.1)
+    assert rep.status == "error" and "parser bug" in rep.error
+    assert (tmp_path / "ok-host" / "netstat.txt").read_text() == "x"  # the evidence is kept
