@@ -379,7 +379,11 @@ def fix(
     no_cert_validation: bool = NoVerifyOpt,
     verbose: int = VerboseOpt,
 ) -> None:
-    """Free a port: plan from a fresh scan (dry run), or --apply with a journal and verification, or --undo."""
+    """Free a port: plan from a fresh scan (dry run), or --apply with a journal and verification, or --undo.
+
+    Exit codes: 0 planned (dry run) or changed and verified; 1 a host could not be scanned, an action
+    failed, the port is not free after the change, or the confirmation was declined; 2 bad usage,
+    including --apply/--undo without --yes when not on a terminal."""
     from remote import remediation as rm
     from remote.remediate_remote import Fixer, FixOptions
 

@@ -322,8 +322,12 @@ def plan_host(report: HostReport, facts: HostFacts, *, port: int = 80, strategy:
         plan.reason = f"cannot tell who holds port {port}" + (f": {'; '.join(v.notes)}" if v.notes else "")
         return plan
     if strategy == "iplisten":
-        return _plan_iplisten(plan, v, facts, iplisten)
-    return _plan_services(plan, v, facts, list(force_services))
+        plan = _plan_iplisten(plan, v, facts, iplisten)
+    else:
+        plan = _plan_services(plan, v, facts, list(force_services))
+    if plan.status == "skipped" and report.status == "partial" and report.error:
+        plan.reason += f" (the scan was partial: {report.error})"
+    return plan
 
 
 def _plan_services(plan: HostPlan, v: PortVerdict, facts: HostFacts, force_services: list[str]) -> HostPlan:
@@ -342,7 +346,7 @@ def _plan_services(plan: HostPlan, v: PortVerdict, facts: HostFacts, force_servi
         prod = knowledge.product(r.product_key)
         if prod.critical:
             plan.reason = (f"{r.url} is the {prod.label}: the remoting session port80 uses depends on it, so "
-                           f"port80 does not touch it; to free port {port}, run on the host")
+                           f"port80 does not touch it; to free port {port}, run on the host:")
             plan.manual = _manual_for(prod, port)
             return plan
     targets: list[tuple[str, str]] = []  # (service, why)
@@ -668,8 +672,7 @@ def render_plans(plans: list[HostPlan], fmt: str, *, title: str = "plan") -> str
             for i, a in enumerate(p.actions, 1):
                 rows.append([p.host if i == 1 else "", holder if i == 1 else "", i, a.command, _before(a)])
         else:
-            text = f"{p.status}: {p.reason}" + (f" — manual: {p.manual}" if p.manual else "")
-            rows.append([p.host, holder, "", text, ""])
+            rows.append([p.host, holder, "", _why(p, fmt), ""])
     lines = [_table(rows, ["HOST", "HOLDER", "#", "COMMAND", "BEFORE"], fmt), ""]
     lines += _notes(plans, fmt)
     n = sum(1 for p in plans if p.status == "planned")
@@ -694,7 +697,7 @@ def render_outcomes(plans: list[HostPlan], outcomes: dict[str, HostOutcome], fmt
     for p in plans:
         o = outcomes.get(p.host)
         if o is None:
-            rows.append([p.host, p.status, "", f"{p.reason}" + (f" — manual: {p.manual}" if p.manual else "")])
+            rows.append([p.host, p.status, "", _why(p, fmt)])
             continue
         result = o.status if o.status != "ok" else f"applied {len(o.applied)}/{len(p.actions)}"
         detail = []
@@ -704,12 +707,28 @@ def render_outcomes(plans: list[HostPlan], outcomes: dict[str, HostOutcome], fmt
             detail.append(o.error)
         if o.not_run:
             detail.append(f"not run: {len(o.not_run)}")
-        rows.append([p.host, result, o.verified or "", "; ".join(detail)])
+        rows.append([p.host, result, _wrap(o.verified or "", fmt), _wrap("; ".join(detail), fmt)])
     lines = [_table(rows, ["HOST", "RESULT", "VERIFIED", "DETAIL"], fmt), ""]
     lines += _notes(plans, fmt)
     if journal:
         lines.append(f"journal: {journal}")
     return "\n".join(lines) + "\n"
+
+
+def _why(p: HostPlan, fmt: str) -> str:
+    text = _wrap(f"{p.status}: {p.reason}", fmt)
+    if p.manual:  # never wrapped: it is meant to be copied
+        text += ("\n" if fmt == "table" else " ") + p.manual
+    return text
+
+
+def _wrap(text: str, fmt: str, width: int = 72) -> str:
+    """Long reasons wrapped inside their cell (plain table); markdown cells stay one line."""
+    if fmt != "table" or len(text) <= width:
+        return text
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False))
 
 
 def _before(a: Action) -> str:

@@ -152,7 +152,8 @@ def test_apply_refused_without_yes_when_not_interactive(tmp_path, demo):
 
 
 def test_apply_frees_port_80_then_undo_restores_everything(tmp_path, demo):
-    kinds = ["branchcache", "ssrs", "iis", "winrm-compat"]
+    kinds = ["branchcache", "ssrs", "iis", "iis-idle", "winrm-compat"]
+    freed = [k for k in ("branchcache", "ssrs", "iis", "iis-idle") if k in demo]
     with served(tmp_path, demo, kinds) as (fleet, inv, env, names):
         originals = snapshots(fleet)
         verdicts = scan_verdicts(inv, env, tmp_path / "scan0")
@@ -162,7 +163,7 @@ def test_apply_frees_port_80_then_undo_restores_everything(tmp_path, demo):
         assert res.exit_code == 0, res.output
         doc = json.loads(res.stdout)
         hosts = {h["host"]: h for h in doc["hosts"]}
-        for k in ("branchcache", "ssrs", "iis"):
+        for k in freed:
             o = hosts[names[k]]["outcome"]
             assert o["status"] == "ok" and o["verified"] == "free", (k, o)
             assert len(o["applied"]) == len(hosts[names[k]]["actions"])
@@ -172,7 +173,7 @@ def test_apply_frees_port_80_then_undo_restores_everything(tmp_path, demo):
         # the journal: an intent before every result, with the state before; no secret anywhere
         recs = journal_records(journal)
         intents = [r for r in recs if r["event"] == "intent"]
-        assert len(intents) == sum(len(hosts[names[k]]["actions"]) for k in ("branchcache", "ssrs", "iis"))
+        assert len(intents) == sum(len(hosts[names[k]]["actions"]) for k in freed)
         for r in intents:
             assert r["action"]["before"]
             i = recs.index(r)
@@ -183,7 +184,7 @@ def test_apply_frees_port_80_then_undo_restores_everything(tmp_path, demo):
         assert fleet.password not in res.output
         # a scan now sees port 80 free on those hosts
         now = scan_verdicts(inv, env, tmp_path / "scan1")
-        for k in ("branchcache", "ssrs", "iis"):
+        for k in freed:
             assert now[names[k]][0]["holder"] == "free"
 
         res = fix(inv, env, "--undo", str(journal), "--yes", "--evidence-dir", str(tmp_path / "undo"), "-f", "json")
