@@ -246,6 +246,8 @@ class Measured:
     wall_s: float
     cpu_s: float
     maxrss_mb: float
+    user_s: float = 0.0
+    sys_s: float = 0.0
     stdout: str = ""
     stderr: str = ""
 
@@ -279,6 +281,7 @@ def run_measured(cmd: list[str], env: dict, timeout: float, cwd: Path, wrap: Opt
     out_f.seek(0)
     err_f.seek(0)
     return Measured(rc=p.returncode, wall_s=wall, cpu_s=ru.ru_utime + ru.ru_stime, maxrss_mb=ru.ru_maxrss / 1024.0,
+                    user_s=ru.ru_utime, sys_s=ru.ru_stime,
                     stdout=out_f.read().decode(errors="replace"), stderr=err_f.read().decode(errors="replace"))
 
 
@@ -314,6 +317,7 @@ def scan(lab: Lab, names: list[str], forks: int, workdir: Path, tag: str, timeou
         "tag": tag, "what": "port80 scan", "hosts": n, "forks": forks, "auth": lab.auth, "latency_ms": lab.latency_ms,
         "wall_s": round(m.wall_s, 3), "requests_per_host": req["requests_per_host"], "requests_max": req["requests_max"],
         "client_cpu_ms_per_host": round(m.cpu_s * 1000 / n, 2), "client_cpu_s": round(m.cpu_s, 3),
+        "client_sys_ms_per_host": round(m.sys_s * 1000 / n, 2),
         "peak_rss_mb": round(m.maxrss_mb, 1), "lab_cpu_ms_per_host": round(lab_cpu * 1000 / n, 2),
         "errors": errors, "error_samples": not_ok[:5], "lab_errors": req["lab_errors"], "rc": m.rc,
         "actions": req["actions"],
@@ -587,7 +591,7 @@ def run(cfg: Config, workdir: Path) -> dict:
 
 def _brief(r: dict) -> str:
     return (f"wall {r['wall_s']} s, {r['requests_per_host']} req/host, cpu {r['client_cpu_ms_per_host']} ms/host, "
-            f"rss {r['peak_rss_mb']} MB, lab cpu {r.get('lab_cpu_ms_per_host')} ms/host, errors {r['errors']}")
+            f"(sys {r.get('client_sys_ms_per_host')}), rss {r['peak_rss_mb']} MB, lab cpu {r.get('lab_cpu_ms_per_host')} ms/host, errors {r['errors']}")
 
 
 def summarize(cfg: Config, per_auth: dict, big: Optional[dict], ss: dict, runs: list[dict]) -> dict:
