@@ -36,9 +36,9 @@ from .common import (
     detect_error,
     is_marker,
     is_rule,
+    iter_lines,
     never_raise,
     split_label,
-    split_lines,
     to_int,
 )
 
@@ -401,6 +401,6 @@ def _key(name: Optional[str]) -> Optional[str]:
 def parse_servicestate(text: str) -> ServiceStateResult:
     """Parse ``netsh http show servicestate [view=session|requestq] [verbose=yes|no]``; never raises."""
     p = _Parser()
-    for ln in split_lines(text):
+    for ln in iter_lines(text):
         p.feed(ln)
     return p.finish(text)
