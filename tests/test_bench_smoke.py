@@ -1,0 +1,40 @@
+"""Smoke test of scripts/bench_fleet.py: the whole benchmark with tiny numbers (3 hosts, latency 0).
+
+It checks that the pieces work together (lab in its own process, request counters, port80 scan and
+the baseline as separate processes, the servicestate generator) and that the JSON line is complete
+and error-free. It asserts no timing: speed is measured by the script, never by tests.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "scripts" / "bench_fleet.py"
+
+
+def test_bench_smoke_json_line(tmp_path):
+    cmd = [sys.executable, str(BENCH), "--json", "--quick", "--hosts", "3", "--forks", "3", "--latency-ms", "0",
+           "--big-hosts", "4", "--baseline-hosts", "1", "--auth", "basic", "--servicestate-mb", "0.02",
+           "--keep", str(tmp_path / "work")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]  # 1 = a target missed: fine at these sizes
+    lines = proc.stdout.strip().splitlines()
+    doc = json.loads(lines[-1])  # --json: the JSON line is the last line of stdout
+    for key in ("hosts", "forks", "auth", "latency_ms", "wall_s", "requests_per_host", "client_cpu_ms_per_host",
+                "peak_rss_mb", "errors", "ratios", "baseline", "runs", "servicestate", "targets", "all_pass"):
+        assert key in doc, key
+    assert doc["hosts"] == 3 and doc["forks"] == 3 and doc["auth"] == ["basic"]
+    assert doc["errors"] == 0, [r.get("error_samples") for r in doc["runs"]]
+    for r in doc["runs"]:
+        assert r["errors"] == 0
+        assert r["requests_per_host"] > 0  # the lab counted them
+    basic = doc["requests_per_host"]["basic"]
+    assert doc["baseline"]["basic"]["naive_requests_per_host"] > basic  # the serial script needs more round trips
+    assert {"fewer_requests_vs_baseline1", "faster_vs_baseline1", "faster_vs_forks1"} <= set(doc["ratios"]["basic"])
+    assert doc["servicestate"]["info"]["holder"] == "http.sys"
+    assert all({"target", "value", "limit", "pass"} <= set(t) for t in doc["targets"])
+    assert "PASS" in proc.stdout or "FAIL" in proc.stdout
