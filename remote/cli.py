@@ -184,10 +184,16 @@ def _load_targets(inventory: Path, limit: Optional[str], shard: Optional[str], u
 def _credentials(hosts, user: Optional[str], password_file: Optional[Path]):
     from remote.credentials import CredentialsError, resolve_credentials
 
+    from remote.targets import FleetCredentials
+
     try:
-        return resolve_credentials(user, password_file, interactive=sys.stdin.isatty())
+        creds = FleetCredentials(resolve_credentials(user, password_file, interactive=sys.stdin.isatty(),
+                                                     hosts=hosts), hosts)
     except CredentialsError as e:
         raise fail(str(e))
+    for w in creds.warnings:
+        typer.echo(f"port80: warning: {w}", err=True)
+    return creds
 
 
 def _default_evidence_dir(prefix: str = "port80-scan") -> Path:
@@ -204,10 +210,9 @@ def run_fleet(specs, creds, ports, evidence_dir: Path, forks: int, timeout: floa
         raise fail("--forks must be at least 1")
     if timeout <= 0:
         raise fail("--timeout must be positive")
-    password = creds.password()
     opts = ScanOptions(ports=ports, evidence_dir=evidence_dir, forks=forks, timeout=timeout, resume=resume,
                        progress=sys.stderr.isatty(), mode=mode)
-    scan = Scan(specs, lambda spec: password, opts, secrets=[password] if password else [])
+    scan = Scan(creds.apply_users(specs), creds.password_for, opts, secrets=creds.secrets())
     try:
         reports = scan.run()
     except OSError as e:
@@ -241,8 +246,7 @@ def scan(
         raise fail("--resume needs --evidence-dir (the folder of the scan to resume)")
     hosts, specs = _load_targets(inventory, limit, shard, user, no_cert_validation)
     creds = _credentials(hosts, user, password_file)
-    _setup_logging(verbose, [creds.password() or ""])
-    specs = _with_user(specs, creds)
+    _setup_logging(verbose, creds.secrets())
     evidence_dir = evidence_dir or _default_evidence_dir()
     scan_, reports = run_fleet(specs, creds, ports, evidence_dir, forks, timeout, resume)
     paths = scan_.write_reports()
@@ -259,14 +263,6 @@ def render_report(reports, fmt, ports):
     from remote.report import render
 
     return render(reports, fmt, ports)
-
-
-def _with_user(specs, creds):
-    from dataclasses import replace
-
-    if creds.user:
-        return [s if s.user else replace(s, user=creds.user) for s in specs]
-    return specs
 
 
 @app.command()
@@ -288,8 +284,7 @@ def check(
     fmt = _format(fmt)
     hosts, specs = _load_targets(inventory, limit, None, user, no_cert_validation)
     creds = _credentials(hosts, user, password_file)
-    _setup_logging(verbose, [creds.password() or ""])
-    specs = _with_user(specs, creds)
+    _setup_logging(verbose, creds.secrets())
     with tempfile.TemporaryDirectory(prefix="port80-check-") as tmp:
         _, reports = run_fleet(specs, creds, [], Path(tmp), forks, timeout, False, mode="check")
     if fmt == "table":
@@ -408,9 +403,8 @@ def fix(
     except ValueError as e:
         raise fail(str(e))
     creds = _credentials(hosts, user, password_file)
-    password = creds.password()
-    _setup_logging(verbose, [password or ""])
-    specs = _with_user(specs, creds)
+    _setup_logging(verbose, creds.secrets())
+    specs = creds.apply_users(specs)
     if forks < 1:
         raise fail("--forks must be at least 1")
     if timeout <= 0:
@@ -421,7 +415,7 @@ def fix(
                       forks=forks, timeout=timeout, progress=sys.stderr.isatty())
     if undo is not None and opts.journal_path.resolve() == undo.resolve():
         raise fail("the undo run needs its own journal: choose another --journal or --evidence-dir")
-    fixer = Fixer(specs, lambda spec: password, opts, secrets=[password] if password else [])
+    fixer = Fixer(specs, creds.password_for, opts, secrets=creds.secrets())
     try:
         if undo is not None:
             plans, warnings = fixer.undo_plan(undo)

@@ -48,3 +48,28 @@ def to_spec(h, ov: Overrides = Overrides()) -> ConnectionSpec:
         certificate_pem=getattr(h, "cert_pem", None),
         certificate_key_pem=getattr(h, "cert_key_pem", None),
     )
+
+
+class FleetCredentials:
+    """Per-host credentials for a fleet: the global user/password (option, environment, prompt)
+    or each host's inventory ``ansible_user`` / password. Never prints a secret."""
+
+    def __init__(self, creds, hosts) -> None:
+        self.warnings = list(getattr(creds, "warnings", []))
+        self._per = {h.name: creds.for_host(h) for h in hosts}  # raises CredentialsError naming the host
+
+    def password_for(self, spec: ConnectionSpec) -> Optional[str]:
+        c = self._per.get(spec.name)
+        return c.password() if c is not None else None
+
+    def apply_users(self, specs: list[ConnectionSpec]) -> list[ConnectionSpec]:
+        from dataclasses import replace
+
+        out = []
+        for s in specs:
+            c = self._per.get(s.name)
+            out.append(replace(s, user=c.user) if c is not None and c.user else s)
+        return out
+
+    def secrets(self) -> list[str]:
+        return sorted({c.password() for c in self._per.values() if c.password()})

@@ -107,3 +107,15 @@ def test_missing_password_is_a_clear_error(tmp_path: Path):
     res = run(["scan", "-i", str(inv)], env={})
     assert res.exit_code == 2
     assert "PORT80_PASSWORD" in res.output
+
+
+def test_inventory_password_is_used_per_host_with_a_warning(tmp_path: Path, profiles: Path):
+    inv = tmp_path / "inv.ini"
+    with lab_fleet(profiles, password=SECRET, inventory=inv):
+        text = inv.read_text().replace("ansible_user=auditor", f"ansible_user=auditor\nansible_password={SECRET}")
+        inv.write_text(text)
+        res = run(["scan", "-i", str(inv), "--evidence-dir", str(tmp_path / "ev"), "-vv"], env={})
+    assert res.exit_code == 0, res.output
+    assert "ansible_password" in res.output  # the warning
+    assert SECRET not in res.output
+    assert all(SECRET not in p.read_text(errors="replace") for p in (tmp_path / "ev").rglob("*") if p.is_file())
