@@ -337,8 +337,3 @@ def failed_host(host: str, status: str, error: str, ports: list[int], address: O
     return HostReport(host=host, status=status, error=error, address=address,
                       ports=[PortVerdict(port=p, holder="unknown", notes=[f"not scanned: {status}"]) for p in ports])
 
-
-def host_report_to_dict(r: HostReport) -> dict[str, Any]:
-    from remote.records import to_dict
-
-    return to_dict(r)

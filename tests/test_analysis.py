@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from remote import knowledge
 from remote.analysis import analyze_bundle, analyze_evidence, parse_evidence
-from remote.bundle import Bundle, read_bundle
+from remote.bundle import read_bundle
 from remote.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
