@@ -14,7 +14,7 @@ Reservations (urlacl) never hold a port; they are listed with their users.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Optional
 
 from remote import knowledge
 from remote.bundle import FILES, Bundle
