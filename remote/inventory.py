@@ -1146,8 +1146,19 @@ def _split_limit(limit: str) -> list[str]:
         parts = text.split(",")
     elif _is_ipv6(text.lstrip("!&")):
         parts = [text]
-    else:
-        parts = re.findall(r"(?:[^\s:\[\]]|\[[^\]]*\])+", text)
+    else:  # split at ':' and blanks outside [...]; an unclosed '[' keeps the rest in one pattern
+        parts, current, depth = [], "", 0
+        for c in text:
+            if c == "[":
+                depth += 1
+            elif c == "]":
+                depth = max(0, depth - 1)
+            elif depth == 0 and (c == ":" or c.isspace()):
+                parts.append(current)
+                current = ""
+                continue
+            current += c
+        parts.append(current)
     return [p.strip() for p in parts if p.strip()]
 
 
