@@ -480,6 +480,11 @@ class _Parser:
                 f"expected a host name, got the variable {name!r}: a host line is 'name key=value ...', "
                 "group variables go in a [group:vars] section"
             )
+        if "\\" in line and _has_dropped_backslash(line):
+            self.warn(
+                "a backslash outside quotes on a host line is an escape character (as in Ansible): "
+                "CORP\\svc reads as CORPsvc; write 'CORP\\svc' (single quotes) or CORP\\\\svc"
+            )
         names, port = self._expand_hostpattern(pattern)
         variables: dict[str, _Var] = {}
         if port is not None:
@@ -654,6 +659,33 @@ class _Parser:
                 return line, f"adding '{child}' as a child of '{parent}' creates a cycle: {loop}"
             children.setdefault(parent, []).append(child)
         return None
+
+
+def _has_dropped_backslash(line: str) -> bool:
+    """Whether shell-like splitting drops a backslash that was likely meant literally (DOMAIN\\user):
+    one outside quotes that does not escape a backslash, a quote, a blank or '#'."""
+    quote = None
+    i = 0
+    while i < len(line):
+        c = line[i]
+        if quote == "'":
+            if c == "'":
+                quote = None
+        elif quote == '"':
+            if c == "\\":
+                i += 1
+            elif c == '"':
+                quote = None
+        elif c in "'\"":
+            quote = c
+        elif c == "#":  # shell-like splitting: a comment, even inside a word
+            return False
+        elif c == "\\":
+            if i + 1 < len(line) and line[i + 1] not in "\\'\" #":
+                return True
+            i += 1
+        i += 1
+    return False
 
 
 def _path(children: dict[str, list[str]], start: str, goal: str) -> Optional[list[str]]:

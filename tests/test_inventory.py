@@ -295,6 +295,25 @@ def test_group_vars_values_comments_and_quotes():
     assert v["eq"] == "a=b"
 
 
+def test_backslashes_on_host_lines_are_escapes_like_in_ansible_with_a_warning():
+    i = inv("w1 ansible_user=CORP\\svc\n")
+    assert i.host("w1").user == "CORPsvc"
+    assert i.warnings == [
+        "inv.ini:1: a backslash outside quotes on a host line is an escape character (as in Ansible): "
+        "CORP\\svc reads as CORPsvc; write 'CORP\\svc' (single quotes) or CORP\\\\svc"
+    ]
+    for line, user in [
+        ("w1 ansible_user='CORP\\svc'", "CORP\\svc"),
+        ('w1 ansible_user="CORP\\svc"', "CORP\\svc"),
+        ("w1 ansible_user=CORP\\\\svc", "CORP\\svc"),
+        ("w1 ansible_user=svc  # CORP\\x", "svc"),
+    ]:
+        i = inv(line + "\n")
+        assert i.host("w1").user == user and i.warnings == [], line
+    # in [group:vars] the whole value is taken as written
+    assert inv("[g]\nw1\n[g:vars]\nansible_user=CORP\\svc\n").host("w1").user == "CORP\\svc"
+
+
 def test_unknown_ansible_and_plain_variables_are_kept():
     h = inv("w1 ansible_become_method=runas ansible_winrm_kerberos_delegation=true team=ops\n").host("w1")
     assert h.vars == {"ansible_become_method": "runas", "ansible_winrm_kerberos_delegation": "true", "team": "ops"}
