@@ -34,6 +34,7 @@ from __future__ import annotations
 import ast
 import difflib
 import fnmatch
+import functools
 import hashlib
 import ipaddress
 import math
@@ -319,6 +320,7 @@ class _GroupB:
     declared: bool = False
     vars: dict[str, _Var] = field(default_factory=dict)
     hosts: list[str] = field(default_factory=list)
+    host_set: set[str] = field(default_factory=set)
     priority: int = 1
     first_ref: Optional[tuple[int, str, str]] = None  # (line, "vars"|"children", parent)
 
@@ -511,7 +513,8 @@ class _Parser:
         if group not in h.groups:
             h.groups.append(group)
         g = self.group(group)
-        if name not in g.hosts:
+        if name not in g.host_set:
+            g.host_set.add(name)
             g.hosts.append(name)
         h.vars.update(variables)
 
@@ -730,19 +733,18 @@ class _Resolver:
 
     def __init__(self, source: str) -> None:
         self.source = source
-        self.host_warnings: dict[tuple[int, str], list[str]] = {}
+        self.host_warnings: dict[tuple[int, str], dict[str, None]] = {}  # ordered sets of host names
 
     def error(self, message: str, line: int) -> InventoryError:
         return InventoryError(message, self.source, line)
 
     def warn_host(self, line: int, message: str, host: str) -> None:
-        hosts = self.host_warnings.setdefault((line, message), [])
-        if host not in hosts:
-            hosts.append(host)
+        self.host_warnings.setdefault((line, message), {})[host] = None
 
     def rendered_warnings(self) -> list[tuple[int, str]]:
         out = []
-        for (line, message), hosts in self.host_warnings.items():
+        for (line, message), host_set in self.host_warnings.items():
+            hosts = list(host_set)
             shown = ", ".join(hosts[:5]) + (f" and {len(hosts) - 5} more" if len(hosts) > 5 else "")
             out.append((line, f"{self.source}:{line}: {message} (host{'s' if len(hosts) > 1 else ''}: {shown})"))
         return out
@@ -773,12 +775,9 @@ class _Resolver:
             connection = text
         first, second = ("winrm", "psrp") if connection == "winrm" else ("psrp", "winrm")
 
-        def pick_flavoured(option: str, generic: Sequence[str] = ()) -> Optional[tuple[str, _Var]]:
+        def pick_flavoured(option: str, generic: tuple[str, ...] = ()) -> Optional[tuple[str, _Var]]:
             """ansible_<first>_<option>, then ansible_<second>_<option>, then the generic names."""
-            names = [n for n, o in CONNECTION_VARS.items() if o == option and n not in generic]
-            ordered = [n for n in names if n.startswith(f"ansible_{first}_")]
-            ordered += [n for n in names if n.startswith(f"ansible_{second}_")]
-            return pick(*ordered, *generic)
+            return pick(*_flavour_order(first, second, option, generic))
 
         address = name
         got = pick_flavoured("address", ("ansible_host",))
@@ -990,6 +989,14 @@ class _Resolver:
         )
         host._set_password(password)
         return host
+
+
+@functools.lru_cache(maxsize=None)
+def _flavour_order(first: str, second: str, option: str, generic: tuple[str, ...]) -> tuple[str, ...]:
+    names = [n for n, o in CONNECTION_VARS.items() if o == option and n not in generic]
+    ordered = [n for n in names if n.startswith(f"ansible_{first}_")]
+    ordered += [n for n in names if n.startswith(f"ansible_{second}_")]
+    return (*ordered, *generic)
 
 
 def _as_port(v: _Var) -> Optional[int]:
@@ -1256,19 +1263,14 @@ def _build(parser: _Parser) -> Inventory:
         return ancestors[name]
 
     # Ansible: a host is in 'ungrouped' only if it is in no other group (besides 'all')
-    for h in parser.hosts.values():
+    ungrouped: list[str] = []
+    for h in sorted(parser.hosts.values(), key=lambda x: x.order):
         real = [g for g in h.groups if g not in ("all", "ungrouped")]
-        if real:
-            if "ungrouped" in h.groups:
-                h.groups.remove("ungrouped")
-                pg["ungrouped"].hosts.remove(h.name)
-        else:
-            if "all" in h.groups:
-                h.groups.remove("all")
-                pg["all"].hosts.remove(h.name)
-            if "ungrouped" not in h.groups:
-                h.groups.append("ungrouped")
-                pg["ungrouped"].hosts.append(h.name)
+        h.groups = real or ["ungrouped"]
+        if not real:
+            ungrouped.append(h.name)
+    pg["ungrouped"].hosts = ungrouped
+    pg["all"].hosts = []
 
     resolver = _Resolver(source)
     hosts: list[HostConfig] = []
