@@ -787,6 +787,12 @@ class _Resolver:
                 raise self.error(f"{who}: {got[0]} is empty", got[1].line)
             if address.startswith("[") and address.endswith("]"):
                 address = address[1:-1]
+            if re.search(r"[\s/\\@?#\[\]]", address) or (":" in address and not _is_ipv6(address)):
+                raise self.error(
+                    f"{who}: {got[0]} {_short(address)!r} is not a host name or an IP address "
+                    "(a port goes in ansible_port)",
+                    got[1].line,
+                )
 
         port: Optional[int] = None
         port_line = h.line

@@ -556,6 +556,8 @@ def test_user_variants():
         ("w1 ansible_psrp_operation_timeout=30\n", "inv.ini:1: host 'w1': the read timeout (30s) must be greater than the operation timeout (30s)"),
         ("w1 ansible_psrp_configuration_name=''\n", "inv.ini:1: host 'w1': ansible_psrp_configuration_name is empty"),
         ("w1 ansible_host=''\n", "inv.ini:1: host 'w1': ansible_host is empty"),
+        ("w1 ansible_host=10.0.0.5:5986\n", "inv.ini:1: host 'w1': ansible_host '10.0.0.5:5986' is not a host name or an IP address (a port goes in ansible_port)"),
+        ("w1 ansible_psrp_host=https://w1/wsman\n", "inv.ini:1: host 'w1': ansible_psrp_host 'https://w1/wsman' is not a host name or an IP address (a port goes in ansible_port)"),
         ("w1 port80_ports=80,http\n", "inv.ini:1: host 'w1': invalid port80_ports '80,http': expected ports like 80,443"),
         ("w1 ansible_psrp_auth=certificate\n", "inv.ini:1: host 'w1': certificate authentication needs ansible_psrp_certificate_pem and ansible_psrp_certificate_key_pem (or the ansible_winrm_cert_pem/_key_pem pair)"),
         ("w1 ansible_port=5985 ansible_psrp_auth=certificate\n", "inv.ini:1: host 'w1': certificate authentication needs https (it is a TLS client certificate)"),
@@ -898,6 +900,28 @@ def test_an_unquoted_space_in_a_password_is_an_error_that_does_not_echo_it():
 def test_a_quote_error_on_a_password_line_does_not_echo_the_line():
     msg = error_of("[web]\nw1 ansible_password='hunter2\n")
     assert "hunter2" not in msg and msg.startswith("inv.ini:2: host line for 'w1'")
+
+
+def test_host_addresses_ipv6_in_ansible_host():
+    assert inv("w1 ansible_host=2001:db8::9\n").host("w1").url == "https://[2001:db8::9]:5986/wsman"
+    assert inv("w1 ansible_host=[2001:db8::9]\n").host("w1").address == "2001:db8::9"
+
+
+def test_deepcopy_keeps_the_password_hidden_and_usable():
+    import copy
+
+    h = inv("w1 ansible_password=pw12345\n").host("w1")
+    c = copy.deepcopy(h)
+    assert c.inventory_password() == "pw12345" and "pw12345" not in repr(vars(c))
+
+
+def test_a_large_inventory_builds_in_linear_time():
+    import time
+
+    start = time.perf_counter()
+    i = inv("[web]\nweb[00001:30000].corp.example.com\n[prod:children]\nweb\n[prod:vars]\nansible_port=5985\n")
+    assert len(i) == 30000 and len(i.hosts("prod:!web01*")) == 29000
+    assert time.perf_counter() - start < 15  # ~0.6 s; a quadratic step takes minutes
 
 
 def test_replace_does_not_carry_the_password_over():
