@@ -116,11 +116,17 @@ def test_password_file_errors_name_the_file(tmp_path):
     assert str(e.value) == f"--password-file {latin}: not UTF-8 text"
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads everything")
-def test_unreadable_password_file(tmp_path):
+def test_unreadable_password_file(tmp_path, monkeypatch):
+    import errno
+    from pathlib import Path
+
     f = tmp_path / "locked.txt"
     f.write_text("pw\n")
-    os.chmod(f, 0)
+
+    def denied(self):  # chmod 000 does not stop root, so simulate it
+        raise PermissionError(errno.EACCES, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
     with pytest.raises(CredentialsError) as e:
         read_password_file(f)
     assert str(e.value) == f"--password-file {f}: cannot read it (Permission denied)"
