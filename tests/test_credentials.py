@@ -8,7 +8,6 @@ import io
 import json
 import logging
 import os
-import sys
 import urllib.parse
 
 import pytest

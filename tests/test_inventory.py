@@ -16,7 +16,6 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from remote.inventory import (
-    HostConfig,
     Inventory,
     InventoryError,
     ShardError,
