@@ -127,6 +127,7 @@ def connect(spec: ConnectionSpec, password: Optional[str]):
 # every command twice while serializing a many-statement pipeline, which was ~40% of the client's CPU
 # per host (py-spy, scripts/bench_fleet.py --profile). Same XML on the wire, byte for byte.
 _PIPELINE_XML: dict[tuple, Any] = {}
+_PIPELINE_CMDS: dict[tuple, list] = {}  # their pypsrp Commands (kept before the XML: never read after)
 
 
 class _PipelineMemo:
@@ -157,13 +158,20 @@ def _run(pool, kinds: list[str], builders: dict[str, Callable]) -> tuple[dict[st
     from pypsrp.powershell import PowerShell
 
     ps = PowerShell(pool)
-    for kind in kinds:
-        ps.add_cmdlet("Write-Output").add_parameter("InputObject", MARKER + kind).add_statement()
-        builders[kind](ps)
-        ps.add_statement()
     frag = getattr(pool, "_fragmenter", None)
+    key = None
     if frag is not None and getattr(pool, "host", None) is None:
         key = (tuple((k, builders[k]) for k in kinds), pool.protocol_version, pool.apartment_state)
+    if key is not None and key in _PIPELINE_XML:
+        ps.commands = _PIPELINE_CMDS[key]  # sent as the memoized XML: no Command objects per host
+    else:
+        for kind in kinds:
+            ps.add_cmdlet("Write-Output").add_parameter("InputObject", MARKER + kind).add_statement()
+            builders[kind](ps)
+            ps.add_statement()
+        if key is not None:
+            _PIPELINE_CMDS[key] = ps.commands
+    if key is not None:
         frag.serializer = _PipelineMemo(frag.serializer, key)
         try:
             ps.begin_invoke()
