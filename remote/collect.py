@@ -180,6 +180,10 @@ def _run(pool, kinds: list[str], builders: dict[str, Callable]) -> tuple[dict[st
         output = ps.end_invoke()
     else:
         output = ps.invoke()
+    # the pipeline is over: forget it as pypsrp's close() does (without its Signal request), which
+    # breaks the pool <-> pipeline cycle that kept each host's HTTP session and TLS context alive
+    # until a full garbage collection
+    getattr(pool, "pipelines", {}).pop(ps.id, None)
     got: dict[str, list[Any]] = {}
     current: Optional[str] = None
     for item in output:
