@@ -28,6 +28,7 @@ EXIT_OK, EXIT_FAILED_HOSTS, EXIT_USAGE, EXIT_HELD = 0, 1, 2, 3
 PortOpt = typer.Option(None, "--port", "-p", help="Port to audit (repeatable). Default: 80.")
 FormatOpt = typer.Option("table", "--format", "-f", help="table | csv | json | jsonl | markdown")
 OutputOpt = typer.Option(None, "--output", "-o", help="Write the report to this file instead of stdout.")
+FailIfHeldOpt = typer.Option(False, "--fail-if-held", help="Exit 3 when a requested port is held on a scanned host.")
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> "typer.Exit":
@@ -97,7 +98,7 @@ def analyze(
     port: Optional[List[int]] = PortOpt,
     fmt: str = FormatOpt,
     output: Optional[Path] = OutputOpt,
-    fail_if_held: bool = typer.Option(False, "--fail-if-held", help="Exit 3 when a requested port is held."),
+    fail_if_held: bool = FailIfHeldOpt,
 ) -> None:
     """Re-analyse evidence bundles offline and print the fleet report."""
     from remote.analysis import analyze_bundle
@@ -235,7 +236,7 @@ def scan(
     shard: Optional[str] = typer.Option(None, "--shard", help="K/N: scan only the K-th of N stable slices."),
     fmt: str = FormatOpt,
     output: Optional[Path] = OutputOpt,
-    fail_if_held: bool = typer.Option(False, "--fail-if-held", help="Exit 3 when a requested port is held."),
+    fail_if_held: bool = FailIfHeldOpt,
     no_cert_validation: bool = NoVerifyOpt,
     verbose: int = VerboseOpt,
 ) -> None:
@@ -325,7 +326,7 @@ def merge(
     port: Optional[List[int]] = PortOpt,
     fmt: str = FormatOpt,
     output: Optional[Path] = OutputOpt,
-    fail_if_held: bool = typer.Option(False, "--fail-if-held"),
+    fail_if_held: bool = FailIfHeldOpt,
 ) -> None:
     """Join the results of several scans (e.g. --shard runners) into one fleet report."""
     from remote.scan import merge_results
