@@ -15,7 +15,12 @@ response.
 psrpcore 0.3.1 private API used here (pinned; covered by tests/test_lab_psrpcore_private.py):
 ``ServerPipeline._change_state(state, error, emit=False)`` (a pipeline starts without the Running
 state message real servers never send; a failed pipeline ends Failed with its ErrorRecord),
-``RunspacePool._send_buffer`` and ``RunspacePool._fragment_counter`` (raw CLIXML passthrough).
+``RunspacePool._send_buffer`` and ``RunspacePool._fragment_counter`` (raw CLIXML passthrough),
+``RunspacePool._process_message`` / ``_cipher`` / ``pipeline_table`` (the decoded-message memo below).
+
+Cost: the lab stands in for hundreds of hosts in ONE Python process, so what every host would
+compute the same way is computed once (see ``LabRunspacePool`` and ``clixml_string``); the bytes on
+the wire are the same as without the shortcuts (tests/test_lab_fast_paths.py).
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ from typing import Any, Callable, Optional, Protocol
 import psrpcore
 from psrpcore import PSRPPayload, StreamType
 from psrpcore._payload import PSRPMessage, create_message
+from psrpcore._events import PSRPEvent
+from psrpcore.types import deserialize
+from xml.etree import ElementTree
 from psrpcore.types import (
     ErrorCategory,
     ErrorCategoryInfo,
@@ -201,6 +209,88 @@ def error_record(spec: api.ErrorSpec) -> ErrorRecord:
     )
 
 
+# ---------------------------------------------------------------------------------- fast paths
+
+# MS-PSRP 2.2.5.3.2 string escaping, as psrpcore's _serialize_string does it: "_x" (any case) first,
+# then C0/C1 controls as _xHHHH_. Control characters other than CR/LF and non-BMP characters are rare
+# in command output: those strings take psrpcore's own path.
+_ESCAPE_ESCAPE = re.compile("(?i)_(x)")
+_NEEDS_PSRPCORE = re.compile("[\u0000-\u0009\u000B\u000C\u000E-\u001F\u007F-\u009F\uD800-\uDFFF"
+                             "\U00010000-\U0010FFFF]")
+
+
+def clixml_string(value: str) -> Optional[str]:
+    """``<S>…</S>`` for ``value`` exactly as psrpcore serializes a ``str`` output object, or None when
+    the string holds characters this shortcut leaves to psrpcore. Linear C-level string work instead
+    of one Python call per CR and LF (the lab's biggest cost per host with Out-String output)."""
+    if not value:
+        return "<S />"  # ElementTree's empty element
+    if _NEEDS_PSRPCORE.search(value):
+        return None
+    if "_" in value:
+        value = _ESCAPE_ESCAPE.sub("_x005F_\\1", value)
+    if "\r" in value or "\n" in value:
+        value = value.replace("\r", "_x000D_").replace("\n", "_x000A_")
+    if "&" in value:
+        value = value.replace("&", "&amp;")
+    if "<" in value:
+        value = value.replace("<", "&lt;")
+    if ">" in value:
+        value = value.replace(">", "&gt;")
+    return "<S>" + value + "</S>"
+
+
+class _Decoded:
+    __slots__ = ("ps_object", "pipeline")
+
+    def __init__(self, ps_object: Any) -> None:
+        self.ps_object = ps_object
+        self.pipeline: Any = None  # CreatePipeline: the psrpcore PowerShell built from it, once
+
+
+# client messages every host of a fleet receives byte for byte (one scanner, one fixed pipeline)
+_MEMO_TYPES = frozenset({PSRPMessageType.SessionCapability, PSRPMessageType.InitRunspacePool,
+                         PSRPMessageType.CreatePipeline})
+_MEMO_MAX = 64
+_memo: "dict[tuple, _Decoded]" = {}
+_memo_lock = threading.Lock()
+
+
+class LabRunspacePool(psrpcore.ServerRunspacePool):
+    """psrpcore's server RunspacePool, except that the client messages above are decoded once per
+    lab process, not once per host: CLIXML deserialization of a many-statement CREATE_PIPELINE was
+    about 40% of the lab's CPU per host (py-spy). Messages holding a SecureString (``<SS>``, whose
+    decryption depends on the pool's session key) are always decoded by psrpcore. The decoded
+    objects are shared and only read (psrpcore and ``statements_from_pipeline`` never modify them)."""
+
+    def _process_message(self, message: PSRPMessage) -> Any:  # private API (psrpcore 0.3.1)
+        mt = message.message_type
+        data = message.data
+        if mt not in _MEMO_TYPES or b"<SS" in data:
+            return super()._process_message(message)
+        key = (mt, bytes(data), str(getattr(self.their_capability, "protocolversion", "")))
+        entry = _memo.get(key)
+        if entry is None:
+            ps_object = deserialize(ElementTree.fromstring(data), cipher=self._cipher,
+                                    our_capability=self.our_capability, their_capability=self.their_capability)
+            entry = _Decoded(ps_object)
+            with _memo_lock:
+                if len(_memo) >= _MEMO_MAX:
+                    _memo.pop(next(iter(_memo)))
+                _memo[key] = entry
+        event = PSRPEvent.create(mt, entry.ps_object, message.runspace_pool_id, message.pipeline_id)
+        if mt == PSRPMessageType.CreatePipeline:
+            pipe = self.pipeline_table.get(event.pipeline_id)
+            if pipe is None:
+                raise psrpcore.PSRPCoreError(f"Failed to find pipeline for incoming event {event.pipeline_id!s}")
+            if entry.pipeline is None:
+                entry.pipeline = event.pipeline
+            pipe.metadata = entry.pipeline
+        else:
+            getattr(self, f"_process_{mt.name}")(event)
+        return event
+
+
 def queue_raw_clixml(pool: psrpcore.ServerRunspacePool, pipeline_id: uuid.UUID, clixml: str) -> None:
     """Queue one PipelineOutput whose CLIXML is sent byte for byte (captured objects keep their
     real type names; psrpcore's deserialize/serialize round trip would make them ``Deserialized.*``)."""
@@ -241,7 +331,7 @@ class Shell:
         self.resource_uri = resource_uri
         self.owner = owner
         self.client_ip = client_ip
-        self.pool = psrpcore.ServerRunspacePool(application_private_data=app_data)
+        self.pool = LabRunspacePool(application_private_data=app_data)
         self.cond = threading.Condition()
         self.pool_queue: deque[bytes] = deque()
         self.pipes: dict[uuid.UUID, Pipe] = {}
@@ -452,6 +542,10 @@ class HostRuntime:
         for item in ex.output:
             if isinstance(item, api.RawClixml):
                 queue_raw_clixml(shell.pool, p.pipeline_id, item.xml)
+                continue
+            xml = clixml_string(item) if type(item) is str else None
+            if xml is not None:
+                queue_raw_clixml(shell.pool, p.pipeline_id, xml)
             else:
                 p.write_output(item)
         for err in ex.errors:

@@ -1,0 +1,100 @@
+"""The lab's CPU shortcuts (remote/lab/shell.py, remote/lab/host.py) change nothing on the wire:
+the fast CLIXML string escaping equals psrpcore's serializer byte for byte, the decoded-message memo
+gives the same pipeline as psrpcore's own decoding, and the shared run results are only used for
+read-only pipelines on an unchanged machine."""
+
+from __future__ import annotations
+
+import uuid
+from xml.etree import ElementTree
+
+import psrpcore
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from psrpcore.types import PSRPMessageType, serialize
+
+from remote.lab import api
+from remote.lab import host as lab_host
+from remote.lab.host import LabHost
+from remote.lab.shell import LabRunspacePool, clixml_string, statements_from_pipeline
+
+
+def _psrpcore_bytes(value: str) -> bytes:
+    pool = psrpcore.ServerRunspacePool()
+    return ElementTree.tostring(serialize(value, pool._cipher), encoding="utf-8", method="xml")
+
+
+SAMPLES = [
+    "", "plain", "a\r\nb\r\n", "lone\rcr", "lone\nlf", "tab\there", "_x000D_ literal", "_X41_ upper", "__x__",
+    "<xml>&amp;</xml>", "a > b & c < d", "caf\u00e9 \u00e0 la cr\u00e8me", "\u65e5\u672c\u8a9e\r\n",
+    "emoji \U0001F600", "nul\x00char", "c1\x85control", "del\x7f", "  leading and trailing  ",
+    "Proto  Local Address          Foreign Address        State           PID\r\n  TCP    0.0.0.0:80",
+]
+
+
+def test_clixml_string_matches_psrpcore_on_samples():
+    for value in SAMPLES:
+        fast = clixml_string(value)
+        if fast is None:  # left to psrpcore (controls other than CR/LF, non-BMP)
+            assert any(ord(c) < 32 and c not in "\r\n" or 0x7F <= ord(c) <= 0x9F or ord(c) > 0xFFFF for c in value)
+            continue
+        assert fast.encode("utf-8") == _psrpcore_bytes(value), value
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab_xX\r\n\t &<>\"'\u00e9\u65e5") + ["\U0001F600", "\x85"]), max_size=60))
+def test_clixml_string_matches_psrpcore_property(value):
+    fast = clixml_string(value)
+    if fast is not None:
+        assert fast.encode("utf-8") == _psrpcore_bytes(value)
+
+
+def test_fast_path_is_taken_for_ordinary_command_output():
+    assert clixml_string("line one\r\nline two\r\n") == "<S>line one_x000D__x000A_line two_x000D__x000A_</S>"
+
+
+# ---------------------------------------------------------------------------------- shared run results
+
+from remote.lab.fleet import demo_fleet_dir  # noqa: E402
+
+C = api.Command
+NETSTAT = [[C("netstat.exe", parameters=[(None, "-ano")]), C("Out-String")]]
+SERVICESTATE = [[C("netsh.exe", parameters=[(None, "http"), (None, "show"), (None, "servicestate"),
+                                            (None, "view=requestq")]), C("Out-String")]]
+STOP_SSRS = [[C("Stop-Service", parameters=[("Name", "SQLServerReportingServices")])]]
+
+
+def _host(bundle: str, name: str) -> LabHost:
+    return LabHost.from_bundle(demo_fleet_dir() / bundle, name)
+
+
+def test_hosts_from_one_bundle_share_read_only_results_and_a_state_change_opts_out():
+    lab_host._RUN_MEMO.clear()
+    a, b = _host("ssrs", "ssrs-001"), _host("ssrs", "ssrs-002")
+    first = a.run(SERVICESTATE)
+    assert "REPORTSERVER" in first.output[0]
+    assert b.run(SERVICESTATE) is first  # same bundle, same pipeline: computed once
+    assert len(a.command_log) == len(b.command_log) == 1  # every host still logs what it ran
+
+    stop = a.run(STOP_SSRS)
+    assert stop.changed_state and not any(ex is stop for ex in lab_host._RUN_MEMO.values())
+    after = a.run(SERVICESTATE)
+    assert after is not first and "REPORTSERVER" not in after.output[0]  # a's own state, not the memo
+    assert b.run(SERVICESTATE).output == first.output  # b is untouched
+
+
+def test_results_are_not_shared_across_different_bundles_or_elevation():
+    lab_host._RUN_MEMO.clear()
+    ssrs, free = _host("ssrs", "x"), _host("free", "y")
+    assert ssrs.run(NETSTAT).output != free.run(NETSTAT).output
+    check = [[C("([Security.Principal.WindowsPrincipal][Security.Principal.WindowsIdentity]::GetCurrent())"
+                ".IsInRole([Security.Principal.WindowsBuiltInRole]::Administrator)", is_script=True)]]
+    assert _host("not-elevated", "n").run(check).output != _host("free", "f").run(check).output
+
+
+def test_memo_equals_a_fresh_run():
+    lab_host._RUN_MEMO.clear()
+    cached = [_host("iis-worker", f"w{i}").run(NETSTAT + SERVICESTATE) for i in range(2)]
+    lab_host._RUN_MEMO.clear()
+    fresh = _host("iis-worker", "w9").run(NETSTAT + SERVICESTATE)
+    assert cached[0] is cached[1] and cached[0].output == fresh.output and cached[0].errors == fresh.errors
