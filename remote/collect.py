@@ -236,6 +236,14 @@ def _as_text(items: list[Any]) -> str:
     return "".join(i if isinstance(i, str) else str(i) for i in items)
 
 
+def _pool(pool):
+    """A new pypsrp RunspacePool with port80's client tuning (remote/transport.py), not yet opened."""
+    from remote.transport import tune_pool
+
+    tune_pool(pool)
+    return pool
+
+
 def collect(spec: ConnectionSpec, password: Optional[str]) -> Collected:
     """Collect every evidence kind from one host. Raises what pypsrp/requests raise on failure
     (the runner classifies it); command-level failures are recorded in ``command_errors``."""
@@ -244,7 +252,7 @@ def collect(spec: ConnectionSpec, password: Optional[str]) -> Collected:
     started = datetime.now(timezone.utc)
     out = Collected()
     with connect(spec, password) as wsman:
-        with RunspacePool(wsman, configuration_name=spec.configuration_name) as pool:
+        with _pool(RunspacePool(wsman, configuration_name=spec.configuration_name)) as pool:
             results, errors = _run(pool, list(EVIDENCE), EVIDENCE)
             missing = [k for k in EVIDENCE if k not in results]
             if missing and len(missing) < len(EVIDENCE):
@@ -303,6 +311,6 @@ def check(spec: ConnectionSpec, password: Optional[str]) -> dict[str, Any]:
     from pypsrp.powershell import RunspacePool
 
     with connect(spec, password) as wsman:
-        with RunspacePool(wsman, configuration_name=spec.configuration_name) as pool:
+        with _pool(RunspacePool(wsman, configuration_name=spec.configuration_name)) as pool:
             results, errors = _run(pool, ["os", "elevated"], EVIDENCE)
     return _meta(spec, results, errors, datetime.now(timezone.utc))

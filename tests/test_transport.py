@@ -1,0 +1,60 @@
+"""remote/transport.py: port80's pypsrp tuning gives exactly what pypsrp gives."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pypsrp.powershell import RunspacePool
+from pypsrp.serializer import Serializer
+
+from remote.transport import FastSerializer, decode_clixml_string, tune_pool
+
+SLOW = Serializer()._deserialize_string
+FAST = FastSerializer()._deserialize_string
+
+SAMPLES = [
+    None, "", "plain", "line_x000D__x000A_", "a_x000D__x000A_b_x000D__x000A_", "_x000D_x000A_", "_x000A_x000D_",
+    "_x005F_x000D_", "_x005F__x000D_", "lower_x000d_", "tab_x0009_", "_x0041_", "snake_x_case", "_xZZZZ_",
+    "\u65e5\u672c_x000D__x000A_", "caf\u00e9", "_X000D_", "__x000A_", "_x000D__x000D__x000A_",
+]
+
+
+def _same(value):
+    try:
+        expected = ("ok", SLOW(value))
+    except Exception as e:  # pypsrp raises on some malformed escapes: the fast path must too
+        expected = ("raise", type(e))
+    try:
+        got = ("ok", FAST(value))
+    except Exception as e:
+        got = ("raise", type(e))
+    assert got == expected, value
+
+
+def test_samples_match_pypsrp():
+    for v in SAMPLES:
+        _same(v)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.sampled_from(["_x000D_", "_x000A_", "_x", "_", "x", "000D", "A", "_x005F_", "_x0009_", "\r\n",
+                                 "\u00e9", "\u3000", "\u5f00", " ", "ab"]), max_size=12).map("".join))
+def test_fast_string_decoding_matches_pypsrp(value):
+    _same(value)
+
+
+def test_fast_path_does_not_call_pypsrp_for_plain_output():
+    calls = []
+    assert decode_clixml_string("a_x000D__x000A_b", lambda v: calls.append(v)) == "a\r\nb" and not calls
+    decode_clixml_string("_x0009_", lambda v: calls.append(v))
+    assert calls == ["_x0009_"]
+
+
+def test_tune_pool_swaps_the_serializer_pypsrp_uses(monkeypatch):
+    class _Conn:  # RunspacePool only reads these from its WSMan at construction
+        max_payload_size = 153600
+
+    pool = RunspacePool(_Conn())
+    assert type(pool._serializer) is Serializer and pool._fragmenter.serializer is pool._serializer
+    tune_pool(pool)
+    assert isinstance(pool._serializer, FastSerializer) and pool._fragmenter.serializer is pool._serializer
