@@ -25,9 +25,10 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from typing import Optional
+from typing import TYPE_CHECKING
 
-import spnego
-from pypsrp.encryption import WinRMEncryption
+if TYPE_CHECKING:  # spnego and pypsrp load when a connection authenticates, not with the CLI
+    from pypsrp.encryption import WinRMEncryption
 
 log = logging.getLogger("port80.lab.auth")
 
@@ -36,7 +37,7 @@ LAB_DOMAIN = "LAB"
 DEFAULT_PASSWORD = "Lab-Audit-2026!"  # the documented lab password (a lab value, not a secret)
 PASSWORD_ENV = "PORT80_LAB_PASSWORD"
 REALM = "WSMAN"
-SPNEGO_PROTOCOL = WinRMEncryption.SPNEGO
+SPNEGO_PROTOCOL = "application/HTTP-SPNEGO-session-encrypted"  # pypsrp WinRMEncryption.SPNEGO
 ENCRYPTED_CONTENT_TYPE = f'multipart/encrypted;protocol="{SPNEGO_PROTOCOL}";boundary="Encrypted Boundary"'
 
 
@@ -172,6 +173,8 @@ class NegotiateState:
             # first leg, or a new handshake on an authenticated connection
             self.reset()
             try:
+                import spnego
+
                 self.ctx = spnego.server(protocol="negotiate", options=spnego.NegotiateOptions.wrapping_winrm)
             except Exception as e:  # no NTLM_USER_FILE: a lab set up without NTLM
                 log.warning("lab: cannot create an NTLM acceptor: %s", e)
@@ -184,6 +187,8 @@ class NegotiateState:
             return "failed", None
         if self.ctx.complete:
             self.user = LAB_USER
+            from pypsrp.encryption import WinRMEncryption
+
             self.encryption = WinRMEncryption(self.ctx, SPNEGO_PROTOCOL)
             return "complete", out
         return "continue", out

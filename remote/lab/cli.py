@@ -11,13 +11,15 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import TYPE_CHECKING, Callable, List, Optional
 
 import typer
 
 from remote.lab.auth import PASSWORD_ENV, lab_password
 from remote.lab.faults import FaultError, parse_fault_option
-from remote.lab.fleet_server import LabError, LabFleet
+
+if TYPE_CHECKING:  # the servers load when the lab starts, not with every port80 command
+    from remote.lab.fleet_server import LabFleet
 
 lab_app = typer.Typer(
     name="lab",
@@ -47,6 +49,8 @@ def serve_lab(
     on_ready: Optional[Callable[[LabFleet], None]] = None,
 ) -> int:
     """Serve the lab until Ctrl-C / SIGTERM / ``stop`` is set / ``duration`` seconds; returns an exit code."""
+    from remote.lab.fleet_server import LabError, LabFleet
+
     fault_map: dict = {}
     for text in faults or []:
         try:
