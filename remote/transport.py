@@ -49,3 +49,161 @@ def tune_pool(pool: Any) -> None:
     fast.cipher = getattr(pool._serializer, "cipher", None)
     pool._serializer = fast
     pool._fragmenter.serializer = fast
+
+
+# ---------------------------------------------------------------------------------- NTLM in 6 requests
+
+_TOKEN_RE = None
+
+
+def _auth_token(response: Any) -> Optional[bytes]:
+    """The Negotiate/NTLM/Kerberos token of a response's WWW-Authenticate header (as pypsrp reads it)."""
+    global _TOKEN_RE
+    import base64
+    import re
+
+    if _TOKEN_RE is None:
+        _TOKEN_RE = re.compile(r"(Kerberos|Negotiate|NTLM)\s*([^,]*),?", re.I)
+    m = _TOKEN_RE.search(response.headers.get("www-authenticate", ""))
+    if not m or not m.group(2).strip():
+        return None
+    try:
+        return base64.b64decode(m.group(2).strip())
+    except ValueError:
+        return None
+
+
+class _Classic(Exception):
+    """The host did not take the short handshake: use pypsrp's own (a new HTTP session)."""
+
+
+def _transport_class():
+    """``Port80Transport``: pypsrp's HTTP transport with a shorter Negotiate/NTLM handshake.
+
+    pypsrp authenticates a message-encrypted (HTTP) session with three extra requests before its
+    first message: a blank POST to learn the scheme, the NEGOTIATE token, then the AUTHENTICATE
+    token with an empty body. A host answers the same with two, which is what the Windows client
+    and the WinRM Ruby gem send (and what PSRP servers accept: microsoft/omi#577): the NEGOTIATE
+    token on an empty POST (401 + CHALLENGE), then the AUTHENTICATE token on the first real,
+    already encrypted message: a scan costs 6 requests per host instead of 8.
+
+    Only for auth ``ntlm``/``negotiate`` with message encryption over plain HTTP (over HTTPS, channel
+    binding needs the server certificate first; pypsrp's path is kept). The security context,
+    channel encryption and the server's final token check are pyspnego's and pypsrp's own
+    (``spnego.client`` and ``WinRMEncryption``). When a host does not play along (no challenge
+    to the first token, or a 401 to the combined request), the message is sent again through
+    pypsrp's standard handshake on a new session, so the worst case is a few requests more."""
+    from pypsrp.wsman import _TransportHTTP
+
+    class Port80Transport(_TransportHTTP):
+        _port80_classic = False
+
+        def send(self, message: bytes, **kwargs: Any) -> bytes:
+            if (self.wrap_required and self.encryption is None and not self.ssl and not self._port80_classic
+                    and self.auth in ("ntlm", "negotiate")):
+                try:
+                    return self._port80_first(message, kwargs.get("timeout"))
+                except _Classic as e:
+                    import logging
+
+                    logging.getLogger("port80.transport").debug("%s: %s; pypsrp's handshake instead",
+                                                                self.server, e)
+                    self._port80_classic = True
+                    self.encryption = None
+                    if self.session is not None:
+                        self.session.close()
+                        self.session = None
+            return super().send(message, **kwargs)
+
+        def _port80_post(self, data: bytes, headers: dict, timeout: Any) -> Any:
+            import requests
+
+            merged = dict(self.session.headers)  # User-Agent, Accept-Encoding as pypsrp sets them
+            merged.update(headers)
+            merged["Connection"] = "Keep-Alive"
+            prep = requests.Request("POST", self.endpoint, data=data, headers=merged).prepare()
+            response = self.session.send(
+                prep, timeout=timeout if timeout is not None else (self.connection_timeout, self.read_timeout))
+            response.content  # read it all: the next leg must reuse this connection (NTLM is per connection)
+            return response
+
+        def _port80_first(self, message: bytes, timeout: Any) -> bytes:
+            import base64
+
+            import spnego
+            from pypsrp._utils import get_hostname, to_string
+            from pypsrp.encryption import WinRMEncryption
+            from pypsrp.exceptions import AuthenticationError, WinRMTransportError
+
+            if self.session is None:
+                self.session = self._build_session()
+            auth = self.session.auth
+            host = get_hostname(self.endpoint)
+            context_req = spnego.ContextReq.default
+            if getattr(auth, "delegate", False):
+                context_req |= spnego.ContextReq.delegate
+            context = spnego.client(
+                getattr(auth, "username", self.username), getattr(auth, "password", self.password),
+                hostname=getattr(auth, "hostname_override", None) or host,
+                service=getattr(auth, "service", "host"), context_req=context_req,
+                protocol=self.auth, options=spnego.NegotiateOptions.wrapping_winrm)
+            token = context.step()
+
+            # leg 1: the first token on an empty POST
+            r1 = self._port80_post(b"", {"Authorization": "Negotiate " + base64.b64encode(token).decode("ascii"),
+                                         "Content-Length": "0"}, timeout)
+            in_token = _auth_token(r1)
+            if r1.status_code == 401 and in_token:
+                out = context.step(in_token)
+            elif r1.status_code == 200 and context.complete is False and in_token:
+                out = context.step(in_token)  # Kerberos: done in one leg (mutual authentication token)
+            else:
+                raise _Classic(f"HTTP {r1.status_code} to the first Negotiate token")
+            if hasattr(auth, "contexts"):
+                auth.contexts[host] = context
+            setattr(context, "response_auth_header", "negotiate")
+            self.encryption = WinRMEncryption(context, WinRMEncryption.SPNEGO)
+            content_type, payload = self.encryption.wrap_message(message)
+            headers = {"Content-Type": '%s;protocol="%s";boundary="Encrypted Boundary"'
+                                       % (content_type, WinRMEncryption.SPNEGO),
+                       "Content-Length": str(len(payload))}
+            if out:
+                headers["Authorization"] = "Negotiate " + base64.b64encode(out).decode("ascii")
+            r2 = self._port80_post(payload, headers, timeout)
+            if r2.status_code == 401:
+                raise _Classic("HTTP 401 to the AUTHENTICATE token with the first message")
+            final = _auth_token(r2)
+            if final and not context.complete:
+                try:
+                    context.step(final)  # the server's mechListMIC: checked by pyspnego
+                except Exception as e:
+                    raise AuthenticationError(f"the host's final authentication token is not valid: {e}") from None
+
+            ctype = r2.headers.get("content-type", "")
+            if ctype.startswith(("multipart/encrypted;", "multipart/x-multi-encrypted;")):
+                import re
+
+                m = re.search("boundary=[" '|\\"](.*)[' '|\\"]', ctype)
+                content = self.encryption.unwrap_message(r2.content, m.group(1) if m else "Encrypted Boundary")
+                text = to_string(content)
+            else:
+                content = r2.content
+                text = r2.text if content else ""
+            if r2.status_code >= 400:
+                raise WinRMTransportError("http", r2.status_code, text)
+            return content
+
+    return Port80Transport
+
+
+_PORT80_TRANSPORT = None
+
+
+def tune_wsman(wsman: Any) -> None:
+    """Give a new pypsrp ``WSMan`` port80's transport (same settings; see ``_transport_class``)."""
+    global _PORT80_TRANSPORT
+    if _PORT80_TRANSPORT is None:
+        _PORT80_TRANSPORT = _transport_class()
+    t = wsman.transport
+    if type(t).__name__ == "_TransportHTTP":
+        t.__class__ = _PORT80_TRANSPORT  # a subclass adding methods only: the instance's state is unchanged

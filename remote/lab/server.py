@@ -332,6 +332,7 @@ class LabHTTPServer(ThreadingHTTPServer):
         scheme = scheme.lower()
         neg = h.negotiate
         user: Optional[str]
+        auth_headers: list[tuple[str, str]] = []  # the acceptor's final token, on the reply that completes it
         if scheme == "basic" and self.basic:
             user = self.credentials.check_basic(value)
             if user is None or (self.ssl_context is None and not self.allow_unencrypted):
@@ -349,10 +350,13 @@ class LabHTTPServer(ThreadingHTTPServer):
                 self._challenge(h, negotiate_token=out or b"")
                 return
             user = neg.user
+            if out:
+                auth_headers = [("WWW-Authenticate", "Negotiate " + base64.b64encode(out).decode("ascii"))]
             if not body:  # pypsrp's blank POST: done authenticating, nothing to answer
-                hdrs = [("WWW-Authenticate", "Negotiate " + base64.b64encode(out).decode("ascii"))] if out else []
-                self.reply(h, 200, b"", headers=hdrs)
+                self.reply(h, 200, b"", headers=auth_headers)
                 return
+            # else the AUTHENTICATE token came with the first (encrypted) message, as the Windows client
+            # sends it: answer that message (Windows accepts both forms)
         elif neg.user is not None:
             user = neg.user
         else:
@@ -402,14 +406,15 @@ class LabHTTPServer(ThreadingHTTPServer):
         except Hang:
             self._hang(h)
             return
-        self._send_soap(h, reply.status, reply.body, encrypted)
+        self._send_soap(h, reply.status, reply.body, encrypted, auth_headers)
 
-    def _send_soap(self, h: LabRequestHandler, status: int, xml: bytes, encrypted: bool) -> None:
+    def _send_soap(self, h: LabRequestHandler, status: int, xml: bytes, encrypted: bool,
+                   headers: list[tuple[str, str]] = ()) -> None:
         if encrypted:
             ctype, payload = h.negotiate.wrap(xml)
-            self.reply(h, status, payload, ctype)
+            self.reply(h, status, payload, ctype, headers=headers)
         else:
-            self.reply(h, status, xml, SOAP_CONTENT_TYPE)
+            self.reply(h, status, xml, SOAP_CONTENT_TYPE, headers=headers)
 
 
 def _close_quietly(sock) -> None:
