@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from remote.lab import api, commands as cmd
+from remote.lab.memo import SharedMemo
 from remote.textio import decode_text
 
 FILES = {
@@ -50,9 +51,7 @@ HOST_FILE = "host.json"
 # Read-only pipelines run on an unchanged machine give the same Execution on every host made from the same
 # bundle (the engine is deterministic: no clock, no randomness). A fleet lab serves hundreds of hosts from
 # a dozen bundles in one process, so such results are shared by content: (profile digest, exact pipeline).
-_RUN_MEMO: "OrderedDict[tuple, api.Execution]" = OrderedDict()
-_RUN_MEMO_MAX = 256
-_RUN_MEMO_LOCK = threading.Lock()
+_RUN_MEMO = SharedMemo(256)
 ENGINE_FAULTS = ("not_elevated",)  # fault kinds the engine implements (the protocol server does the rest)
 
 # svchost group and account of common services (Win32_Service.PathName / StartName; not in the evidence)
@@ -912,15 +911,13 @@ class LabHost:
             if not self.machine.changed():
                 memo_key = (self._profile, repr([[(c.text, c.is_script, c.parameters) for c in st]
                                                  for st in statements]))
-            ex = _RUN_MEMO.get(memo_key) if memo_key is not None else None
-            if ex is None:
+            if memo_key is None:
                 ex = cmd.run_statements(self.machine, statements)
-                if (memo_key is not None and not ex.changed_state and not self.machine.changed()
-                        and all(type(x) in (str, bool) for x in ex.output)):
-                    with _RUN_MEMO_LOCK:
-                        _RUN_MEMO[memo_key] = ex
-                        while len(_RUN_MEMO) > _RUN_MEMO_MAX:
-                            _RUN_MEMO.popitem(last=False)
+            else:
+                ex = _RUN_MEMO.get_or_compute(
+                    memo_key, lambda: cmd.run_statements(self.machine, statements),
+                    keep=lambda e: (not e.changed_state and not self.machine.changed()
+                                    and all(type(x) in (str, bool) for x in e.output)))
             self.command_log.append({"key": api.canonical_key(statements), "changed_state": ex.changed_state,
                                      "failed": ex.failed, "time": time.time()})
             return ex

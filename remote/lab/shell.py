@@ -55,6 +55,7 @@ from psrpcore.types import (
 
 from remote.lab import api, wsman
 from remote.lab.faults import Faults
+from remote.lab.memo import SharedMemo
 
 log = logging.getLogger("port80.lab.shell")
 
@@ -251,9 +252,7 @@ class _Decoded:
 # client messages every host of a fleet receives byte for byte (one scanner, one fixed pipeline)
 _MEMO_TYPES = frozenset({PSRPMessageType.SessionCapability, PSRPMessageType.InitRunspacePool,
                          PSRPMessageType.CreatePipeline})
-_MEMO_MAX = 64
-_memo: "dict[tuple, _Decoded]" = {}
-_memo_lock = threading.Lock()
+_memo = SharedMemo(64)
 
 
 class LabRunspacePool(psrpcore.ServerRunspacePool):
@@ -269,15 +268,9 @@ class LabRunspacePool(psrpcore.ServerRunspacePool):
         if mt not in _MEMO_TYPES or b"<SS" in data:
             return super()._process_message(message)
         key = (mt, bytes(data), str(getattr(self.their_capability, "protocolversion", "")))
-        entry = _memo.get(key)
-        if entry is None:
-            ps_object = deserialize(ElementTree.fromstring(data), cipher=self._cipher,
-                                    our_capability=self.our_capability, their_capability=self.their_capability)
-            entry = _Decoded(ps_object)
-            with _memo_lock:
-                if len(_memo) >= _MEMO_MAX:
-                    _memo.pop(next(iter(_memo)))
-                _memo[key] = entry
+        entry = _memo.get_or_compute(key, lambda: _Decoded(deserialize(
+            ElementTree.fromstring(data), cipher=self._cipher, our_capability=self.our_capability,
+            their_capability=self.their_capability)))
         event = PSRPEvent.create(mt, entry.ps_object, message.runspace_pool_id, message.pipeline_id)
         if mt == PSRPMessageType.CreatePipeline:
             pipe = self.pipeline_table.get(event.pipeline_id)
