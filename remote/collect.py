@@ -250,33 +250,54 @@ def _pool(pool):
     return pool
 
 
-def collect(spec: ConnectionSpec, password: Optional[str]) -> Collected:
+def collect(spec: ConnectionSpec, password: Optional[str],
+            on_evidence: Optional[Callable[[Collected], None]] = None) -> Collected:
     """Collect every evidence kind from one host. Raises what pypsrp/requests raise on failure
-    (the runner classifies it); command-level failures are recorded in ``command_errors``."""
+    (the runner classifies it); command-level failures are recorded in ``command_errors``.
+
+    Once every answer is in, the evidence is complete: ``on_evidence(collected)`` gets it before the
+    session is closed (so the caller can store and analyse it while the Delete request is on the
+    wire), and a failure to close the session no longer fails the host (logged, and noted as
+    ``close_error`` in host.json when nobody took the evidence earlier)."""
     from pypsrp.powershell import RunspacePool
 
     started = datetime.now(timezone.utc)
+    out: Optional[Collected] = None
+    try:
+        with connect(spec, password) as wsman:
+            with _pool(RunspacePool(wsman, configuration_name=spec.configuration_name)) as pool:
+                results, errors = _run(pool, list(EVIDENCE), EVIDENCE)
+                missing = [k for k in EVIDENCE if k not in results]
+                if missing and len(missing) < len(EVIDENCE):
+                    # a statement broke the pipeline: ask again, one statement per kind still missing
+                    for kind in missing:
+                        r, e = _run(pool, [kind], EVIDENCE)
+                        results.update(r)
+                        if kind in r:
+                            errors.pop(kind, None)
+                        elif kind in e:
+                            errors[kind] = e[kind]
+                if "services" not in results or not _as_text(results["services"]).strip():
+                    name, build = FALLBACK["services"]
+                    r, e = _run(pool, [name], {name: build})
+                    if name in r:
+                        results[name] = r[name]
+                    elif name in e:
+                        errors[name] = e[name]
+                out = _collected(spec, results, errors, started)
+                if on_evidence is not None:
+                    on_evidence(out)
+    except Exception as e:
+        if out is None:
+            raise
+        log.debug("%s: closing the session failed after the evidence was collected", spec.name, exc_info=True)
+        if on_evidence is None:
+            out.meta["close_error"] = _one_line(f"{type(e).__name__}: {e}")
+    return out
+
+
+def _collected(spec: ConnectionSpec, results: dict[str, Any], errors: dict[str, str], started: datetime) -> Collected:
     out = Collected()
-    with connect(spec, password) as wsman:
-        with _pool(RunspacePool(wsman, configuration_name=spec.configuration_name)) as pool:
-            results, errors = _run(pool, list(EVIDENCE), EVIDENCE)
-            missing = [k for k in EVIDENCE if k not in results]
-            if missing and len(missing) < len(EVIDENCE):
-                # a statement broke the pipeline: ask again, one statement per kind still missing
-                for kind in missing:
-                    r, e = _run(pool, [kind], EVIDENCE)
-                    results.update(r)
-                    if kind in r:
-                        errors.pop(kind, None)
-                    elif kind in e:
-                        errors[kind] = e[kind]
-            if "services" not in results or not _as_text(results["services"]).strip():
-                name, build = FALLBACK["services"]
-                r, e = _run(pool, [name], {name: build})
-                if name in r:
-                    results[name] = r[name]
-                elif name in e:
-                    errors[name] = e[name]
     for kind, items in results.items():
         if kind in ("os", "elevated"):
             continue

@@ -35,6 +35,7 @@ log = logging.getLogger("port80.scan")
 RESULTS = "results.jsonl"
 GC_EVERY = 100  # finished hosts between two full garbage collections (see Scan.run)
 GRACE_S = 2.0  # a timed-out host is reported at most this long after its deadline
+_CLOSED = object()  # a worker's last message: its remote session is closed
 
 
 @dataclass
@@ -115,12 +116,28 @@ class Scan:
 
     # -- one host ---------------------------------------------------------------------------------
     def _work(self, spec: ConnectionSpec, token: int, out: "queue.Queue") -> None:
+        sent = []
+
+        def evidence(collected: Collected) -> None:
+            # complete evidence, handed over before the session is closed: the runner stores and
+            # analyses it while this thread's Delete request is on the wire
+            sent.append(True)
+            out.put((token, spec, collected, None))
+
         try:
             password = self.password_for(spec)
-            fn = check if self.opts.mode == "check" else collect
-            out.put((token, spec, fn(_bounded(spec, self.opts.timeout), password), None))
+            bounded = _bounded(spec, self.opts.timeout)
+            if self.opts.mode == "check":
+                out.put((token, spec, check(bounded, password), None))
+            else:
+                result = collect(bounded, password, on_evidence=evidence)
+                if not sent:
+                    out.put((token, spec, result, None))
         except BaseException as e:  # every failure is classified; none escapes the worker
-            out.put((token, spec, None, e))
+            if not sent:
+                out.put((token, spec, None, e))
+        finally:
+            out.put((token, None, _CLOSED, None))  # this host's session is closed (or given up)
 
     def _dirname(self, spec: ConnectionSpec) -> str:
         if spec.name not in self._dirnames:
@@ -198,6 +215,7 @@ class Scan:
         progress = _Progress(len(todo), self.opts.progress)
         done_q: "queue.Queue" = queue.Queue()
         active: dict[int, tuple[ConnectionSpec, float]] = {}  # token -> (spec, started)
+        closing: dict[int, float] = {}  # token -> started: recorded hosts whose session is still being closed
         pending = list(reversed(todo))
         token = 0
         # Hundreds of hosts in flight allocate millions of short-lived objects (SOAP/CLIXML, records):
@@ -210,21 +228,25 @@ class Scan:
         with open(self.results_path, "a", encoding="utf-8") as fh:
             gc.set_threshold(max(gc_threshold[0], 10000), *gc_threshold[1:])
             try:
-                while pending or active:
-                    while pending and len(active) < max(1, self.opts.forks):
+                while pending or active or closing:
+                    while pending and len(active) + len(closing) < max(1, self.opts.forks):
                         spec = pending.pop()
                         token += 1
                         active[token] = (spec, time.monotonic())
                         threading.Thread(target=self._work, args=(spec, token, done_q), daemon=True,
                                          name=f"port80-{spec.name}").start()
                     now = time.monotonic()
-                    next_deadline = min(st + self.opts.timeout for _, st in active.values())
+                    next_deadline = min([st + self.opts.timeout for _, st in active.values()]
+                                        + [st + self.opts.timeout for st in closing.values()])
                     try:
                         tok, spec, result, exc = done_q.get(timeout=max(0.01, min(0.5, next_deadline - now)))
                     except queue.Empty:
                         tok = None
-                    if tok is not None and tok in active:
+                    if tok is not None and result is _CLOSED:
+                        closing.pop(tok, None)
+                    elif tok is not None and tok in active:
                         _, started = active.pop(tok)
+                        closing[tok] = started
                         report = self._safe_finish(spec, result, exc, time.monotonic() - started)
                         self._record(report, fh)
                         progress.update(report.status, len(active))
@@ -232,6 +254,9 @@ class Scan:
                         if finished % GC_EVERY == 0:
                             gc.collect()
                     now = time.monotonic()
+                    for t, started in list(closing.items()):
+                        if now - started >= self.opts.timeout:
+                            del closing[t]  # the session close hangs: the host is recorded, stop waiting
                     for t, (spec, started) in list(active.items()):
                         if now - started >= self.opts.timeout:
                             del active[t]  # its thread is abandoned; a late result is ignored
