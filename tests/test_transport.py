@@ -58,3 +58,39 @@ def test_tune_pool_swaps_the_serializer_pypsrp_uses(monkeypatch):
     assert type(pool._serializer) is Serializer and pool._fragmenter.serializer is pool._serializer
     tune_pool(pool)
     assert isinstance(pool._serializer, FastSerializer) and pool._fragmenter.serializer is pool._serializer
+
+
+def test_session_reads_the_environment_once(monkeypatch, tmp_path):
+    from pypsrp.wsman import WSMan
+
+    from remote.transport import tune_wsman
+
+    ca = tmp_path / "corp-ca.pem"
+    ca.write_text("not read here")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca))
+    w = WSMan("127.0.0.1", username="u", password="p", ssl=True, auth="basic", cert_validation=True, no_proxy=True)
+    tune_wsman(w)
+    session = w.transport._build_session()
+    assert session.trust_env is False  # no proxy/netrc lookups per request...
+    assert session.verify == str(ca)  # ...but the CA bundle from the environment is honoured
+    assert session.proxies == {"https": False}
+
+
+def test_application_private_data_is_decoded_once_with_pypsrps_result():
+    from pypsrp.messages import ApplicationPrivateData
+    from pypsrp.serializer import ObjectMeta
+
+    from remote.lab.shell import psversion_table
+    import psrpcore
+    from xml.etree import ElementTree
+    from psrpcore.types import serialize
+
+    table = psversion_table(None)
+    xml = ElementTree.tostring(serialize(psrpcore.types.ApplicationPrivateData(ApplicationPrivateData={
+        "PSVersionTable": table}), psrpcore.ServerRunspacePool()._cipher), encoding="unicode")
+    meta = lambda: ObjectMeta("Obj", object=ApplicationPrivateData)  # noqa: E731
+    fast = FastSerializer()
+    a, b = fast.deserialize(xml, meta()), FastSerializer().deserialize(xml, meta())
+    assert a is b
+    ref = Serializer().deserialize(xml, meta())
+    assert a.data == ref.data
