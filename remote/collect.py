@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional, Union
@@ -134,6 +135,7 @@ def connect(spec: ConnectionSpec, password: Optional[str]):
 # per host (py-spy, scripts/bench_fleet.py --profile). Same XML on the wire, byte for byte.
 _PIPELINE_XML: dict[tuple, Any] = {}
 _PIPELINE_CMDS: dict[tuple, list] = {}  # their pypsrp Commands (kept before the XML: never read after)
+_PIPELINE_LOCK = threading.Lock()
 
 
 class _PipelineMemo:
@@ -153,9 +155,12 @@ class _PipelineMemo:
         if not (isinstance(value, CreatePipeline) and metadata is None and parent is None and clear):
             return self._inner.serialize(value, metadata, parent, clear)
         xml = _PIPELINE_XML.get(self._key)
-        if xml is None:  # bytes, which Message.pack sends as they are (a race only serializes twice)
-            el = self._inner.serialize(value, metadata, parent, clear)
-            xml = _PIPELINE_XML[self._key] = ET.tostring(el, encoding="utf-8", method="xml")
+        if xml is None:  # bytes, which Message.pack sends as they are
+            with _PIPELINE_LOCK:  # hundreds of hosts get here at the same moment: one serializes
+                xml = _PIPELINE_XML.get(self._key)
+                if xml is None:
+                    el = self._inner.serialize(value, metadata, parent, clear)
+                    xml = _PIPELINE_XML[self._key] = ET.tostring(el, encoding="utf-8", method="xml")
         return xml
 
 
