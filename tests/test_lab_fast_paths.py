@@ -98,3 +98,43 @@ def test_memo_equals_a_fresh_run():
     lab_host._RUN_MEMO.clear()
     fresh = _host("iis-worker", "w9").run(NETSTAT + SERVICESTATE)
     assert cached[0] is cached[1] and cached[0].output == fresh.output and cached[0].errors == fresh.errors
+
+
+# ---------------------------------------------------------------------------------- pool open, byte for byte
+
+
+def _open_reply(pool) -> bytes:
+    client = psrpcore.ClientRunspacePool()
+    client.open()
+    payload = client.data_to_send()
+    pool.receive_data(psrpcore.PSRPPayload(payload.data, payload.stream_type, None))
+    while pool.next_event() is not None:
+        pass
+    out = b""
+    while True:
+        p = pool.data_to_send()
+        if p is None:
+            return out
+        out += p.data
+
+
+def _same_client_ids(monkeypatch):
+    # two client pools with the same RunspacePool id, so both servers answer the same ids
+    fixed = uuid.UUID("11111111-2222-3333-4444-555555555555")
+    monkeypatch.setattr(uuid, "uuid4", lambda: fixed)
+
+
+def test_pool_open_answer_is_byte_identical_with_the_shared_app_data(monkeypatch):
+    from remote.lab.shell import _cached_psversion_table
+
+    _same_client_ids(monkeypatch)
+    table = _cached_psversion_table({"PSVersion": "5.1.17763.1"})
+    stock = psrpcore.ServerRunspacePool(application_private_data={"PSVersionTable": dict(table)})
+    fast = LabRunspacePool(application_private_data={"PSVersionTable": dict(table)})
+    fast.app_data_key = id(table)
+    expected = _open_reply(stock)
+    assert b"PSVersionTable" in expected
+    assert _open_reply(fast) == expected
+    again = LabRunspacePool(application_private_data={"PSVersionTable": dict(table)})
+    again.app_data_key = id(table)
+    assert _open_reply(again) == expected  # from the shared CLIXML this time

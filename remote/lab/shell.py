@@ -40,9 +40,10 @@ import psrpcore
 from psrpcore import PSRPPayload, StreamType
 from psrpcore._payload import PSRPMessage, create_message
 from psrpcore._events import PSRPEvent
-from psrpcore.types import deserialize
+from psrpcore.types import deserialize, serialize
 from xml.etree import ElementTree
 from psrpcore.types import (
+    ApplicationPrivateData,
     ErrorCategory,
     ErrorCategoryInfo,
     ErrorRecord,
@@ -255,6 +256,9 @@ _MEMO_TYPES = frozenset({PSRPMessageType.SessionCapability, PSRPMessageType.Init
 _memo = SharedMemo(64)
 
 
+_app_data_xml = SharedMemo(64)  # ApplicationPrivateData CLIXML by PSVersionTable (a few distinct tables)
+
+
 class LabRunspacePool(psrpcore.ServerRunspacePool):
     """psrpcore's server RunspacePool, except that the client messages above are decoded once per
     lab process, not once per host: CLIXML deserialization of a many-statement CREATE_PIPELINE was
@@ -283,14 +287,39 @@ class LabRunspacePool(psrpcore.ServerRunspacePool):
             getattr(self, f"_process_{mt.name}")(event)
         return event
 
+    app_data_key: Any = None  # set by Shell: the shared PSVersionTable this pool answers with
+
+    def _process_InitRunspacePool(self, event: Any) -> None:  # private API (psrpcore 0.3.1)
+        if self.app_data_key is None:
+            return super()._process_InitRunspacePool(event)
+        # as psrpcore does it, with the ApplicationPrivateData CLIXML serialized once per table
+        self.apartment_state = event.apartment_state
+        self.application_arguments = event.application_arguments
+        self.host = event.host_info
+        self.thread_options = event.ps_thread_options
+        self._max_runspaces = event.max_runspaces
+        self._min_runspaces = event.min_runspaces
+        key = (self.app_data_key, str(getattr(self.their_capability, "protocolversion", "")))
+        xml = _app_data_xml.get_or_compute(key, lambda: ElementTree.tostring(
+            serialize(ApplicationPrivateData(ApplicationPrivateData=self.application_private_data), self._cipher,
+                      our_capability=self.our_capability, their_capability=self.their_capability),
+            encoding="utf-8", method="xml"))
+        queue_raw_message(self, PSRPMessageType.ApplicationPrivateData, xml, None)
+        self._change_state(RunspacePoolState.Opened)
+
 
 def queue_raw_clixml(pool: psrpcore.ServerRunspacePool, pipeline_id: uuid.UUID, clixml: str) -> None:
     """Queue one PipelineOutput whose CLIXML is sent byte for byte (captured objects keep their
     real type names; psrpcore's deserialize/serialize round trip would make them ``Deserialized.*``)."""
-    data = create_message(False, PSRPMessageType.PipelineOutput, clixml.encode("utf-8"), pool.runspace_pool_id,
-                          pipeline_id)
+    queue_raw_message(pool, PSRPMessageType.PipelineOutput, clixml.encode("utf-8"), pipeline_id)
+
+
+def queue_raw_message(pool: psrpcore.ServerRunspacePool, message_type: PSRPMessageType, data: bytes,
+                      pipeline_id: Optional[uuid.UUID]) -> None:
+    """Queue one PSRP message of already serialized CLIXML, as psrpcore's ``prepare_message`` would."""
+    msg = create_message(False, message_type, data, pool.runspace_pool_id, pipeline_id)
     pool._send_buffer.append(  # private API (psrpcore 0.3.1)
-        PSRPMessage(PSRPMessageType.PipelineOutput, bytearray(data), pool.runspace_pool_id, pipeline_id,
+        PSRPMessage(message_type, bytearray(msg), pool.runspace_pool_id, pipeline_id,
                     pool._fragment_counter, StreamType.default)
     )
 
@@ -451,6 +480,7 @@ class HostRuntime:
             self._app_data_table = _cached_psversion_table(getattr(self.host, "psversion", None))
         app_data = {"PSVersionTable": dict(self._app_data_table)}
         shell = Shell(shell_id, req.resource_uri, user, client_ip, app_data)
+        shell.pool.app_data_key = id(self._app_data_table)  # tables live in _PSV_CACHE for the process
         with shell.cond:
             shell.feed(data, None, StreamType.default)
             if shell.pool.state != RunspacePoolState.Opened:
