@@ -93,3 +93,14 @@ def test_a_host_that_refuses_the_combined_leg_gets_pypsrps_handshake(ntlm_lab, m
     got = collect(_spec(ntlm_lab, h), ntlm_lab.password)
     assert not got.command_errors and got.texts["netstat"]
     assert h.stats()["requests"] == 2 + 8  # the refused short handshake, then pypsrp's
+
+
+@pytest.mark.parametrize("form", ["{u}", "LAB\\{u}", ".\\{u}", "{u}@LAB"])
+def test_every_user_name_form_windows_accepts_authenticates(ntlm_lab, form):
+    from dataclasses import replace
+
+    h = _host(ntlm_lab, "free")
+    spec = replace(_spec(ntlm_lab, h), user=form.format(u=ntlm_lab.user))
+    assert collect(spec, ntlm_lab.password).texts["netstat"]
+    with pytest.raises(AuthenticationError):
+        collect(spec, ntlm_lab.password + "x")

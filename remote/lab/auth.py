@@ -72,8 +72,14 @@ class Credentials:
         return name
 
     def ntlm_lines(self) -> list[str]:
-        u, d, p = self.user, self.domain, self.password
-        return [f":{u}:{p}", f"{d}:{u}:{p}", f".:{u}:{p}", f":{u}@{d}:{p}"]
+        """NTLM_USER_FILE lines for this account (user, DOMAIN\\user, .\\user, user@DOMAIN) in the smbpasswd
+        form, LM and NT hashes computed once here: from a ``DOMAIN:USER:PASSWORD`` line pyspnego derives the
+        LM hash with its pure-Python DES at every authentication (~1 ms, half the lab's NTLM cost per host)."""
+        from spnego._ntlm_raw.crypto import lmowfv1, ntowfv1  # pyspnego's own hash functions
+
+        u, d = self.user, self.domain
+        hashes = f"{lmowfv1(self.password).hex().upper()}:{ntowfv1(self.password).hex().upper()}"
+        return [f"{name}:0:{hashes}:[U]:LCT-00000000" for name in (u, f"{d}\\{u}", f".\\{u}", f"{u}@{d}")]
 
 
 class _NtlmUserFile:
