@@ -36,6 +36,8 @@ RESULTS = "results.jsonl"
 GC_EVERY = 100  # finished hosts between two full garbage collections (see Scan.run)
 GRACE_S = 2.0  # a timed-out host is reported at most this long after its deadline
 _CLOSED = object()  # a worker's last message: its remote session is closed
+DEFER_QUIET_S = 0.02  # see Scan.run: analyse complete evidence when no host message came for this long...
+DEFER_MAX_S = 0.5  # ...or when the oldest waited this long
 
 
 @dataclass
@@ -225,10 +227,32 @@ class Scan:
         # finished host leaves behind (pypsrp pool <-> pipeline), so memory stays flat however many hosts.
         gc_threshold = gc.get_threshold()
         finished = 0
+        # Complete evidence is stored and analysed when the hosts in flight leave the CPU alone (no
+        # message for DEFER_QUIET_S) or after DEFER_MAX_S at most: hundreds of hosts answer in the same
+        # instant, and analysing one host's evidence (~2 ms) while the others decode their answers
+        # delays the close requests they are about to send (scripts/bench_fleet.py). Nothing is lost:
+        # the backlog is flushed before run() returns, also after Ctrl-C.
+        backlog: list[tuple[ConnectionSpec, Collected, float, float]] = []  # spec, evidence, started, arrived
+
         with open(self.results_path, "a", encoding="utf-8") as fh:
+
+            def finish(spec: ConnectionSpec, result, exc: Optional[BaseException], elapsed: float) -> None:
+                nonlocal finished
+                report = self._safe_finish(spec, result, exc, elapsed)
+                self._record(report, fh)
+                progress.update(report.status, len(active))
+                finished += 1
+                if finished % GC_EVERY == 0:
+                    gc.collect()
+
+            def flush() -> None:
+                while backlog:
+                    spec, result, started, arrived = backlog.pop(0)
+                    finish(spec, result, None, arrived - started)
+
             gc.set_threshold(max(gc_threshold[0], 10000), *gc_threshold[1:])
             try:
-                while pending or active or closing:
+                while pending or active or closing or backlog:
                     while pending and len(active) + len(closing) < max(1, self.opts.forks):
                         spec = pending.pop()
                         token += 1
@@ -237,23 +261,25 @@ class Scan:
                                          name=f"port80-{spec.name}").start()
                     now = time.monotonic()
                     next_deadline = min([st + self.opts.timeout for _, st in active.values()]
-                                        + [st + self.opts.timeout for st in closing.values()])
+                                        + [st + self.opts.timeout for st in closing.values()] + [now + 0.5])
+                    wait = max(0.01, min(0.5, next_deadline - now))
                     try:
-                        tok, spec, result, exc = done_q.get(timeout=max(0.01, min(0.5, next_deadline - now)))
+                        tok, spec, result, exc = done_q.get(timeout=DEFER_QUIET_S if backlog else wait)
                     except queue.Empty:
                         tok = None
+                        flush()
                     if tok is not None and result is _CLOSED:
                         closing.pop(tok, None)
                     elif tok is not None and tok in active:
                         _, started = active.pop(tok)
                         closing[tok] = started
-                        report = self._safe_finish(spec, result, exc, time.monotonic() - started)
-                        self._record(report, fh)
-                        progress.update(report.status, len(active))
-                        finished += 1
-                        if finished % GC_EVERY == 0:
-                            gc.collect()
+                        if exc is None and isinstance(result, Collected):
+                            backlog.append((spec, result, started, time.monotonic()))
+                        else:
+                            finish(spec, result, exc, time.monotonic() - started)
                     now = time.monotonic()
+                    if backlog and now - backlog[0][3] >= DEFER_MAX_S:
+                        flush()
                     for t, started in list(closing.items()):
                         if now - started >= self.opts.timeout:
                             del closing[t]  # the session close hangs: the host is recorded, stop waiting
@@ -261,14 +287,15 @@ class Scan:
                         if now - started >= self.opts.timeout:
                             del active[t]  # its thread is abandoned; a late result is ignored
                             exc = DeadlineExceeded(f"no result within the {self.opts.timeout:g} s per-host deadline")
-                            report = self._safe_finish(spec, None, exc, now - started)
-                            self._record(report, fh)
-                            progress.update(report.status, len(active))
+                            finish(spec, None, exc, now - started)
             except KeyboardInterrupt:
                 self.interrupted = True
             finally:
-                progress.close()
-                gc.set_threshold(*gc_threshold)
+                try:
+                    flush()
+                finally:
+                    progress.close()
+                    gc.set_threshold(*gc_threshold)
         return self.ordered()
 
     def ordered(self) -> list[HostReport]:
