@@ -37,7 +37,7 @@ GC_EVERY = 100  # finished hosts between two full garbage collections (see Scan.
 GRACE_S = 2.0  # a timed-out host is reported at most this long after its deadline
 _CLOSED = object()  # a worker's last message: its remote session is closed
 DEFER_QUIET_S = 0.02  # see Scan.run: analyse complete evidence when no host message came for this long...
-DEFER_MAX_S = 0.5  # ...or when the oldest waited this long
+DEFER_MAX_S = 1.5  # ...or when the oldest waited this long
 
 
 @dataclass

