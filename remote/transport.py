@@ -52,6 +52,12 @@ class FastSerializer(Serializer):
         return decode_clixml_string(value, super()._deserialize_string)
 
     def deserialize(self, element: Any, metadata: Any = None, clear: bool = True) -> Any:
+        if isinstance(element, str) and metadata is None:
+            value = _primitive(element, self._deserialize_string)
+            if value is not _NOT_SIMPLE:
+                if clear:
+                    self._clear()
+                return value
         if isinstance(element, str) and clear and metadata is not None and _is_app_data(metadata):
             got = _APP_DATA.get(element)
             if got is None:
@@ -60,6 +66,38 @@ class FastSerializer(Serializer):
                     _APP_DATA[element] = got
             return got
         return super().deserialize(element, metadata, clear)
+
+
+_NOT_SIMPLE = object()
+_ENTITIES = ("amp;", "lt;", "gt;", "quot;", "apos;")
+_SLOW_TEXT = None
+
+
+def _primitive(xml: str, decode: Any) -> Any:
+    """What pypsrp's ``deserialize`` returns for a lone ``<S>text</S>`` or ``<B>..</B>`` (every
+    output object of port80's pipeline: markers, Out-String text, ConvertTo-Json text, the elevation
+    check), without building an XML tree; ``_NOT_SIMPLE`` for anything else (entities other than the
+    five named ones, CR, characters XML forbids, nested markup...), which pypsrp decodes itself."""
+    global _SLOW_TEXT
+    if xml.startswith("<S>") and xml.endswith("</S>"):
+        inner = xml[3:-4]
+        if _SLOW_TEXT is None:
+            import re
+
+            _SLOW_TEXT = re.compile("[<\r\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+        if _SLOW_TEXT.search(inner):
+            return _NOT_SIMPLE
+        if "&" in inner:
+            if any(not part.startswith(_ENTITIES) for part in inner.split("&")[1:]):
+                return _NOT_SIMPLE
+            inner = (inner.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"')
+                     .replace("&apos;", "'").replace("&amp;", "&"))
+        return decode(inner)
+    if xml in ("<S />", "<S/>"):
+        return decode(None)
+    if xml in ("<B>true</B>", "<B>false</B>", "<B>True</B>", "<B>False</B>"):
+        return xml[3:-4].lower() == "true"
+    return _NOT_SIMPLE
 
 
 def _is_app_data(metadata: Any) -> bool:

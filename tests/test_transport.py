@@ -94,3 +94,43 @@ def test_application_private_data_is_decoded_once_with_pypsrps_result():
     assert a is b
     ref = Serializer().deserialize(xml, meta())
     assert a.data == ref.data
+
+
+def _outcome(fn, xml):
+    try:
+        return ("ok", fn(xml))
+    except Exception as e:  # noqa: BLE001 - compare failures too
+        return ("raise", type(e))
+
+
+PRIMITIVES = [
+    "<S>plain</S>", "<S />", "<S/>", "<S></S>", "<S> spaced </S>", "<S>a&amp;b &lt;x&gt; &quot;q&quot; &apos;</S>",
+    "<S>&amp;lt;</S>", "<S>&#x41;</S>", "<S>&#65;</S>", "<S>bad & amp</S>", "<S>a\r\nb</S>", "<S>a\nb\tc</S>",
+    "<S>line_x000D__x000A_</S>", "<S>x<B>nested</B></S>", "<S><![CDATA[a]]></S>", "<B>true</B>", "<B>false</B>",
+    "<B>True</B>", "<I32>5</I32>", "<S>\u65e5\u672c_x000A_</S>", "<S>\x01</S>", "<S>\ufffe</S>",
+]
+
+
+def test_primitive_output_objects_match_pypsrp():
+    for xml in PRIMITIVES:
+        assert _outcome(FastSerializer().deserialize, xml) == _outcome(Serializer().deserialize, xml), xml
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(list("ab _x0DA&;<>/\t\n\r'\"#") + ["&amp;", "&lt;", "&gt;", "_x000D_", "_x000A_",
+                                                                     "\u00e9", "\u3000"]),
+                max_size=20).map(lambda t: "<S>" + "".join(t) + "</S>"))
+def test_string_objects_match_pypsrp(xml):
+    assert _outcome(FastSerializer().deserialize, xml) == _outcome(Serializer().deserialize, xml)
+
+
+def test_real_output_strings_match_pypsrp():
+    from xml.etree import ElementTree
+
+    import psrpcore
+    from psrpcore.types import serialize
+
+    for text in ["Active Connections\r\n\r\n  Proto  Local Address\r\n", '{\r\n    "Name":  "W3SVC & <co>"\r\n}', "",
+                 "caf\u00e9\ttab", "_x005F_ literal"]:
+        xml = ElementTree.tostring(serialize(text, psrpcore.ServerRunspacePool()._cipher), encoding="unicode")
+        assert FastSerializer().deserialize(xml) == Serializer().deserialize(xml) == text
