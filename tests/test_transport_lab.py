@@ -104,3 +104,138 @@ def test_every_user_name_form_windows_accepts_authenticates(ntlm_lab, form):
     assert collect(spec, ntlm_lab.password).texts["netstat"]
     with pytest.raises(AuthenticationError):
         collect(spec, ntlm_lab.password + "x")
+
+
+# ---------------------------------------------------------------------------------- port80's own HTTP sending
+
+from remote.failures import classify  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def https_lab(tmp_path_factory):
+    with lab_fleet(demo_fleet_dir(), auth="basic", tls=True, base_address="127.0.0.1", port=0,
+                   workdir=tmp_path_factory.mktemp("lab-tls")) as fleet:
+        yield fleet
+
+
+def _https_spec(fleet, h, **kw) -> ConnectionSpec:
+    base = dict(name=h.name, address=h.address, port=h.port, scheme="https", auth="basic", user=fleet.user,
+                cert_validation=str(fleet.ca_path))
+    base.update(kw)
+    return ConnectionSpec(**base)
+
+
+def _status(spec, password):
+    try:
+        collect(spec, password)
+        return "ok"
+    except Exception as e:  # noqa: BLE001
+        return classify(e, [password])[0]
+
+
+def test_certificates_are_validated_unless_the_user_opts_out(https_lab):
+    h = _host(https_lab, "free")
+    pw = https_lab.password
+    assert _status(_https_spec(https_lab, h), pw) == "ok"  # the lab's CA
+    assert _status(_https_spec(https_lab, h, cert_validation=True), pw) == "tls"  # public CAs: not the lab's
+    assert _status(_https_spec(https_lab, h, cert_validation=False), pw) == "ok"  # ansible ..._cert_validation=ignore
+
+
+def test_basic_over_https_is_5_requests_on_one_connection(https_lab):
+    h = _host(https_lab, "nginx")
+    https_lab.reset_stats()
+    got = collect(_https_spec(https_lab, h), https_lab.password)
+    st = h.stats()
+    assert got.texts["netstat"] and st["requests"] == 5 and st["connections"] == 1 and st["status"] == {"200": 5}
+
+
+def test_wrong_basic_password_is_an_auth_failure(https_lab):
+    assert _status(_https_spec(https_lab, _host(https_lab, "free")), "wrong") == "auth"
+
+
+class _OneShotServer:
+    """Answers each request with 200 "ok" and then closes the connection without saying so."""
+
+    def __init__(self):
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = c.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            c.close()
+
+
+def test_a_dropped_keep_alive_connection_is_reopened_for_basic_only():
+    import time
+
+    import requests
+
+    from remote.transport import _Connection
+
+    srv = _OneShotServer()
+    basic = _Connection("127.0.0.1", srv.port, None, 5.0, reconnect=True)
+    assert basic.post("/wsman", b"", {}, 5.0).content == b"ok"
+    time.sleep(0.05)
+    assert basic.post("/wsman", b"", {}, 5.0).content == b"ok" and srv.accepted == 2
+    ntlm = _Connection("127.0.0.1", srv.port, None, 5.0, reconnect=False)
+    ntlm.post("/wsman", b"", {}, 5.0)
+    time.sleep(0.05)
+    with pytest.raises(requests.exceptions.ConnectionError):  # its authentication was on that connection
+        ntlm.post("/wsman", b"", {}, 5.0)
+
+
+def test_a_certificate_for_another_name_is_refused(tmp_path):
+    """A certificate from a trusted CA, but for another host name: a TLS failure, not a connection."""
+    import socket
+    import ssl
+    import threading
+
+    import requests
+
+    from remote.lab.tls import LabCA, new_key, write_key
+    from remote.transport import _Connection, _tls_context
+
+    ca = LabCA()
+    key = new_key()
+    (tmp_path / "srv.pem").write_bytes(ca.issue(["other.example"], key))
+    write_key(key, tmp_path / "srv.key")
+    ca_file = ca.write(tmp_path / "ca.pem")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tmp_path / "srv.pem", tmp_path / "srv.key")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(4)
+
+    def serve():
+        for _ in range(2):
+            c, _ = sock.accept()
+            try:
+                ctx.wrap_socket(c, server_side=True).close()
+            except (ssl.SSLError, OSError):
+                c.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    conn = _Connection("127.0.0.1", sock.getsockname()[1], _tls_context(str(ca_file)), 5.0, reconnect=True)
+    with pytest.raises(requests.exceptions.SSLError) as e:
+        conn.post("/wsman", b"", {}, 5.0)
+    assert classify(e.value)[0] == "tls"
+    sock.close()
