@@ -138,3 +138,14 @@ def test_pool_open_answer_is_byte_identical_with_the_shared_app_data(monkeypatch
     again = LabRunspacePool(application_private_data={"PSVersionTable": dict(table)})
     again.app_data_key = id(table)
     assert _open_reply(again) == expected  # from the shared CLIXML this time
+
+
+def test_boolean_and_shared_string_outputs_match_psrpcore():
+    from remote.lab.shell import _clixml_of
+
+    pool = psrpcore.ServerRunspacePool()
+    for value in (True, False, "shared\r\noutput", ""):
+        ref = ElementTree.tostring(serialize(value, pool._cipher), encoding="utf-8", method="xml")
+        assert _clixml_of(value) == ref
+        assert _clixml_of(value) is _clixml_of(value) or isinstance(value, bool)
+    assert _clixml_of(5) is None and _clixml_of("\x01") is None

@@ -52,6 +52,20 @@ HOST_FILE = "host.json"
 # bundle (the engine is deterministic: no clock, no randomness). A fleet lab serves hundreds of hosts from
 # a dozen bundles in one process, so such results are shared by content: (profile digest, exact pipeline).
 _RUN_MEMO = SharedMemo(256)
+_KEYS: "dict[int, tuple[list, str]]" = {}  # id(statements) -> (statements, exact text): the protocol side
+# hands every host the same statements object for the same pipeline
+
+
+def _pipeline_key(statements: list) -> str:
+    got = _KEYS.get(id(statements))
+    if got is not None and got[0] is statements:
+        return got[1]
+    key = repr([[(c.text, c.is_script, c.parameters) for c in st] for st in statements])
+    if len(_KEYS) < 256:
+        _KEYS[id(statements)] = (statements, key)
+    return key
+
+
 ENGINE_FAULTS = ("not_elevated",)  # fault kinds the engine implements (the protocol server does the rest)
 
 # svchost group and account of common services (Win32_Service.PathName / StartName; not in the evidence)
@@ -909,8 +923,7 @@ class LabHost:
         with self._lock:
             memo_key = None
             if not self.machine.changed():
-                memo_key = (self._profile, repr([[(c.text, c.is_script, c.parameters) for c in st]
-                                                 for st in statements]))
+                memo_key = (self._profile, _pipeline_key(statements))
             if memo_key is None:
                 ex = cmd.run_statements(self.machine, statements)
             else:

@@ -34,7 +34,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol, Union
 
 import psrpcore
 from psrpcore import PSRPPayload, StreamType
@@ -242,6 +242,46 @@ def clixml_string(value: str) -> Optional[str]:
     return "<S>" + value + "</S>"
 
 
+_STATEMENTS: "dict[int, tuple[Any, list]]" = {}  # id(shared pipeline metadata) -> (metadata, statements)
+_CLIXML: dict = {}  # output value -> its CLIXML, for the strings and booleans shared run results are made of
+_CLIXML_MAX_CHARS = 64 * 1024 * 1024
+_clixml_chars = 0
+_clixml_lock = threading.Lock()
+
+
+def _statements_of(metadata: Any) -> list:
+    """``statements_from_pipeline``, once per shared (memoized) pipeline metadata object."""
+    got = _STATEMENTS.get(id(metadata))
+    if got is not None and got[0] is metadata:
+        return got[1]
+    statements = statements_from_pipeline(metadata)
+    if len(_STATEMENTS) < 256:
+        _STATEMENTS[id(metadata)] = (metadata, statements)  # keeps metadata alive: the id stays its own
+    return statements
+
+
+def _clixml_of(item: Any) -> Optional[bytes]:
+    """UTF-8 CLIXML of a ``str`` or ``bool`` output object, as psrpcore serializes it; None for others.
+    Hosts made from one bundle share their run results, so the same strings come back for each: the
+    escaped form is kept (a str caches its hash; a lookup of the same object is an identity check)."""
+    if type(item) is bool:
+        return b"<B>true</B>" if item else b"<B>false</B>"
+    if type(item) is not str:
+        return None
+    got = _CLIXML.get(item)
+    if got is None:
+        xml = clixml_string(item)
+        if xml is None:
+            return None
+        got = xml.encode("utf-8")
+        global _clixml_chars
+        with _clixml_lock:
+            if _clixml_chars + len(item) <= _CLIXML_MAX_CHARS and item not in _CLIXML:
+                _CLIXML[item] = got
+                _clixml_chars += len(item)
+    return got
+
+
 class _Decoded:
     __slots__ = ("ps_object", "pipeline")
 
@@ -308,10 +348,11 @@ class LabRunspacePool(psrpcore.ServerRunspacePool):
         self._change_state(RunspacePoolState.Opened)
 
 
-def queue_raw_clixml(pool: psrpcore.ServerRunspacePool, pipeline_id: uuid.UUID, clixml: str) -> None:
+def queue_raw_clixml(pool: psrpcore.ServerRunspacePool, pipeline_id: uuid.UUID, clixml: Union[str, bytes]) -> None:
     """Queue one PipelineOutput whose CLIXML is sent byte for byte (captured objects keep their
     real type names; psrpcore's deserialize/serialize round trip would make them ``Deserialized.*``)."""
-    queue_raw_message(pool, PSRPMessageType.PipelineOutput, clixml.encode("utf-8"), pipeline_id)
+    data = clixml if isinstance(clixml, bytes) else clixml.encode("utf-8")
+    queue_raw_message(pool, PSRPMessageType.PipelineOutput, data, pipeline_id)
 
 
 def queue_raw_message(pool: psrpcore.ServerRunspacePool, message_type: PSRPMessageType, data: bytes,
@@ -546,7 +587,7 @@ class HostRuntime:
         p = pipe.pipeline
         if p.state != PSInvocationState.Running:  # stopped meanwhile
             return
-        statements = statements_from_pipeline(p.metadata)
+        statements = _statements_of(p.metadata)
         try:
             ex = self.host.run(statements)
         except Exception as e:
@@ -566,7 +607,7 @@ class HostRuntime:
             if isinstance(item, api.RawClixml):
                 queue_raw_clixml(shell.pool, p.pipeline_id, item.xml)
                 continue
-            xml = clixml_string(item) if type(item) is str else None
+            xml = _clixml_of(item)
             if xml is not None:
                 queue_raw_clixml(shell.pool, p.pipeline_id, xml)
             else:
