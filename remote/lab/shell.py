@@ -254,7 +254,8 @@ def _statements_of(metadata: Any) -> list:
     got = _STATEMENTS.get(id(metadata))
     if got is not None and got[0] is metadata:
         return got[1]
-    statements = statements_from_pipeline(metadata)
+    with _shared_use:
+        statements = statements_from_pipeline(metadata)
     if len(_STATEMENTS) < 256:
         _STATEMENTS[id(metadata)] = (metadata, statements)  # keeps metadata alive: the id stays its own
     return statements
@@ -297,6 +298,7 @@ _memo = SharedMemo(64)
 
 
 _app_data_xml = SharedMemo(64)  # ApplicationPrivateData CLIXML by PSVersionTable (a few distinct tables)
+_shared_use = threading.RLock()  # held while shared psrpcore objects are used (see _process_message)
 
 
 class LabRunspacePool(psrpcore.ServerRunspacePool):
@@ -315,16 +317,19 @@ class LabRunspacePool(psrpcore.ServerRunspacePool):
         entry = _memo.get_or_compute(key, lambda: _Decoded(deserialize(
             ElementTree.fromstring(data), cipher=self._cipher, our_capability=self.our_capability,
             their_capability=self.their_capability)))
-        event = PSRPEvent.create(mt, entry.ps_object, message.runspace_pool_id, message.pipeline_id)
-        if mt == PSRPMessageType.CreatePipeline:
-            pipe = self.pipeline_table.get(event.pipeline_id)
-            if pipe is None:
-                raise psrpcore.PSRPCoreError(f"Failed to find pipeline for incoming event {event.pipeline_id!s}")
-            if entry.pipeline is None:
-                entry.pipeline = event.pipeline
-            pipe.metadata = entry.pipeline
-        else:
-            getattr(self, f"_process_{mt.name}")(event)
+        # psrpcore objects are not thread-safe even to read (their attribute access updates internal
+        # dicts): every use of a shared decoded object happens under one lock
+        with _shared_use:
+            event = PSRPEvent.create(mt, entry.ps_object, message.runspace_pool_id, message.pipeline_id)
+            if mt == PSRPMessageType.CreatePipeline:
+                pipe = self.pipeline_table.get(event.pipeline_id)
+                if pipe is None:
+                    raise psrpcore.PSRPCoreError(f"Failed to find pipeline for incoming event {event.pipeline_id!s}")
+                if entry.pipeline is None:
+                    entry.pipeline = event.pipeline
+                pipe.metadata = entry.pipeline
+            else:
+                getattr(self, f"_process_{mt.name}")(event)
         return event
 
     app_data_key: Any = None  # set by Shell: the shared PSVersionTable this pool answers with
