@@ -291,9 +291,8 @@ class _Decoded:
         self.pipeline: Any = None  # CreatePipeline: the psrpcore PowerShell built from it, once
 
 
-# client messages every host of a fleet receives byte for byte (one scanner, one fixed pipeline)
-_MEMO_TYPES = frozenset({PSRPMessageType.SessionCapability, PSRPMessageType.InitRunspacePool,
-                         PSRPMessageType.CreatePipeline})
+# the client message every host of a fleet receives byte for byte (one scanner, one fixed pipeline)
+_MEMO_TYPES = frozenset({PSRPMessageType.CreatePipeline})
 _memo = SharedMemo(64)
 
 
@@ -302,11 +301,12 @@ _shared_use = threading.RLock()  # held while shared psrpcore objects are used (
 
 
 class LabRunspacePool(psrpcore.ServerRunspacePool):
-    """psrpcore's server RunspacePool, except that the client messages above are decoded once per
-    lab process, not once per host: CLIXML deserialization of a many-statement CREATE_PIPELINE was
-    about 40% of the lab's CPU per host (py-spy). Messages holding a SecureString (``<SS>``, whose
-    decryption depends on the pool's session key) are always decoded by psrpcore. The decoded
-    objects are shared and only read (psrpcore and ``statements_from_pipeline`` never modify them)."""
+    """psrpcore's server RunspacePool, except that a CREATE_PIPELINE is decoded once per lab process,
+    not once per host: CLIXML deserialization of a many-statement pipeline was about 40% of the lab's
+    CPU per host (py-spy). Messages holding a SecureString (``<SS>``, whose decryption depends on the
+    pool's session key) are always decoded by psrpcore. The decoded pipeline is turned into its
+    psrpcore ``PowerShell`` once, under a lock; hosts share that result and only read it. The
+    ApplicationPrivateData answer is serialized once per PSVersionTable."""
 
     def _process_message(self, message: PSRPMessage) -> Any:  # private API (psrpcore 0.3.1)
         mt = message.message_type
@@ -317,19 +317,17 @@ class LabRunspacePool(psrpcore.ServerRunspacePool):
         entry = _memo.get_or_compute(key, lambda: _Decoded(deserialize(
             ElementTree.fromstring(data), cipher=self._cipher, our_capability=self.our_capability,
             their_capability=self.their_capability)))
-        # psrpcore objects are not thread-safe even to read (their attribute access updates internal
-        # dicts): every use of a shared decoded object happens under one lock
-        with _shared_use:
-            event = PSRPEvent.create(mt, entry.ps_object, message.runspace_pool_id, message.pipeline_id)
-            if mt == PSRPMessageType.CreatePipeline:
-                pipe = self.pipeline_table.get(event.pipeline_id)
-                if pipe is None:
-                    raise psrpcore.PSRPCoreError(f"Failed to find pipeline for incoming event {event.pipeline_id!s}")
+        event = PSRPEvent.create(mt, entry.ps_object, message.runspace_pool_id, message.pipeline_id)
+        pipe = self.pipeline_table.get(event.pipeline_id)
+        if pipe is None:
+            raise psrpcore.PSRPCoreError(f"Failed to find pipeline for incoming event {event.pipeline_id!s}")
+        if entry.pipeline is None:
+            # psrpcore objects are not thread-safe even to read (a 200-client run saw "dictionary keys
+            # changed during iteration"): the shared decoded object is only read here, once, locked
+            with _shared_use:
                 if entry.pipeline is None:
                     entry.pipeline = event.pipeline
-                pipe.metadata = entry.pipeline
-            else:
-                getattr(self, f"_process_{mt.name}")(event)
+        pipe.metadata = entry.pipeline
         return event
 
     app_data_key: Any = None  # set by Shell: the shared PSVersionTable this pool answers with
