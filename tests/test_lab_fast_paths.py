@@ -11,12 +11,12 @@ from xml.etree import ElementTree
 import psrpcore
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from psrpcore.types import PSRPMessageType, serialize
+from psrpcore.types import serialize
 
 from remote.lab import api
 from remote.lab import host as lab_host
 from remote.lab.host import LabHost
-from remote.lab.shell import LabRunspacePool, clixml_string, statements_from_pipeline
+from remote.lab.shell import LabRunspacePool, clixml_string
 
 
 def _psrpcore_bytes(value: str) -> bytes:
@@ -149,3 +149,45 @@ def test_boolean_and_shared_string_outputs_match_psrpcore():
         assert _clixml_of(value) == ref
         assert _clixml_of(value) is _clixml_of(value) or isinstance(value, bool)
     assert _clixml_of(5) is None and _clixml_of("\x01") is None
+
+
+# ---------------------------------------------------------------------------------- CREATE_PIPELINE memo
+
+
+def _pipeline_statements(server_cls, monkeypatch, script_commands):
+    from remote.lab.shell import statements_from_pipeline
+
+    _same_client_ids(monkeypatch)
+    client = psrpcore.ClientRunspacePool()
+    server = server_cls()
+    client.open()
+    server.receive_data(client.data_to_send())
+    while server.next_event() is not None:
+        pass
+    client.receive_data(server.data_to_send())
+    while client.next_event() is not None:
+        pass
+    ps = psrpcore.ClientPowerShell(client)
+    for name, params in script_commands:
+        ps.add_command(psrpcore.Command(name))
+        for k, v in params:
+            ps.add_parameter(k, v)
+        ps.add_statement()
+    ps.start()
+    spipe = psrpcore.ServerPipeline(server, ps.pipeline_id)
+    server.receive_data(client.data_to_send())
+    while server.next_event() is not None:
+        pass
+    return statements_from_pipeline(spipe.metadata), spipe.metadata
+
+
+def test_decoded_pipeline_equals_psrpcores_and_is_shared(monkeypatch):
+    cmds = [("Write-Output", [("InputObject", "port80:evidence:netstat")]), ("netstat.exe", [(None, "-ano")]),
+            ("Get-CimInstance", [("ClassName", "Win32_Service")])]
+    ref, _ = _pipeline_statements(psrpcore.ServerRunspacePool, monkeypatch, cmds)
+    a, meta_a = _pipeline_statements(LabRunspacePool, monkeypatch, cmds)
+    b, meta_b = _pipeline_statements(LabRunspacePool, monkeypatch, cmds)
+    assert a == ref == b and len(ref) == 3
+    assert meta_a is meta_b  # the same bytes: decoded once
+    other, _ = _pipeline_statements(LabRunspacePool, monkeypatch, cmds[:1])
+    assert other != ref  # other bytes: decoded on their own
