@@ -56,7 +56,7 @@ def _emit(text: str, output: Optional[Path]) -> None:
 
 
 def _format(fmt: str) -> str:
-    from remote.report import FORMATS
+    from remote.formats import FORMATS
 
     if fmt not in FORMATS:
         raise fail(f"--format {fmt}: choose from {', '.join(FORMATS)}")

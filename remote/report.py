@@ -17,9 +17,8 @@ from typing import Any, Iterable, Optional
 from tabulate import tabulate
 
 from remote.analysis import HostReport, Listener, PortVerdict, Registration, ReservationView
+from remote.formats import FORMATS  # noqa: F401 - re-exported
 from remote.records import to_dict
-
-FORMATS = ("table", "csv", "json", "jsonl", "markdown")
 
 CSV_COLUMNS = [
     "host", "address", "status", "error", "port", "holder", "listeners", "url", "queue", "pids",

@@ -25,11 +25,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
-from remote.analysis import FAILED_STATUSES, HostReport, analyze_bundle, failed_host
+from typing import TYPE_CHECKING
+
 from remote.bundle import Bundle, read_bundle, write_bundle
 from remote.collect import Collected, ConnectionSpec, check, collect
 from remote.failures import DeadlineExceeded, classify, partial_message
-from remote.report import host_from_dict, host_to_dict, render
+
+if TYPE_CHECKING:
+    from remote.analysis import HostReport
+
+# remote.analysis and remote.report (parsers, knowledge base, tabulate) load when the first host is
+# done, not before the first host starts: they are a fifth of a scan's start-up time.
 
 log = logging.getLogger("port80.scan")
 RESULTS = "results.jsonl"
@@ -87,6 +93,8 @@ class _Progress:
 
 def load_results(path: Path) -> list[HostReport]:
     """Host records from a results.jsonl (a torn last line from a crash is skipped)."""
+    from remote.report import host_from_dict
+
     reports = []
     try:
         with open(path, encoding="utf-8") as fh:
@@ -153,6 +161,8 @@ class Scan:
         return self._dirnames[spec.name]
 
     def _finish(self, spec: ConnectionSpec, result, exc: Optional[BaseException], elapsed: float) -> HostReport:
+        from remote.analysis import HostReport, analyze_bundle, failed_host
+
         bdir = self.dir / self._dirname(spec)
         if exc is not None:
             status, error = classify(exc, self.secrets)
@@ -187,6 +197,8 @@ class Scan:
     def _safe_finish(self, spec: ConnectionSpec, result, exc: Optional[BaseException], elapsed: float) -> HostReport:
         """``_finish``, but a failure while writing or analysing one host (disk full, a parser bug)
         becomes that host's ``error`` line instead of stopping the fleet; its evidence stays on disk."""
+        from remote.analysis import failed_host
+
         try:
             return self._finish(spec, result, exc, elapsed)
         except Exception as e:  # noqa: BLE001 - one host's problem must not stop the others
@@ -200,6 +212,8 @@ class Scan:
             return report
 
     def _record(self, report: HostReport, fh) -> None:
+        from remote.report import host_to_dict
+
         self.reports[report.host] = report
         fh.write(json.dumps(host_to_dict(report), ensure_ascii=False) + "\n")
         fh.flush()
@@ -304,6 +318,8 @@ class Scan:
         return sorted(self.reports.values(), key=lambda r: (order.get(r.host, len(order)), r.host))
 
     def write_reports(self) -> dict[str, Path]:
+        from remote.report import render
+
         reports = self.ordered()
         paths = {"json": self.dir / "report.json", "csv": self.dir / "report.csv"}
         for fmt, path in paths.items():
@@ -316,6 +332,8 @@ class Scan:
 def merge_results(paths: Iterable[Path]) -> list[HostReport]:
     """Join results.jsonl files (or scan folders holding one) from several runners/shards.
     A host seen twice keeps its best result (ok > partial > failed), then the latest."""
+    from remote.report import host_from_dict
+
     rank = {"ok": 0, "partial": 1}
     best: dict[str, HostReport] = {}
     for p in paths:
@@ -335,4 +353,4 @@ def merge_results(paths: Iterable[Path]) -> list[HostReport]:
     return list(best.values())
 
 
-__all__ = ["Scan", "ScanOptions", "merge_results", "load_results", "FAILED_STATUSES"]
+__all__ = ["Scan", "ScanOptions", "merge_results", "load_results"]

@@ -119,7 +119,7 @@ def test_torn_last_line_is_skipped(tmp_path: Path):
 
 
 def test_a_host_that_breaks_analysis_does_not_stop_the_fleet(tmp_path: Path, monkeypatch):
-    import remote.scan as scan_mod
+    import remote.analysis as analysis_mod
     from remote.collect import Collected
 
     calls = []
@@ -128,7 +128,7 @@ def test_a_host_that_breaks_analysis_does_not_stop_the_fleet(tmp_path: Path, mon
         calls.append(bundle.host)
         raise RuntimeError("parser bug")
 
-    monkeypatch.setattr(scan_mod, "analyze_bundle", boom)
+    monkeypatch.setattr(analysis_mod, "analyze_bundle", boom)  # remote.scan imports it when a host is done
     s = Scan([spec("a", free_port()), spec("b", free_port())], lambda s: None,
              ScanOptions(ports=[80], evidence_dir=tmp_path, forks=2, timeout=5))
     # feed a successful collection straight into the finishing step (the part under test)
