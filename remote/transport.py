@@ -10,6 +10,10 @@ escaped CR and LF per line: about 60% of the client's CPU per host while it read
 output (py-spy, ``scripts/bench_fleet.py --profile``), all of it in the one round trip every
 host waits for. The common case (ASCII text whose only escapes are CR and LF) is decoded with two
 ``str.replace`` calls; anything else takes pypsrp's own code.
+
+``Port80Transport`` (``tune_wsman``): pypsrp's WSMan transport, posting pypsrp's messages on one
+keep-alive connection per host and authenticating NTLM in two requests instead of four; see
+``_transport_class`` for what, why and when pypsrp's own path is kept.
 """
 
 from __future__ import annotations
@@ -120,15 +124,15 @@ def tune_pool(pool: Any) -> None:
 _TOKEN_RE = None
 
 
-def _auth_token(response: Any) -> Optional[bytes]:
-    """The Negotiate/NTLM/Kerberos token of a response's WWW-Authenticate header (as pypsrp reads it)."""
+def _auth_token(headers: dict) -> Optional[bytes]:
+    """The Negotiate/NTLM/Kerberos token of a WWW-Authenticate header (lower-case keys), as pypsrp reads it."""
     global _TOKEN_RE
     import base64
     import re
 
     if _TOKEN_RE is None:
         _TOKEN_RE = re.compile(r"(Kerberos|Negotiate|NTLM)\s*([^,]*),?", re.I)
-    m = _TOKEN_RE.search(response.headers.get("www-authenticate", ""))
+    m = _TOKEN_RE.search(headers.get("www-authenticate", ""))
     if not m or not m.group(2).strip():
         return None
     try:
@@ -297,15 +301,6 @@ class _Connection:
         if r.will_close:
             self.close()
         return _Response(r.status, hdrs, content)
-
-
-def _auth_token_of(headers: dict) -> Optional[bytes]:
-    class _R:
-        pass
-
-    r = _R()
-    r.headers = headers
-    return _auth_token(r)
 
 
 def _transport_class():
@@ -485,7 +480,7 @@ def _transport_class():
                 self._port80_conn.close()
             r1 = self._port80_post(b"", {"Authorization": "Negotiate " + base64.b64encode(token).decode("ascii"),
                                          "Content-Length": "0"}, timeout)
-            in_token = _auth_token_of(r1.headers)
+            in_token = _auth_token(r1.headers)
             if r1.status_code == 401 and in_token:
                 out = context.step(in_token)
             elif r1.status_code == 200 and context.complete is False and in_token:
@@ -505,7 +500,7 @@ def _transport_class():
             r2 = self._port80_post(payload, headers, timeout)
             if r2.status_code == 401:
                 raise _Classic("HTTP 401 to the AUTHENTICATE token with the first message")
-            final = _auth_token_of(r2.headers)
+            final = _auth_token(r2.headers)
             if final and not context.complete:
                 try:
                     context.step(final)  # the server's mechListMIC: checked by pyspnego
