@@ -41,6 +41,7 @@ import math
 import re
 import shlex
 import string
+import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, NamedTuple, Optional, Sequence, Union
@@ -355,7 +356,9 @@ def _parse_value(raw: str) -> Any:
     if not raw or len(raw) > 4096:
         return raw
     try:
-        value = ast.literal_eval(raw)
+        with warnings.catch_warnings():  # "1if" is a SyntaxWarning too: a plain string, no noise on stderr
+            warnings.simplefilter("ignore")
+            value = ast.literal_eval(raw)
     except Exception:  # ValueError, SyntaxError, MemoryError, RecursionError...
         return raw
     return _normalize(value, raw)

@@ -965,3 +965,13 @@ def test_random_passwords_never_show(password, where):
     assert inv(text).host("w1").inventory_password() == password
     for shown in _everything_shown(text):
         assert password not in shown
+
+
+def test_a_value_python_would_warn_about_is_a_plain_string_without_noise():
+    import warnings
+
+    from remote.inventory import _parse_value
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _parse_value("1if") == "1if" and _parse_value("5986") == 5986
