@@ -13,15 +13,34 @@ host waits for. The common case (ASCII text whose only escapes are CR and LF) is
 
 ``Port80Transport`` (``tune_wsman``): pypsrp's WSMan transport, posting pypsrp's messages on one
 keep-alive connection per host and authenticating NTLM in two requests instead of four; see
-``_transport_class`` for what, why and when pypsrp's own path is kept.
+``Port80Transport`` for what, why and when pypsrp's own path is kept.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
+import http.client
+import logging
+import os
+import re
+import select
+import socket
+import ssl
+import threading
+import time
 from typing import Any, Optional
 
+import requests
+import spnego
+from pypsrp._utils import get_hostname, to_string
+from pypsrp.encryption import WinRMEncryption
+from pypsrp.exceptions import AuthenticationError, WinRMTransportError
+from pypsrp.messages import ApplicationPrivateData
 from pypsrp.serializer import Serializer
+from pypsrp.wsman import _TransportHTTP
+
+log = logging.getLogger("port80.transport")
 
 _CR, _LF = "_x000D_", "_x000A_"
 
@@ -74,7 +93,7 @@ class FastSerializer(Serializer):
 
 _NOT_SIMPLE = object()
 _ENTITIES = ("amp;", "lt;", "gt;", "quot;", "apos;")
-_SLOW_TEXT = None
+_SLOW_TEXT = re.compile("[<\r\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def _primitive(xml: str, decode: Any) -> Any:
@@ -82,13 +101,8 @@ def _primitive(xml: str, decode: Any) -> Any:
     output object of port80's pipeline: markers, Out-String text, ConvertTo-Json text, the elevation
     check), without building an XML tree; ``_NOT_SIMPLE`` for anything else (entities other than the
     five named ones, CR, characters XML forbids, nested markup...), which pypsrp decodes itself."""
-    global _SLOW_TEXT
     if xml.startswith("<S>") and xml.endswith("</S>"):
         inner = xml[3:-4]
-        if _SLOW_TEXT is None:
-            import re
-
-            _SLOW_TEXT = re.compile("[<\r\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
         if _SLOW_TEXT.search(inner):
             return _NOT_SIMPLE
         if "&" in inner:
@@ -105,8 +119,6 @@ def _primitive(xml: str, decode: Any) -> Any:
 
 
 def _is_app_data(metadata: Any) -> bool:
-    from pypsrp.messages import ApplicationPrivateData
-
     return getattr(metadata, "object", None) is ApplicationPrivateData
 
 
@@ -121,17 +133,12 @@ def tune_pool(pool: Any) -> None:
 
 # ---------------------------------------------------------------------------------- NTLM in 6 requests
 
-_TOKEN_RE = None
+_TOKEN_RE = re.compile(r"(Kerberos|Negotiate|NTLM)\s*([^,]*),?", re.I)
+_BOUNDARY_RE = re.compile("boundary=[" '|\\"](.*)[' '|\\"]')  # as pypsrp reads it
 
 
 def _auth_token(headers: dict) -> Optional[bytes]:
     """The Negotiate/NTLM/Kerberos token of a WWW-Authenticate header (lower-case keys), as pypsrp reads it."""
-    global _TOKEN_RE
-    import base64
-    import re
-
-    if _TOKEN_RE is None:
-        _TOKEN_RE = re.compile(r"(Kerberos|Negotiate|NTLM)\s*([^,]*),?", re.I)
     m = _TOKEN_RE.search(headers.get("www-authenticate", ""))
     if not m or not m.group(2).strip():
         return None
@@ -153,8 +160,6 @@ def _ntlm_credentials(user: Optional[str], password: Optional[str], protocol: st
     with its pure-Python DES, for every host (~1 ms of client CPU, py-spy), though NTLMv2 only uses
     the NT hash: an ``NTLMHash`` credential (NT hash computed once per password) skips that. For
     ``negotiate`` the password comes second, for Kerberos."""
-    import spnego
-
     if not user or password is None:
         return (user, password)
     ntlm = spnego.NTLMHash(user, nt_hash=_nt_hash(password))
@@ -175,7 +180,7 @@ class _Response:
 
 
 _TLS_CONTEXTS: dict[Any, Any] = {}
-_TLS_LOCK = None
+_TLS_LOCK = threading.Lock()
 
 
 def _tls_context(verify: Any) -> Any:
@@ -183,13 +188,6 @@ def _tls_context(verify: Any) -> Any:
     one per host and load the CA file into it each time (with a system bundle of ~150 CAs that is
     milliseconds per host). Validation is the same: ``verify`` True = requests' CA bundle (certifi),
     a path = that CA file or directory, False = no validation (the user opted out)."""
-    global _TLS_LOCK
-    import os
-    import ssl
-    import threading
-
-    if _TLS_LOCK is None:
-        _TLS_LOCK = threading.Lock()
     key = verify if isinstance(verify, (bool, str)) else str(verify)
     with _TLS_LOCK:
         ctx = _TLS_CONTEXTS.get(key)
@@ -199,9 +197,7 @@ def _tls_context(verify: Any) -> Any:
                 ctx.check_hostname = False
                 ctx.verify_mode = ssl.CERT_NONE
             elif verify is True:
-                from requests.utils import DEFAULT_CA_BUNDLE_PATH
-
-                ctx = ssl.create_default_context(cafile=DEFAULT_CA_BUNDLE_PATH)
+                ctx = ssl.create_default_context(cafile=requests.utils.DEFAULT_CA_BUNDLE_PATH)
             elif os.path.isdir(str(verify)):
                 ctx = ssl.create_default_context(capath=str(verify))
             else:
@@ -232,12 +228,6 @@ class _Connection:
             self.conn = None
 
     def _open(self) -> None:
-        import http.client
-        import socket
-        import ssl
-
-        import requests
-
         if self.tls is not None:
             conn = http.client.HTTPSConnection(self.host, self.port, timeout=self.connect_timeout, context=self.tls)
         else:
@@ -257,8 +247,6 @@ class _Connection:
         self.conn, self.used = conn, False
 
     def _dropped(self) -> bool:
-        import select
-
         sock = getattr(self.conn, "sock", None)
         if sock is None:
             return True
@@ -268,12 +256,6 @@ class _Connection:
             return True
 
     def post(self, path: str, body: bytes, headers: dict, read_timeout: float) -> _Response:
-        import http.client
-        import socket
-        import ssl
-
-        import requests
-
         if self.conn is not None and self.used and self._dropped():
             self.close()
             if not self.reconnect:
@@ -303,9 +285,9 @@ class _Connection:
         return _Response(r.status, hdrs, content)
 
 
-def _transport_class():
-    """``Port80Transport``: pypsrp's HTTP transport, sending its requests itself (``_Connection``)
-    and with a shorter Negotiate/NTLM handshake.
+class Port80Transport(_TransportHTTP):
+    """pypsrp's HTTP transport, sending its requests itself (``_Connection``) and with a
+    shorter Negotiate/NTLM handshake.
 
     Sending: pypsrp goes through requests (request preparation, hooks, cookies, environment
     lookups, a new TLS context per host) and urllib3: about 1 ms of client CPU per request (py-spy),
@@ -326,199 +308,168 @@ def _transport_class():
     pypsrp's own (``spnego.client`` and ``WinRMEncryption``). When a host does not play along (no
     challenge to the first token, or a 401 to the combined request), the message is sent again
     through pypsrp's standard handshake on a new session: a few requests more, never a failure."""
-    from pypsrp.wsman import _TransportHTTP
 
-    class Port80Transport(_TransportHTTP):
-        _port80_classic = False
-        _port80_conn: Optional[_Connection] = None
+    _port80_classic = False
+    _port80_conn: Optional[_Connection] = None
 
-        def _build_session(self) -> Any:
-            session = super()._build_session()  # proxies (none: port80 passes no_proxy) and CA settings
-            # from the environment are read here, once; requests would read them again for every
-            # request (~0.2 ms each, py-spy) unless told not to
-            session.trust_env = False
-            return session
+    def _build_session(self) -> Any:
+        session = super()._build_session()  # proxies (none: port80 passes no_proxy) and CA settings
+        # from the environment are read here, once; requests would read them again for every
+        # request (~0.2 ms each, py-spy) unless told not to
+        session.trust_env = False
+        return session
 
-        def close(self) -> None:
-            if self._port80_conn is not None:
-                self._port80_conn.close()
-                self._port80_conn = None
-            super().close()
+    def close(self) -> None:
+        if self._port80_conn is not None:
+            self._port80_conn.close()
+            self._port80_conn = None
+        super().close()
 
-        # ---- which path
+    # ---- which path
 
-        def _port80_mode(self) -> Optional[str]:
-            if self._port80_classic or self.certificate_pem or getattr(self, "proxy", None):
-                return None
-            if self.auth == "basic" and self.username and self.password is not None:
-                return "basic" if (self.ssl or not self.wrap_required) else None
-            if self.auth in ("ntlm", "negotiate") and self.wrap_required and not self.ssl:
-                return "negotiate"
+    def _port80_mode(self) -> Optional[str]:
+        if self._port80_classic or self.certificate_pem or getattr(self, "proxy", None):
             return None
+        if self.auth == "basic" and self.username and self.password is not None:
+            return "basic" if (self.ssl or not self.wrap_required) else None
+        if self.auth in ("ntlm", "negotiate") and self.wrap_required and not self.ssl:
+            return "negotiate"
+        return None
 
-        def send(self, message: bytes, *, retries_on_read_timeout: int = 0, timeout: Any = None) -> bytes:
-            import time
+    def send(self, message: bytes, *, retries_on_read_timeout: int = 0, timeout: Any = None) -> bytes:
+        mode = self._port80_mode()
+        if mode is None:
+            return super().send(message, retries_on_read_timeout=retries_on_read_timeout, timeout=timeout)
+        attempt = 0
+        while True:
+            try:
+                if mode == "negotiate" and self.encryption is None:
+                    try:
+                        return self._port80_first(message, timeout)
+                    except _Classic as e:
+                        log.debug("%s: %s; pypsrp's handshake instead", self.server, e)
+                        self._port80_classic = True
+                        self.encryption = None
+                        if self._port80_conn is not None:
+                            self._port80_conn.close()
+                            self._port80_conn = None
+                        return super().send(message, retries_on_read_timeout=retries_on_read_timeout,
+                                            timeout=timeout)
+                return self._port80_message(message, timeout)
+            except (requests.ReadTimeout, requests.ConnectTimeout):
+                # as pypsrp: retry a timed-out request (Receive long-polls), a new handshake for NTLM
+                if attempt == retries_on_read_timeout:
+                    raise
+                self.encryption = None if mode == "negotiate" else self.encryption
+                if self._port80_conn is not None:
+                    self._port80_conn.close()
+                attempt += 1
+                time.sleep(self.reconnection_backoff * (2**attempt - 1))
 
-            import requests
+    # ---- HTTP
 
-            mode = self._port80_mode()
-            if mode is None:
-                return super().send(message, retries_on_read_timeout=retries_on_read_timeout, timeout=timeout)
-            attempt = 0
-            while True:
-                try:
-                    if mode == "negotiate" and self.encryption is None:
-                        try:
-                            return self._port80_first(message, timeout)
-                        except _Classic as e:
-                            import logging
-
-                            logging.getLogger("port80.transport").debug("%s: %s; pypsrp's handshake instead",
-                                                                        self.server, e)
-                            self._port80_classic = True
-                            self.encryption = None
-                            if self._port80_conn is not None:
-                                self._port80_conn.close()
-                                self._port80_conn = None
-                            return super().send(message, retries_on_read_timeout=retries_on_read_timeout,
-                                                timeout=timeout)
-                    return self._port80_message(message, timeout)
-                except (requests.ReadTimeout, requests.ConnectTimeout):
-                    # as pypsrp: retry a timed-out request (Receive long-polls), a new handshake for NTLM
-                    if attempt == retries_on_read_timeout:
-                        raise
-                    self.encryption = None if mode == "negotiate" else self.encryption
-                    if self._port80_conn is not None:
-                        self._port80_conn.close()
-                    attempt += 1
-                    time.sleep(self.reconnection_backoff * (2**attempt - 1))
-
-        # ---- HTTP
-
-        def _port80_post(self, data: bytes, headers: dict, timeout: Any) -> _Response:
-            if self._port80_conn is None:
-                if self.session is None:
-                    self.session = self._build_session()  # pypsrp's checks and settings (CA from the environment)
-                tls = _tls_context(self.session.verify) if self.ssl else None
-                self._port80_conn = _Connection(self.server, self.port, tls, float(self.connection_timeout),
-                                                reconnect=self.auth == "basic")
-            if timeout is None:
-                read = float(self.read_timeout)
-            elif isinstance(timeout, tuple):
-                read = float(timeout[1])
-            else:
-                read = float(timeout)
-            hdrs = {"User-Agent": "Python PSRP Client", "Accept-Encoding": "identity", "Accept": "*/*",
-                    "Connection": "Keep-Alive"}
-            hdrs.update(headers)
-            return self._port80_conn.post("/" + self.path, data, hdrs, read)
-
-        def _port80_reply(self, r: _Response) -> bytes:
-            """pypsrp's ``_send_request`` result for response ``r``: the (decrypted) body, or its errors."""
-            from pypsrp._utils import to_string
-            from pypsrp.exceptions import AuthenticationError, WinRMTransportError
-
-            ctype = r.headers.get("content-type", "")
-            if ctype.startswith(("multipart/encrypted;", "multipart/x-multi-encrypted;")) and self.encryption:
-                import re
-
-                m = re.search("boundary=[" '|\\"](.*)[' '|\\"]', ctype)
-                content = self.encryption.unwrap_message(r.content, m.group(1) if m else "Encrypted Boundary")
-                text = to_string(content)
-            else:
-                content = r.content
-                text = content.decode("utf-8", "replace") if content else ""
-            if r.status_code == 401:
-                raise AuthenticationError("Failed to authenticate the user %s with %s" % (self.username, self.auth))
-            if r.status_code >= 400:
-                raise WinRMTransportError("http", r.status_code, text)
-            return content
-
-        def _port80_message(self, message: bytes, timeout: Any) -> bytes:
-            import base64
-
-            if self.encryption is not None:
-                from pypsrp.encryption import WinRMEncryption
-
-                content_type, payload = self.encryption.wrap_message(message)
-                headers = {"Content-Type": '%s;protocol="%s";boundary="Encrypted Boundary"'
-                                           % (content_type, self.encryption.protocol or WinRMEncryption.SPNEGO)}
-            else:
-                payload = message
-                headers = {"Content-Type": "application/soap+xml;charset=UTF-8"}
-            if self.auth == "basic":
-                cred = f"{self.username}:{self.password}".encode("latin-1", "replace")
-                headers["Authorization"] = "Basic " + base64.b64encode(cred).decode("ascii")
-            headers["Content-Length"] = str(len(payload))
-            return self._port80_reply(self._port80_post(payload, headers, timeout))
-
-        def _port80_first(self, message: bytes, timeout: Any) -> bytes:
-            import base64
-
-            import spnego
-            from pypsrp._utils import get_hostname
-            from pypsrp.encryption import WinRMEncryption
-            from pypsrp.exceptions import AuthenticationError
-
+    def _port80_post(self, data: bytes, headers: dict, timeout: Any) -> _Response:
+        if self._port80_conn is None:
             if self.session is None:
-                self.session = self._build_session()
-            auth = self.session.auth
-            host = get_hostname(self.endpoint)
-            context_req = spnego.ContextReq.default
-            if getattr(auth, "delegate", False):
-                context_req |= spnego.ContextReq.delegate
-            user, password = getattr(auth, "username", self.username), getattr(auth, "password", self.password)
-            context = spnego.client(
-                *_ntlm_credentials(user, password, self.auth),
-                hostname=getattr(auth, "hostname_override", None) or host,
-                service=getattr(auth, "service", "host"), context_req=context_req,
-                protocol=self.auth, options=spnego.NegotiateOptions.wrapping_winrm)
-            token = context.step()
+                self.session = self._build_session()  # pypsrp's checks and settings (CA from the environment)
+            tls = _tls_context(self.session.verify) if self.ssl else None
+            self._port80_conn = _Connection(self.server, self.port, tls, float(self.connection_timeout),
+                                            reconnect=self.auth == "basic")
+        if timeout is None:
+            read = float(self.read_timeout)
+        elif isinstance(timeout, tuple):
+            read = float(timeout[1])
+        else:
+            read = float(timeout)
+        hdrs = {"User-Agent": "Python PSRP Client", "Accept-Encoding": "identity", "Accept": "*/*",
+                "Connection": "Keep-Alive"}
+        hdrs.update(headers)
+        return self._port80_conn.post("/" + self.path, data, hdrs, read)
 
-            # leg 1: the first token on an empty POST (a new connection: NTLM authenticates a connection)
-            if self._port80_conn is not None:
-                self._port80_conn.close()
-            r1 = self._port80_post(b"", {"Authorization": "Negotiate " + base64.b64encode(token).decode("ascii"),
-                                         "Content-Length": "0"}, timeout)
-            in_token = _auth_token(r1.headers)
-            if r1.status_code == 401 and in_token:
-                out = context.step(in_token)
-            elif r1.status_code == 200 and context.complete is False and in_token:
-                out = context.step(in_token)  # Kerberos: done in one leg (mutual authentication token)
-            else:
-                raise _Classic(f"HTTP {r1.status_code} to the first Negotiate token")
-            if hasattr(auth, "contexts"):
-                auth.contexts[host] = context
-            setattr(context, "response_auth_header", "negotiate")
-            self.encryption = WinRMEncryption(context, WinRMEncryption.SPNEGO)
-            content_type, payload = self.encryption.wrap_message(message)
-            headers = {"Content-Type": '%s;protocol="%s";boundary="Encrypted Boundary"'
-                                       % (content_type, WinRMEncryption.SPNEGO),
-                       "Content-Length": str(len(payload))}
-            if out:
-                headers["Authorization"] = "Negotiate " + base64.b64encode(out).decode("ascii")
-            r2 = self._port80_post(payload, headers, timeout)
-            if r2.status_code == 401:
-                raise _Classic("HTTP 401 to the AUTHENTICATE token with the first message")
-            final = _auth_token(r2.headers)
-            if final and not context.complete:
-                try:
-                    context.step(final)  # the server's mechListMIC: checked by pyspnego
-                except Exception as e:
-                    raise AuthenticationError(f"the host's final authentication token is not valid: {e}") from None
-            return self._port80_reply(r2)
+    def _port80_reply(self, r: _Response) -> bytes:
+        """pypsrp's ``_send_request`` result for response ``r``: the (decrypted) body, or its errors."""
+        ctype = r.headers.get("content-type", "")
+        if ctype.startswith(("multipart/encrypted;", "multipart/x-multi-encrypted;")) and self.encryption:
+            m = _BOUNDARY_RE.search(ctype)
+            content = self.encryption.unwrap_message(r.content, m.group(1) if m else "Encrypted Boundary")
+            text = to_string(content)
+        else:
+            content = r.content
+            text = content.decode("utf-8", "replace") if content else ""
+        if r.status_code == 401:
+            raise AuthenticationError("Failed to authenticate the user %s with %s" % (self.username, self.auth))
+        if r.status_code >= 400:
+            raise WinRMTransportError("http", r.status_code, text)
+        return content
 
-    return Port80Transport
+    def _port80_wrap(self, message: bytes) -> tuple[bytes, dict]:
+        """The encrypted body and its Content-Type, as pypsrp's ``send`` builds them."""
+        content_type, payload = self.encryption.wrap_message(message)
+        protocol = self.encryption.protocol or WinRMEncryption.SPNEGO
+        return payload, {"Content-Type": f'{content_type};protocol="{protocol}";boundary="Encrypted Boundary"'}
 
+    def _port80_message(self, message: bytes, timeout: Any) -> bytes:
+        if self.encryption is not None:
+            payload, headers = self._port80_wrap(message)
+        else:
+            payload = message
+            headers = {"Content-Type": "application/soap+xml;charset=UTF-8"}
+        if self.auth == "basic":
+            cred = f"{self.username}:{self.password}".encode("latin-1", "replace")
+            headers["Authorization"] = "Basic " + base64.b64encode(cred).decode("ascii")
+        headers["Content-Length"] = str(len(payload))
+        return self._port80_reply(self._port80_post(payload, headers, timeout))
 
-_PORT80_TRANSPORT = None
+    def _port80_first(self, message: bytes, timeout: Any) -> bytes:
+        if self.session is None:
+            self.session = self._build_session()
+        auth = self.session.auth
+        host = get_hostname(self.endpoint)
+        context_req = spnego.ContextReq.default
+        if getattr(auth, "delegate", False):
+            context_req |= spnego.ContextReq.delegate
+        user, password = getattr(auth, "username", self.username), getattr(auth, "password", self.password)
+        context = spnego.client(
+            *_ntlm_credentials(user, password, self.auth),
+            hostname=getattr(auth, "hostname_override", None) or host,
+            service=getattr(auth, "service", "host"), context_req=context_req,
+            protocol=self.auth, options=spnego.NegotiateOptions.wrapping_winrm)
+        token = context.step()
+
+        # leg 1: the first token on an empty POST (a new connection: NTLM authenticates a connection)
+        if self._port80_conn is not None:
+            self._port80_conn.close()
+        r1 = self._port80_post(b"", {"Authorization": "Negotiate " + base64.b64encode(token).decode("ascii"),
+                                     "Content-Length": "0"}, timeout)
+        in_token = _auth_token(r1.headers)
+        if r1.status_code == 401 and in_token:
+            out = context.step(in_token)
+        elif r1.status_code == 200 and context.complete is False and in_token:
+            out = context.step(in_token)  # Kerberos: done in one leg (mutual authentication token)
+        else:
+            raise _Classic(f"HTTP {r1.status_code} to the first Negotiate token")
+        if hasattr(auth, "contexts"):
+            auth.contexts[host] = context
+        setattr(context, "response_auth_header", "negotiate")
+        self.encryption = WinRMEncryption(context, WinRMEncryption.SPNEGO)
+        payload, headers = self._port80_wrap(message)
+        headers["Content-Length"] = str(len(payload))
+        if out:
+            headers["Authorization"] = "Negotiate " + base64.b64encode(out).decode("ascii")
+        r2 = self._port80_post(payload, headers, timeout)
+        if r2.status_code == 401:
+            raise _Classic("HTTP 401 to the AUTHENTICATE token with the first message")
+        final = _auth_token(r2.headers)
+        if final and not context.complete:
+            try:
+                context.step(final)  # the server's mechListMIC: checked by pyspnego
+            except Exception as e:
+                raise AuthenticationError(f"the host's final authentication token is not valid: {e}") from None
+        return self._port80_reply(r2)
 
 
 def tune_wsman(wsman: Any) -> None:
-    """Give a new pypsrp ``WSMan`` port80's transport (same settings; see ``_transport_class``)."""
-    global _PORT80_TRANSPORT
-    if _PORT80_TRANSPORT is None:
-        _PORT80_TRANSPORT = _transport_class()
+    """Give a new pypsrp ``WSMan`` port80's transport (same settings; see ``Port80Transport``)."""
     t = wsman.transport
-    if type(t).__name__ == "_TransportHTTP":
-        t.__class__ = _PORT80_TRANSPORT  # a subclass adding methods only: the instance's state is unchanged
+    if type(t) is _TransportHTTP:
+        t.__class__ = Port80Transport  # a subclass adding methods only: the instance's state is unchanged
