@@ -36,7 +36,6 @@ import gc
 import json
 import os
 import re
-import resource
 import shutil
 import signal
 import subprocess
@@ -46,6 +45,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
+
+from bench_lab import raise_nofile  # scripts/ is on sys.path when this file runs as a script
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "scripts"
@@ -97,14 +98,6 @@ def _pin(which: str):
 
 def log(msg: str) -> None:
     print(f"bench: {msg}", file=sys.stderr, flush=True)
-
-
-def raise_nofile() -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        return hard
-    return soft
 
 
 def port80_cmd() -> list[str]:
