@@ -95,7 +95,6 @@ FALLBACK: dict[str, tuple[str, Callable]] = {
     # when Win32_Service cannot be read, tasklist /svc still maps PIDs to services
     "services": ("tasklist", _native("tasklist.exe", "/svc")),
 }
-CORE = ("netstat", "servicestate", "urlacl", "iplisten", "services")
 
 
 def connect(spec: ConnectionSpec, password: Optional[str]):
@@ -240,7 +239,9 @@ def _error_kind(rec: Any, kinds: list[str]) -> Optional[str]:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())[:300]
+    from remote.failures import one_line
+
+    return one_line(text, (), 300)
 
 
 def _as_text(items: list[Any]) -> str:

@@ -38,12 +38,14 @@ def _chain(exc: BaseException) -> Iterable[BaseException]:
         exc = exc.__cause__ or exc.__context__
 
 
-def _line(text: str, secrets: Iterable[str] = ()) -> str:
+def one_line(text: object, secrets: Iterable[str] = (), limit: int = 400) -> str:
+    """``text`` on one line, secrets masked (before it is cut, so no part of one survives), at most ``limit``."""
     text = " ".join(str(text).split())
     for s in secrets:
         if s:
             text = text.replace(s, "***")
-    return text[:400]
+    return text[:limit]
+
 
 
 def classify(exc: BaseException, secrets: Iterable[str] = ()) -> tuple[str, str]:
@@ -51,7 +53,6 @@ def classify(exc: BaseException, secrets: Iterable[str] = ()) -> tuple[str, str]
     import requests
     from pypsrp.exceptions import (
         AuthenticationError,
-        WinRMError,
         WinRMTransportError,
         WSManFaultError,
     )
@@ -59,34 +60,33 @@ def classify(exc: BaseException, secrets: Iterable[str] = ()) -> tuple[str, str]
     secrets = list(secrets)
     chain = list(_chain(exc))
     if isinstance(exc, DeadlineExceeded):
-        return "timeout", _line(str(exc) or "per-host deadline exceeded", secrets)
+        return "timeout", one_line(str(exc) or "per-host deadline exceeded", secrets)
     if isinstance(exc, AuthenticationError) or (isinstance(exc, WinRMTransportError) and exc.code == 401):
-        return "auth", _line(f"authentication failed: {exc.message if hasattr(exc, 'message') else exc}", secrets)
+        return "auth", one_line(f"authentication failed: {exc.message if hasattr(exc, 'message') else exc}", secrets)
     if isinstance(exc, WSManFaultError):
         code = exc.code
-        return "winrm", _line(f"WSMan fault {code}: {exc.reason}", secrets)
+        return "winrm", one_line(f"WSMan fault {code}: {exc.reason}", secrets)
     if isinstance(exc, WinRMTransportError):
         body = (exc.response_text or "").strip()
-        return "winrm", _line(f"WinRM endpoint answered HTTP {exc.code}" + (f": {body}" if body else ""), secrets)
-    if any(isinstance(e, (requests.exceptions.SSLError, ssl.SSLError, ssl.CertificateError)) for e in chain):
-        err = next(e for e in chain if isinstance(e, (ssl.SSLError, ssl.CertificateError, requests.exceptions.SSLError)))
+        return "winrm", one_line(f"WinRM endpoint answered HTTP {exc.code}" + (f": {body}" if body else ""), secrets)
+    err = next((e for e in chain if isinstance(e, (ssl.SSLError, ssl.CertificateError, requests.exceptions.SSLError))),
+               None)
+    if err is not None:
         reason = getattr(err, "verify_message", None) or getattr(err, "reason", None) or str(err)
-        return "tls", _line(f"TLS: {reason}", secrets)
+        return "tls", one_line(f"TLS: {reason}", secrets)
     if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return "unreachable", _line("connection timed out (no route, or filtered)", secrets)
+        return "unreachable", one_line("connection timed out (no route, or filtered)", secrets)
     if isinstance(exc, (requests.exceptions.Timeout, socket.timeout, TimeoutError)):
-        return "timeout", _line("no answer within the read timeout", secrets)
+        return "timeout", one_line("no answer within the read timeout", secrets)
     if isinstance(exc, requests.exceptions.ConnectionError):
         return _connection_class(chain, secrets)
     if isinstance(exc, (ConnectionRefusedError, socket.gaierror)):
-        return "unreachable", _line(str(exc), secrets)
+        return "unreachable", one_line(str(exc), secrets)
     if isinstance(exc, ParseError):
-        return "error", _line(f"garbled response from WinRM (XML ParseError: {exc})", secrets)
+        return "error", one_line(f"garbled response from WinRM (XML ParseError: {exc})", secrets)
     if isinstance(exc, struct.error):
-        return "error", _line(f"garbled PSRP data (struct.error: {exc})", secrets)
-    if isinstance(exc, WinRMError):
-        return "error", _line(f"{type(exc).__name__}: {exc}", secrets)
-    return "error", _line(f"{type(exc).__name__}: {exc}", secrets)
+        return "error", one_line(f"garbled PSRP data (struct.error: {exc})", secrets)
+    return "error", one_line(f"{type(exc).__name__}: {exc}", secrets)
 
 
 def _connection_class(chain: list[BaseException], secrets) -> tuple[str, str]:
@@ -94,20 +94,20 @@ def _connection_class(chain: list[BaseException], secrets) -> tuple[str, str]:
 
     for e in chain:
         if isinstance(e, socket.gaierror) or "NameResolutionError" in type(e).__name__ or "getaddrinfo" in str(e):
-            return "unreachable", _line("name not resolved (DNS)", secrets)
+            return "unreachable", one_line("name not resolved (DNS)", secrets)
     for e in chain:
         if isinstance(e, ConnectionRefusedError) or "Connection refused" in str(e) or "[Errno 111]" in str(e):
-            return "unreachable", _line("connection refused (nothing listens on the WinRM port)", secrets)
+            return "unreachable", one_line("connection refused (nothing listens on the WinRM port)", secrets)
         if isinstance(e, OSError) and getattr(e, "errno", None) in (101, 113, 110):  # unreachable, no route, timed out
-            return "unreachable", _line(f"no route to host ({e.strerror or e})", secrets)
+            return "unreachable", one_line(f"no route to host ({e.strerror or e})", secrets)
     for e in chain:
         if isinstance(e, u3.NewConnectionError) or "Failed to establish a new connection" in str(e):
-            return "unreachable", _line(f"cannot connect: {e}", secrets)
+            return "unreachable", one_line(f"cannot connect: {e}", secrets)
     for e in chain:
         if isinstance(e, (ConnectionResetError, BrokenPipeError)) or "RemoteDisconnected" in type(e).__name__ \
                 or "Connection aborted" in str(e) or "Connection reset" in str(e):
-            return "error", _line("connection closed by the host without a response", secrets)
-    return "error", _line(f"connection error: {chain[0]}", secrets)
+            return "error", one_line("connection closed by the host without a response", secrets)
+    return "error", one_line(f"connection error: {chain[0]}", secrets)
 
 
 def partial_message(command_errors: dict[str, str]) -> Optional[str]:

@@ -29,8 +29,8 @@ from typing import Any, Callable, Iterable, Optional
 from remote import remediation as rm
 from remote.analysis import FAILED_STATUSES, HostReport
 from remote.bundle import read_bundle
-from remote.collect import EVIDENCE, ConnectionSpec, _as_text, _run, connect
-from remote.failures import DeadlineExceeded, classify
+from remote.collect import EVIDENCE, ConnectionSpec, _as_text, _pool, _run, connect
+from remote.failures import DeadlineExceeded, classify, one_line
 from remote.parsers import PARSERS
 from remote.remediation import Action, HostOutcome, HostPlan
 from remote.scan import Scan, ScanOptions, _bounded
@@ -43,11 +43,7 @@ def _now() -> str:
 
 
 def _line(text: Any, secrets: Iterable[str] = ()) -> str:
-    text = " ".join(str(text).split())
-    for s in secrets:
-        if s:
-            text = text.replace(s, "***")
-    return text[:300]
+    return one_line(text, secrets, 300)
 
 
 class JournalWriter:
@@ -132,7 +128,7 @@ def run_host_plan(spec: ConnectionSpec, password: Optional[str], plan: HostPlan,
     from pypsrp.powershell import RunspacePool
 
     with connect(spec, password) as wsman:
-        with RunspacePool(wsman, configuration_name=spec.configuration_name) as pool:
+        with _pool(RunspacePool(wsman, configuration_name=spec.configuration_name)) as pool:
             journal.write("host", host=plan.host, port=plan.port, strategy=plan.strategy, **plan.journal_state())
             for seq, action in enumerate(plan.actions, 1):
                 if cancel.is_set():

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from remote.bundle import Bundle, read_bundle, write_bundle
 from remote.collect import Collected, ConnectionSpec, check, collect
-from remote.failures import DeadlineExceeded, classify, partial_message
+from remote.failures import DeadlineExceeded, classify, one_line, partial_message
 
 if TYPE_CHECKING:
     from remote.analysis import HostReport
@@ -122,6 +122,7 @@ class Scan:
         self.results_path = self.dir / RESULTS
         self.reports: dict[str, HostReport] = {}
         self._dirnames: dict[str, str] = {}
+        self._used_dirnames: set[str] = set()
         self.interrupted = False
 
     # -- one host ---------------------------------------------------------------------------------
@@ -153,11 +154,11 @@ class Scan:
         if spec.name not in self._dirnames:
             base = safe_dirname(spec.name)
             name, n = base, 1
-            used = set(self._dirnames.values())
-            while name in used:
+            while name in self._used_dirnames:
                 n += 1
                 name = f"{base}-{n}"
             self._dirnames[spec.name] = name
+            self._used_dirnames.add(name)
         return self._dirnames[spec.name]
 
     def _finish(self, spec: ConnectionSpec, result, exc: Optional[BaseException], elapsed: float) -> HostReport:
@@ -203,9 +204,7 @@ class Scan:
             return self._finish(spec, result, exc, elapsed)
         except Exception as e:  # noqa: BLE001 - one host's problem must not stop the others
             log.debug("%s: could not finish", spec.name, exc_info=True)
-            msg = " ".join(f"{type(e).__name__}: {e}".split())[:300]
-            for secret in self.secrets:
-                msg = msg.replace(secret, "***")
+            msg = one_line(f"{type(e).__name__}: {e}", self.secrets, 300)
             report = failed_host(spec.name, "error", f"port80 could not process this host's evidence ({msg})",
                                  self.opts.ports, spec.address)
             report.evidence_dir = str(self.dir / self._dirname(spec))

@@ -72,4 +72,4 @@ class FleetCredentials:
         return out
 
     def secrets(self) -> list[str]:
-        return sorted({c.password() for c in self._per.values() if c.password()})
+        return sorted({s for c in self._per.values() for s in c.secrets() if s})

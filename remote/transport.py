@@ -360,7 +360,8 @@ class Port80Transport(_TransportHTTP):
                 # as pypsrp: retry a timed-out request (Receive long-polls), a new handshake for NTLM
                 if attempt == retries_on_read_timeout:
                     raise
-                self.encryption = None if mode == "negotiate" else self.encryption
+                if mode == "negotiate":
+                    self.encryption = None  # the handshake starts again on a new connection
                 if self._port80_conn is not None:
                     self._port80_conn.close()
                 attempt += 1
