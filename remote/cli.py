@@ -86,9 +86,6 @@ def parse_cmd(
     except OSError as e:
         raise fail(f"{file}: cannot read ({e.strerror or e})")
     result = to_dict(PARSERS[kind](decode_text(data)))
-    if kind == "servicestate":
-        result = {"view": result.pop("view"), "request_queues": result.pop("request_queues"),
-                  "url_groups": result.pop("url_groups"), **result}
     typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
 
 
@@ -203,14 +200,18 @@ def _default_evidence_dir(prefix: str = "port80-scan") -> Path:
     return Path(f"{prefix}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
 
 
-def run_fleet(specs, creds, ports, evidence_dir: Path, forks: int, timeout: float, resume: bool,
-              mode: str = "scan"):
-    from remote.scan import Scan, ScanOptions
-
+def _check_fleet_options(forks: int, timeout: float) -> None:
     if forks < 1:
         raise fail("--forks must be at least 1")
     if timeout <= 0:
         raise fail("--timeout must be positive")
+
+
+def run_fleet(specs, creds, ports, evidence_dir: Path, forks: int, timeout: float, resume: bool,
+              mode: str = "scan"):
+    from remote.scan import Scan, ScanOptions
+
+    _check_fleet_options(forks, timeout)
     opts = ScanOptions(ports=ports, evidence_dir=evidence_dir, forks=forks, timeout=timeout, resume=resume,
                        progress=sys.stderr.isatty(), mode=mode)
     scan = Scan(creds.apply_users(specs), creds.password_for, opts, secrets=creds.secrets())
@@ -406,10 +407,7 @@ def fix(
     creds = _credentials(hosts, user, password_file)
     _setup_logging(verbose, creds.secrets())
     specs = creds.apply_users(specs)
-    if forks < 1:
-        raise fail("--forks must be at least 1")
-    if timeout <= 0:
-        raise fail("--timeout must be positive")
+    _check_fleet_options(forks, timeout)
     evidence_dir = evidence_dir or _default_evidence_dir("port80-undo" if undo else "port80-fix")
     opts = FixOptions(port=port, strategy=strategy or "undo", iplisten=list(iplisten or []),
                       force_services=list(force_service or []), evidence_dir=evidence_dir, journal=journal,

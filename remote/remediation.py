@@ -38,6 +38,7 @@ from typing import Any, Iterable, Optional, Sequence
 from remote import knowledge
 from remote.analysis import FAILED_STATUSES, HTTP_SYS_PID, HostReport, PortVerdict
 from remote.parsers import PARSERS
+from remote.parsers.services import _START_WORDS
 from remote.records import to_dict
 
 STRATEGIES = ("disable-services", "iplisten")
@@ -56,8 +57,6 @@ IPLISTEN_NOTE = ("on real Windows the HTTP service reads the IP listen list when
 
 # kind -> (command, the state keys its before/after are about)
 KINDS = ("stop-service", "start-service", "set-start-mode", "iplisten-add", "iplisten-delete")
-_START_WORDS = {"auto": "Auto", "automatic": "Auto", "manual": "Manual", "disabled": "Disabled",
-                "boot": "Boot", "system": "System"}
 _SET_SERVICE_WORD = {"Auto": "Automatic", "Manual": "Manual", "Disabled": "Disabled"}
 
 

@@ -113,9 +113,9 @@ def identify(path: str, port: int, services: Iterable[str] = (), queue_name: Opt
     """Product behind a registration: URL path shape first, then the owning services, then the
     queue shape (a named queue is an IIS application pool), then the port."""
     svc = {s.lower() for s in services}
-    for p in PRODUCTS:
-        if p.path and re.match(p.path, path or "/", re.IGNORECASE) and (not p.ports or port in p.ports):
-            return p
+    by_path = identify_reservation(path, port)
+    if by_path is not None:
+        return by_path
     for p in PRODUCTS:
         if p.services and svc & p.services and not p.reservation_only and (not p.ports or port in p.ports):
             if p.key in ("winrm-compat",) and port not in (80, 443):

@@ -23,7 +23,7 @@ import re
 from typing import Optional
 
 from ..records import TaskProcess, TasklistResult
-from .common import Line, detect_error, is_marker, is_rule, never_raise, split_lines, to_int
+from .common import _INFO_RE, Line, detect_error, is_marker, is_rule, never_raise, split_lines, to_int
 
 _MEM = r"[\d.,?'\u00a0\u202f ]*\d\s?[KMG]\w{0,2}"
 _DEFAULT_ROW = re.compile(
@@ -32,7 +32,6 @@ _DEFAULT_ROW = re.compile(
     re.ASCII,
 )
 _SVC_ROW = re.compile(r"^(?P<image>\S.{0,259}?)\s+(?P<pid>\d{1,10})(?:\s+(?P<rest>\S.*))?$", re.ASCII)
-_INFO = re.compile(r"^(?:info|information|informations)\s*:", re.IGNORECASE)
 _MAX_LINE = 2000
 
 
@@ -91,7 +90,7 @@ def parse_tasklist(text: str) -> TasklistResult:
                 spans = _spans(ln.raw)
                 svc_mode = len(spans) == 3
             continue
-        if _INFO.match(t):
+        if _INFO_RE.match(t):
             res.warnings.append(f"line {ln.no}: {t[:80]}")
             continue
         if last is not None and svc_mode is not False and (ln.indent >= 20 or last_rest.endswith(",")):
