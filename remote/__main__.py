@@ -1,3 +1,3 @@
-from remote.cli import main
+from remote.cli.app import main
 
 main()

@@ -10,7 +10,7 @@ import sys
 class _Redact(logging.Filter):
     def __init__(self, secrets):
         super().__init__()
-        from remote.credentials import redact
+        from remote.inventory.credentials import redact
 
         self._redact = redact
         self._secrets = [s for s in secrets if s]

@@ -50,7 +50,7 @@ from bench_lab import raise_nofile  # scripts/ is on sys.path when this file run
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "scripts"
-FLEET = ROOT / "remote" / "lab" / "fleet"
+FLEET = ROOT / "remote" / "lab" / "fleet" / "profiles"
 CORPUS_SERVICESTATE = [
     ROOT.parent / "shared" / "corpus" / "raw" / "servicestate" / "htb-flight-iis-winrm.txt",
     Path("/work/shared/corpus/raw/servicestate/htb-flight-iis-winrm.txt"),
@@ -443,7 +443,7 @@ def big_servicestate(target_bytes: int) -> tuple[str, int]:
 
 
 def time_servicestate(text: str, repeat: int) -> tuple[float, dict]:
-    from remote.analysis import Evidence, analyze_evidence
+    from remote.analysis.verdicts import Evidence, analyze_evidence
     from remote.parsers.servicestate import parse_servicestate
 
     best, info = float("inf"), {}
@@ -670,7 +670,7 @@ def run(cfg: Config, workdir: Path) -> dict:
 def warm_up(lab: Lab, names: list[str], workdir: Path, tag: str) -> None:
     """One unmeasured scan of one host per bundle (the lab gives host i bundle i mod the number of
     bundles). The lab is one Python process standing in for every host, and it computes what a
-    bundle's hosts answer once, then shares it (remote/lab/memo.py): without this, the measured run
+    bundle's hosts answer once, then shares it (remote/lab/engine/memo.py): without this, the measured run
     would include those first computations, which hundreds of hosts then wait for, a cost of the
     emulator and not of port80 (a real host answers from its own CPU). Counters are reset after."""
     r = scan(lab, names, max(1, len(names)), workdir, f"warmup-{tag}")

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from remote import knowledge
-from remote.analysis import analyze_bundle, analyze_evidence, parse_evidence
-from remote.bundle import read_bundle
-from remote.cli import app
+from remote.analysis import knowledge
+from remote.analysis.verdicts import analyze_bundle, analyze_evidence, parse_evidence
+from remote.evidence.bundle import read_bundle
+from remote.cli.app import app
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "examples" / "seed-branchcache"
@@ -154,7 +154,7 @@ def test_svchost_pid_lists_all_services():
 
 
 def test_knowledge_base_entries_come_from_the_tsv():
-    tsv = (ROOT / "remote" / "knowledge" / "KNOWN_URLS.tsv").read_text(encoding="utf-8")
+    tsv = (ROOT / "remote" / "analysis" / "knowledge" / "KNOWN_URLS.tsv").read_text(encoding="utf-8")
     rows = [line.split("\t")[0] for line in tsv.splitlines()[1:]]
     for p in knowledge.PRODUCTS:
         assert any(r.startswith(p.tsv) for r in rows), p.key

@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from remote.analysis import analyze_bundle
-from remote.bundle import MAX_FILE_BYTES, find_bundles, read_bundle
-from remote.cli import app
-from remote.textio import decode_text
+from remote.analysis.verdicts import analyze_bundle
+from remote.evidence.bundle import MAX_FILE_BYTES, find_bundles, read_bundle
+from remote.cli.app import app
+from remote.evidence.textio import decode_text
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "examples" / "seed-branchcache"

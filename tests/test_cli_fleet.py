@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from remote.cli import app
+from remote.cli.app import app
 from remote.lab.fixture import lab_fleet
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from remote.credentials import (
+from remote.inventory.credentials import (
     Credentials,
     CredentialsError,
     Secret,
@@ -24,7 +24,7 @@ from remote.credentials import (
     resolve_credentials,
     secret_variants,
 )
-from remote.inventory import parse_inventory
+from remote.inventory.ansible_ini import parse_inventory
 
 NO_PROMPT_MSG = (
     "no password: set PORT80_PASSWORD, or pass --password-file FILE (its first line is the password), "

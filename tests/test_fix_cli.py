@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from remote.cli import app
+from remote.cli.app import app
 
 
 @pytest.fixture

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from remote import remediation as rm
-from remote.analysis import analyze_bundle
-from remote.bundle import find_bundles, read_bundle
-from remote.cli import app
+from remote.remediation import plan as rm
+from remote.analysis.verdicts import analyze_bundle
+from remote.evidence.bundle import find_bundles, read_bundle
+from remote.cli.app import app
 from remote.lab.fixture import lab_fleet
 
 lab_fleet_mod = pytest.importorskip("remote.lab.fleet")
-LabHost = pytest.importorskip("remote.lab.host").LabHost
+LabHost = pytest.importorskip("remote.lab.engine.host").LabHost
 
 TIMEOUT = "20"
 # read-only commands (canonical keys, lower case, by prefix) — everything a scan or a read-back sends
@@ -289,9 +289,9 @@ def test_iplisten_apply_verify_undo(tmp_path, demo):
 def test_deadline_mid_action_leaves_an_intent_undo_restores(tmp_path, demo):
     """A host that stops answering while an action runs: reported as timeout at the deadline, its
     journal holds the intent without a result, and the undo plan restores it (outcome unknown)."""
-    from remote.remediate_remote import JournalWriter, read_journal_file, run_plans
-    from remote.targets import to_spec
-    from remote.inventory import load_inventory
+    from remote.remediation.apply import JournalWriter, read_journal_file, run_plans
+    from remote.inventory.targets import to_spec
+    from remote.inventory.ansible_ini import load_inventory
 
     bundle = demo["branchcache"]
     name = bundle.name

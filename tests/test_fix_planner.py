@@ -1,4 +1,4 @@
-"""The remediation planner (remote/remediation.py): pure, every skip reason, undo, journal reading."""
+"""The remediation planner (remote/remediation/plan.py): pure, every skip reason, undo, journal reading."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from remote import remediation as rm
-from remote.analysis import HostReport, Listener, PortVerdict, Registration, analyze_evidence, parse_evidence
-from remote.remediation import Action, HostFacts, ServiceState
+from remote.remediation import plan as rm
+from remote.analysis.verdicts import HostReport, Listener, PortVerdict, Registration, analyze_evidence, parse_evidence
+from remote.remediation.plan import Action, HostFacts, ServiceState
 
 BC_URL = "HTTP://+:80/116B50EB-ECE2-41AC-8429-9F9E963361B7/"
 
@@ -19,7 +19,7 @@ def svc(*items) -> HostFacts:
 
 def reg(url=BC_URL, services=("PeerDistSvc",), product_key="branchcache", pids=(2668,), controller=None,
         processes=None, product=None):
-    from remote import knowledge
+    from remote.analysis import knowledge
 
     prod = knowledge.product(product_key)
     return Registration(url=url, queue="(unnamed)", pids=list(pids), controller_pid=controller,

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from remote.inventory import (
+from remote.inventory.ansible_ini import (
     Inventory,
     InventoryError,
     ShardError,
@@ -970,7 +970,7 @@ def test_random_passwords_never_show(password, where):
 def test_a_value_python_would_warn_about_is_a_plain_string_without_noise():
     import warnings
 
-    from remote.inventory import _parse_value
+    from remote.inventory.ansible_ini import _parse_value
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from remote.credentials import CredentialsError, redact, resolve_credentials
-from remote.inventory import InventoryError, load_inventory, parse_inventory, parse_shard, shard
+from remote.inventory.credentials import CredentialsError, redact, resolve_credentials
+from remote.inventory.ansible_ini import InventoryError, load_inventory, parse_inventory, parse_shard, shard
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,9 +7,9 @@ from pypsrp.exceptions import AuthenticationError, WSManFaultError
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
-from remote.textio import decode_text
+from remote.evidence.textio import decode_text
 
-pytest.importorskip("remote.lab.host")
+pytest.importorskip("remote.lab.engine.host")
 
 
 def _netstat(fleet, host, **kw) -> list:

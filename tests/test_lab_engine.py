@@ -1,4 +1,4 @@
-"""The lab's Windows emulation (remote/lab/host.py, remote/lab/commands.py) without any network:
+"""The lab's Windows emulation (remote/lab/engine/host.py, remote/lab/engine/commands.py) without any network:
 statements in, what Windows would answer out; the demo fleet's bundles are complete and consistent."""
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from psrpcore.types import PSCustomObject, PSUInt
 
-from remote.lab import api, commands
+from remote.lab import api
+from remote.lab.engine import commands
 from remote.lab.fleet import demo_fleet_dir, demo_hosts, expected_verdicts
-from remote.lab.host import FILES, LabHost, parse_queues
-from remote.textio import decode_text
+from remote.lab.engine.host import FILES, LabHost, parse_queues
+from remote.evidence.textio import decode_text
 
 C = api.Command
 BUNDLES = demo_hosts()

@@ -1,4 +1,4 @@
-"""The lab's CPU shortcuts (remote/lab/shell.py, remote/lab/host.py) change nothing on the wire:
+"""The lab's CPU shortcuts (remote/lab/engine/shell.py, remote/lab/engine/host.py) change nothing on the wire:
 the fast CLIXML string escaping equals psrpcore's serializer byte for byte, the decoded-message memo
 gives the same pipeline as psrpcore's own decoding, and the shared run results are only used for
 read-only pipelines on an unchanged machine."""
@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from psrpcore.types import serialize
 
 from remote.lab import api
-from remote.lab import host as lab_host
-from remote.lab.host import LabHost
-from remote.lab.shell import LabRunspacePool, clixml_string
+from remote.lab.engine import host as lab_host
+from remote.lab.engine.host import LabHost
+from remote.lab.engine.shell import LabRunspacePool, clixml_string
 
 
 def _psrpcore_bytes(value: str) -> bytes:
@@ -125,7 +125,7 @@ def _same_client_ids(monkeypatch):
 
 
 def test_pool_open_answer_is_byte_identical_with_the_shared_app_data(monkeypatch):
-    from remote.lab.shell import _cached_psversion_table
+    from remote.lab.engine.shell import _cached_psversion_table
 
     _same_client_ids(monkeypatch)
     table = _cached_psversion_table({"PSVersion": "5.1.17763.1"})
@@ -141,7 +141,7 @@ def test_pool_open_answer_is_byte_identical_with_the_shared_app_data(monkeypatch
 
 
 def test_boolean_and_shared_string_outputs_match_psrpcore():
-    from remote.lab.shell import _clixml_of
+    from remote.lab.engine.shell import _clixml_of
 
     pool = psrpcore.ServerRunspacePool()
     for value in (True, False, "shared\r\noutput", ""):
@@ -155,7 +155,7 @@ def test_boolean_and_shared_string_outputs_match_psrpcore():
 
 
 def _pipeline_statements(server_cls, monkeypatch, script_commands):
-    from remote.lab.shell import statements_from_pipeline
+    from remote.lab.engine.shell import statements_from_pipeline
 
     _same_client_ids(monkeypatch)
     client = psrpcore.ClientRunspacePool()

@@ -14,8 +14,8 @@ from pypsrp.exceptions import AuthenticationError, WinRMTransportError, WSManFau
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
-from remote.lab import wsman
-from remote.lab.faults import FaultError, parse_fault_option, parse_faults
+from remote.lab.protocol import wsman
+from remote.lab.protocol.faults import FaultError, parse_fault_option, parse_faults
 from remote.lab.fixture import ScriptedHost, lab_fleet
 
 FAULTS = {

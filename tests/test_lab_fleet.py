@@ -21,7 +21,7 @@ from pypsrp.wsman import WSMan
 
 from remote.lab.cli import lab_app, serve_lab
 from remote.lab.fixture import ScriptedHost, lab_fleet
-from remote.lab.fleet_server import LabError, LabFleet
+from remote.lab.fleet.server import LabError, LabFleet
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -160,8 +160,8 @@ def test_inventory_basic_https_and_ntlm_http(tmp_path):
 
 
 def test_project_inventory_reader_gets_working_settings(tmp_path):
-    """port80's own inventory reader (remote/inventory.py) resolves the lab's inventory to settings that connect."""
-    inventory = pytest.importorskip("remote.inventory")
+    """port80's own inventory reader (remote/inventory/ansible_ini.py) resolves the lab's inventory to settings that connect."""
+    inventory = pytest.importorskip("remote.inventory.ansible_ini")
     for mode in (dict(auth="basic"), dict(auth="ntlm")):
         with lab_fleet(bundles(tmp_path / mode["auth"]), host_factory=factory, **mode) as fleet:
             inv = inventory.load_inventory(fleet.write_inventory(tmp_path / f"{mode['auth']}.ini"))

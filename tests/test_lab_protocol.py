@@ -15,9 +15,10 @@ from pypsrp.exceptions import AuthenticationError, WinRMTransportError, WSManFau
 from pypsrp.powershell import PowerShell, PSInvocationState, RunspacePool
 from pypsrp.wsman import WSMan
 
-from remote.lab import api, wsman
+from remote.lab import api
+from remote.lab.protocol import wsman
 from remote.lab.fixture import ScriptedHost, lab_fleet
-from remote.textio import decode_text
+from remote.evidence.textio import decode_text
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = REPO / "examples" / "seed-branchcache"
@@ -36,7 +37,7 @@ NETSTAT = (
 def bundle_host_factory():
     """The engine's LabHost when it is there, else the protocol tests' stand-in (same bundle files)."""
     try:
-        from remote.lab.host import LabHost
+        from remote.lab.engine.host import LabHost
     except ImportError:
         return ScriptedHost.from_bundle
     return LabHost.from_bundle

@@ -1,6 +1,6 @@
 """The psrpcore behaviour and private API the lab's shell.py relies on (pinned psrpcore==0.3.1).
 
-If a psrpcore upgrade changes any of this, these tests fail loudly: fix remote/lab/shell.py, then the pin.
+If a psrpcore upgrade changes any of this, these tests fail loudly: fix remote/lab/engine/shell.py, then the pin.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from psrpcore._payload import PSRPMessage, create_message
 from psrpcore.types import PSInvocationState, PSRPMessageType, RunspacePoolState
 
 from remote.lab import api
-from remote.lab.shell import error_record, queue_raw_clixml, statements_from_pipeline
+from remote.lab.engine.shell import error_record, queue_raw_clixml, statements_from_pipeline
 
 
 def test_pinned_version():

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from remote.parsers.iplisten import parse_iplisten
-from remote.records import IpListenResult
+from remote.parsers.records import IpListenResult
 
 try:
     from test_parsers_common import DAMAGES, SETTINGS, line_prefixes, load, mutated, samples

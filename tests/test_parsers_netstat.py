@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from remote.parsers.netstat import normalize_state, parse_netstat
-from remote.records import NetstatResult
+from remote.parsers.records import NetstatResult
 
 try:
     from test_parsers_common import DAMAGES, SETTINGS, line_prefixes, load, mutated, samples

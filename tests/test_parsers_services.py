@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from remote.parsers.services import parse_processes_json, parse_services_json, parse_services_table
-from remote.records import ProcessesResult, Service, ServicesResult
+from remote.parsers.records import ProcessesResult, Service, ServicesResult
 
 try:
     from test_parsers_common import DAMAGES, SETTINGS, line_prefixes, load, mutated, samples

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from remote.parsers.servicestate import parse_servicestate
-from remote.records import ServiceStateResult
+from remote.parsers.records import ServiceStateResult
 
 try:
     from test_parsers_common import DAMAGES, SETTINGS, double_space, line_prefixes, load, mutated, samples

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from remote.parsers.tasklist import parse_tasklist
-from remote.records import TasklistResult
+from remote.parsers.records import TasklistResult
 
 try:
     from test_parsers_common import DAMAGES, SETTINGS, line_prefixes, load, mutated, samples

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from remote.parsers.urlacl import parse_urlacl
-from remote.records import UrlAclResult
+from remote.parsers.records import UrlAclResult
 
 try:
     from test_parsers_common import DAMAGES, SETTINGS, line_prefixes, load, mutated, samples, trailing_spaces

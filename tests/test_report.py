@@ -9,8 +9,8 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from remote.analysis import HostReport, Listener, PortVerdict, Registration, failed_host
-from remote.report import csv_safe, host_from_dict, host_to_dict, render, summarize
+from remote.analysis.verdicts import HostReport, Listener, PortVerdict, Registration, failed_host
+from remote.report.render import csv_safe, host_from_dict, host_to_dict, render, summarize
 
 
 def sample_reports() -> list[HostReport]:

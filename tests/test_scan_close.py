@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from remote.bundle import read_bundle
-from remote.collect import ConnectionSpec, collect
-from remote.lab.faults import parse_fault_option
+from remote.evidence.bundle import read_bundle
+from remote.remoting.collect import ConnectionSpec, collect
+from remote.lab.protocol.faults import parse_fault_option
 from remote.lab.fixture import lab_fleet
 from remote.lab.fleet import demo_fleet_dir
-from remote.scan import Scan, ScanOptions, safe_dirname
+from remote.runner.scan import Scan, ScanOptions, safe_dirname
 
 
 def _spec(fleet, h) -> ConnectionSpec:

@@ -21,12 +21,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from remote.analysis import analyze_bundle
-from remote.bundle import find_bundles, read_bundle
-from remote.cli import app
+from remote.analysis.verdicts import analyze_bundle
+from remote.evidence.bundle import find_bundles, read_bundle
+from remote.cli.app import app
 from remote.lab.fixture import lab_fleet
 from remote.lab.fleet import demo_fleet_dir
-from remote.lab.host import LabHost
+from remote.lab.engine.host import LabHost
 
 N_HOSTS = 56
 INJECTED = {  # fault kind -> the class a real host in that state gets

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from remote.collect import ConnectionSpec
-from remote.scan import Scan, ScanOptions, load_results, merge_results
+from remote.remoting.collect import ConnectionSpec
+from remote.runner.scan import Scan, ScanOptions, load_results, merge_results
 
 
 class Silent:
@@ -119,8 +119,8 @@ def test_torn_last_line_is_skipped(tmp_path: Path):
 
 
 def test_a_host_that_breaks_analysis_does_not_stop_the_fleet(tmp_path: Path, monkeypatch):
-    import remote.analysis as analysis_mod
-    from remote.collect import Collected
+    import remote.analysis.verdicts as analysis_mod
+    from remote.remoting.collect import Collected
 
     calls = []
 
@@ -128,7 +128,7 @@ def test_a_host_that_breaks_analysis_does_not_stop_the_fleet(tmp_path: Path, mon
         calls.append(bundle.host)
         raise RuntimeError("parser bug")
 
-    monkeypatch.setattr(analysis_mod, "analyze_bundle", boom)  # remote.scan imports it when a host is done
+    monkeypatch.setattr(analysis_mod, "analyze_bundle", boom)  # remote.runner.scan imports it when a host is done
     s = Scan([spec("a", free_port()), spec("b", free_port())], lambda s: None,
              ScanOptions(ports=[80], evidence_dir=tmp_path, forks=2, timeout=5))
     # feed a successful collection straight into the finishing step (the part under test)

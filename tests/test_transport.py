@@ -1,4 +1,4 @@
-"""remote/transport.py: port80's pypsrp tuning gives exactly what pypsrp gives."""
+"""remote/remoting/transport.py: port80's pypsrp tuning gives exactly what pypsrp gives."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from pypsrp.powershell import RunspacePool
 from pypsrp.serializer import Serializer
 
-from remote.transport import FastSerializer, decode_clixml_string, tune_pool
+from remote.remoting.transport import FastSerializer, decode_clixml_string, tune_pool
 
 SLOW = Serializer()._deserialize_string
 FAST = FastSerializer()._deserialize_string
@@ -63,7 +63,7 @@ def test_tune_pool_swaps_the_serializer_pypsrp_uses(monkeypatch):
 def test_session_reads_the_environment_once(monkeypatch, tmp_path):
     from pypsrp.wsman import WSMan
 
-    from remote.transport import tune_wsman
+    from remote.remoting.transport import tune_wsman
 
     ca = tmp_path / "corp-ca.pem"
     ca.write_text("not read here")
@@ -80,7 +80,7 @@ def test_application_private_data_is_decoded_once_with_pypsrps_result():
     from pypsrp.messages import ApplicationPrivateData
     from pypsrp.serializer import ObjectMeta
 
-    from remote.lab.shell import psversion_table
+    from remote.lab.engine.shell import psversion_table
     import psrpcore
     from xml.etree import ElementTree
     from psrpcore.types import serialize

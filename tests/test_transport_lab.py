@@ -1,4 +1,4 @@
-"""remote/transport.py's short Negotiate/NTLM handshake, over real sockets against the lab with the
+"""remote/remoting/transport.py's short Negotiate/NTLM handshake, over real sockets against the lab with the
 real pypsrp client: 6 HTTP requests for a scan of one host instead of pypsrp's 8, the same evidence,
 the same errors for a wrong password, and pypsrp's own handshake when a host will not take it."""
 
@@ -9,10 +9,10 @@ from pypsrp.exceptions import AuthenticationError
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
-from remote.collect import ConnectionSpec, collect
+from remote.remoting.collect import ConnectionSpec, collect
 from remote.lab.fixture import lab_fleet
 from remote.lab.fleet import demo_fleet_dir
-from remote.transport import tune_wsman
+from remote.remoting.transport import tune_wsman
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_wrong_password_is_still_an_authentication_error(ntlm_lab):
 
 
 def test_a_host_that_refuses_the_combined_leg_gets_pypsrps_handshake(ntlm_lab, monkeypatch):
-    from remote.lab import server as lab_server
+    from remote.lab.protocol import server as lab_server
 
     real = lab_server.LabHTTPServer.handle_post
 
@@ -121,7 +121,7 @@ def test_every_user_name_form_windows_accepts_authenticates(ntlm_lab, form):
 
 # ---------------------------------------------------------------------------------- port80's own HTTP sending
 
-from remote.failures import classify  # noqa: E402
+from remote.runner.failures import classify  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +202,7 @@ def test_a_dropped_keep_alive_connection_is_reopened_for_basic_only():
 
     import requests
 
-    from remote.transport import _Connection
+    from remote.remoting.transport import _Connection
 
     srv = _OneShotServer()
     basic = _Connection("127.0.0.1", srv.port, None, 5.0, reconnect=True)
@@ -224,8 +224,8 @@ def test_a_certificate_for_another_name_is_refused(tmp_path):
 
     import requests
 
-    from remote.lab.tls import LabCA, new_key, write_key
-    from remote.transport import _Connection, _tls_context
+    from remote.lab.protocol.tls import LabCA, new_key, write_key
+    from remote.remoting.transport import _Connection, _tls_context
 
     ca = LabCA()
     key = new_key()

@@ -1,5 +1,5 @@
-"""The seam between the lab's protocol server (WSMan/PSRP, remote/lab/server.py …) and its
-Windows emulation (remote/lab/host.py, remote/lab/commands.py).
+"""The seam between the lab's protocol server (WSMan/PSRP, remote/lab/protocol/server.py …) and its
+Windows emulation (remote/lab/engine/host.py, remote/lab/engine/commands.py).
 
 The server decodes CREATE_PIPELINE (via psrpcore) into ``Statement``s and asks the host to run
 them; the host answers what Windows would answer, from its evidence bundle and its (mutable) state.
@@ -82,7 +82,7 @@ class RawClixml:
     server sends it byte for byte, so captured objects keep their real type names (a psrpcore
     deserialize/serialize round trip would turn them into ``Deserialized.*``).
 
-    Added by the protocol-server side (remote/lab/shell.py) for the engine (host.py/commands.py):
+    Added by the protocol-server side (remote/lab/engine/shell.py) for the engine (host.py/commands.py):
     optional to use; plain ``str`` and psrpcore objects work as before."""
 
     xml: str

@@ -1,4 +1,4 @@
-"""``port80 lab``: emulated Windows hosts speaking real WinRM/PSRP on loopback (mounted by remote/cli.py).
+"""``port80 lab``: emulated Windows hosts speaking real WinRM/PSRP on loopback (mounted by remote/cli/app.py).
 
     port80 lab serve [--profiles DIR] [--hosts N] [--tls/--no-tls] [--auth basic|ntlm] [--latency-ms N]
                      [--inventory-out FILE] [--base-address 127.0.1.1] [--port N] [--user U]
@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Callable, List, Optional
 
 import typer
 
-from remote.lab.auth import PASSWORD_ENV, lab_password
-from remote.lab.faults import FaultError, parse_fault_option
+from remote.lab.protocol.auth import PASSWORD_ENV, lab_password
+from remote.lab.protocol.faults import FaultError, parse_fault_option
 
 if TYPE_CHECKING:  # the servers load when the lab starts, not with every port80 command
-    from remote.lab.fleet_server import LabFleet
+    from remote.lab.fleet.server import LabFleet
 
 lab_app = typer.Typer(
     name="lab",
@@ -49,7 +49,7 @@ def serve_lab(
     on_ready: Optional[Callable[[LabFleet], None]] = None,
 ) -> int:
     """Serve the lab until Ctrl-C / SIGTERM / ``stop`` is set / ``duration`` seconds; returns an exit code."""
-    from remote.lab.fleet_server import LabError, LabFleet
+    from remote.lab.fleet.server import LabError, LabFleet
 
     fault_map: dict = {}
     for text in faults or []:

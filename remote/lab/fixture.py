@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Union
 
 from remote.lab import api
-from remote.lab.faults import FaultSpec
-from remote.lab.fleet_server import LabFleet
+from remote.lab.protocol.faults import FaultSpec
+from remote.lab.fleet.server import LabFleet
 
 
 @contextmanager
@@ -67,7 +67,7 @@ Answer = Union[api.Execution, Callable[[list[api.Statement]], api.Execution], st
 
 
 class ScriptedHost:
-    """A minimal host for protocol-level tests (not the Windows emulation of remote/lab/host.py).
+    """A minimal host for protocol-level tests (not the Windows emulation of remote/lab/engine/host.py).
 
     ``answers`` maps a canonical pipeline key (``api.canonical_key``, compared case-insensitively)
     to an ``Execution``, a callable taking the statements, a string or a list of outputs. A
@@ -90,7 +90,7 @@ class ScriptedHost:
     @classmethod
     def from_bundle(cls, path: Path, name: Optional[str] = None) -> "ScriptedHost":
         """Answers the bundle's text evidence to ``<command> | Out-String`` (e.g. ``netstat.exe -ano | Out-String``)."""
-        from remote.bundle import COMMANDS, read_bundle
+        from remote.evidence.bundle import COMMANDS, read_bundle
 
         b = read_bundle(Path(path))
         answers: dict[str, Answer] = {}

@@ -1,4 +1,4 @@
-"""One parser per command, pure functions: text in, typed records (remote.records) out.
+"""One parser per command, pure functions: text in, typed records (remote.parsers.records) out.
 
 No parser raises, whatever the input: each returns what it could plus warnings.
 """

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from ..records import IpListenResult
+from .records import IpListenResult
 from .common import detect_error, is_marker, is_rule, never_raise, split_label, split_lines
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from ..records import NetstatResult, Socket
+from .records import NetstatResult, Socket
 from .common import detect_error, is_marker, is_rule, never_raise, split_lines, strip_accents, to_int
 
 _STATES = {

@@ -28,7 +28,7 @@ import json
 import re
 from typing import Any, Optional
 
-from ..records import ProcessesResult, ProcessInfo, Service, ServicesResult
+from .records import ProcessesResult, ProcessInfo, Service, ServicesResult
 from .common import detect_error, is_marker, is_rule, never_raise, split_lines, to_int
 
 _STATUS_ENUM = {1: "Stopped", 2: "Start Pending", 3: "Stop Pending", 4: "Running",

@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from typing import Optional, Union
 
-from ..records import QueueProcess, RequestQueue, ServerSession, ServiceStateResult, UrlGroup
+from .records import QueueProcess, RequestQueue, ServerSession, ServiceStateResult, UrlGroup
 from .common import (
     Line,
     clean_url,

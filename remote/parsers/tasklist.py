@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from ..records import TaskProcess, TasklistResult
+from .records import TaskProcess, TasklistResult
 from .common import _INFO_RE, Line, detect_error, is_marker, is_rule, never_raise, split_lines, to_int
 
 _MEM = r"[\d.,?'\u00a0\u202f ]*\d\s?[KMG]\w{0,2}"

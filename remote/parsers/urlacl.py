@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from ..records import Reservation, UrlAclResult, UrlAclUser
+from .records import Reservation, UrlAclResult, UrlAclUser
 from .common import (
     clean_url,
     detect_error,

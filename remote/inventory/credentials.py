@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional, Sequence
 
 if TYPE_CHECKING:  # pragma: no cover
-    from remote.inventory import HostConfig
+    from remote.inventory.ansible_ini import HostConfig
 
 __all__ = [
     "ENV_PASSWORD",

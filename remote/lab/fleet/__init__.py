@@ -1,12 +1,12 @@
 """The lab's demo fleet: evidence bundles of emulated Windows hosts shipped inside the package
-(``remote/lab/fleet/<host>/``; see ``remote/lab/fleet/README.md``)."""
+(``remote/lab/fleet/profiles/<host>/``; see ``remote/lab/fleet/profiles/README.md``)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-_FLEET = Path(__file__).resolve().parent / "fleet"
+_FLEET = Path(__file__).resolve().parent / "profiles"
 
 
 def demo_fleet_dir() -> Path:

@@ -56,7 +56,7 @@ def _emit(text: str, output: Optional[Path]) -> None:
 
 
 def _format(fmt: str) -> str:
-    from remote.formats import FORMATS
+    from remote.report.formats import FORMATS
 
     if fmt not in FORMATS:
         raise fail(f"--format {fmt}: choose from {', '.join(FORMATS)}")
@@ -76,8 +76,8 @@ def parse_cmd(
 ) -> None:
     """Parse one command's output and print the records as JSON."""
     from remote.parsers import PARSERS
-    from remote.records import to_dict
-    from remote.textio import decode_text
+    from remote.parsers.records import to_dict
+    from remote.evidence.textio import decode_text
 
     if kind not in PARSERS:
         raise fail(f"unknown kind {kind!r} (choose from {', '.join(PARSERS)})")
@@ -98,9 +98,9 @@ def analyze(
     fail_if_held: bool = FailIfHeldOpt,
 ) -> None:
     """Re-analyse evidence bundles offline and print the fleet report."""
-    from remote.analysis import analyze_bundle
-    from remote.bundle import BundleError, find_bundles, read_bundle
-    from remote.report import render
+    from remote.analysis.verdicts import analyze_bundle
+    from remote.evidence.bundle import BundleError, find_bundles, read_bundle
+    from remote.report.render import render
 
     ports = _ports(port)
     fmt = _format(fmt)
@@ -114,7 +114,7 @@ def analyze(
 
 
 def _exit_code(reports, fail_if_held: bool) -> int:
-    from remote.analysis import FAILED_STATUSES
+    from remote.analysis.verdicts import FAILED_STATUSES
 
     if fail_if_held and any(
         r.status not in FAILED_STATUSES and any(p.holder not in ("free", "unknown") for p in r.ports) for r in reports
@@ -147,9 +147,9 @@ def _setup_logging(verbose: int, secrets: list[str]) -> None:
 
 def _load_targets(inventory: Path, limit: Optional[str], shard: Optional[str], user: Optional[str],
                   no_cert_validation: bool):
-    from remote.inventory import InventoryError, load_inventory, parse_shard
-    from remote.inventory import shard as take_shard
-    from remote.targets import Overrides, TargetError, to_spec
+    from remote.inventory.ansible_ini import InventoryError, load_inventory, parse_shard
+    from remote.inventory.ansible_ini import shard as take_shard
+    from remote.inventory.targets import Overrides, TargetError, to_spec
 
     try:
         inv = load_inventory(inventory)
@@ -180,9 +180,9 @@ def _load_targets(inventory: Path, limit: Optional[str], shard: Optional[str], u
 
 
 def _credentials(hosts, user: Optional[str], password_file: Optional[Path]):
-    from remote.credentials import CredentialsError, resolve_credentials
+    from remote.inventory.credentials import CredentialsError, resolve_credentials
 
-    from remote.targets import FleetCredentials
+    from remote.inventory.targets import FleetCredentials
 
     try:
         creds = FleetCredentials(resolve_credentials(user, password_file, interactive=sys.stdin.isatty(),
@@ -209,7 +209,7 @@ def _check_fleet_options(forks: int, timeout: float) -> None:
 
 def run_fleet(specs, creds, ports, evidence_dir: Path, forks: int, timeout: float, resume: bool,
               mode: str = "scan"):
-    from remote.scan import Scan, ScanOptions
+    from remote.runner.scan import Scan, ScanOptions
 
     _check_fleet_options(forks, timeout)
     opts = ScanOptions(ports=ports, evidence_dir=evidence_dir, forks=forks, timeout=timeout, resume=resume,
@@ -262,7 +262,7 @@ def scan(
 
 
 def render_report(reports, fmt, ports):
-    from remote.report import render
+    from remote.report.render import render
 
     return render(reports, fmt, ports)
 
@@ -330,7 +330,7 @@ def merge(
     fail_if_held: bool = FailIfHeldOpt,
 ) -> None:
     """Join the results of several scans (e.g. --shard runners) into one fleet report."""
-    from remote.scan import merge_results
+    from remote.runner.scan import merge_results
 
     fmt = _format(fmt)
     try:
@@ -381,8 +381,8 @@ def fix(
     Exit codes: 0 planned (dry run) or changed and verified; 1 a host could not be scanned, an action
     failed, the port is not free after the change, or the confirmation was declined; 2 bad usage,
     including --apply/--undo without --yes when not on a terminal."""
-    from remote import remediation as rm
-    from remote.remediate_remote import Fixer, FixOptions
+    from remote.remediation import plan as rm
+    from remote.remediation.apply import Fixer, FixOptions
 
     if fmt not in rm.FORMATS:
         raise fail(f"--format {fmt}: choose from {', '.join(rm.FORMATS)}")
@@ -463,7 +463,7 @@ def demo(
     verbose: int = VerboseOpt,
 ) -> None:
     """Start the lab's demo fleet, scan it over real WinRM/PSRP sockets, print the fleet report."""
-    from remote.demo import run_demo
+    from remote.cli.demo import run_demo
 
     ports = _ports(port)
     fmt = _format(fmt)

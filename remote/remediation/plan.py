@@ -1,6 +1,6 @@
 """Remediation planning for ``port80 fix``: what to change on a host to free a port, what it was before,
 how to undo it, and how to read the journal. Pure: reports, evidence texts and journal records in;
-plans, undo plans and text out. No IO, no pypsrp (``remote.remediate_remote`` runs the plans).
+plans, undo plans and text out. No IO, no pypsrp (``remote.remediation.apply`` runs the plans).
 
 Two strategies:
 
@@ -35,11 +35,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional, Sequence
 
-from remote import knowledge
-from remote.analysis import FAILED_STATUSES, HTTP_SYS_PID, HostReport, PortVerdict
+from remote.analysis import knowledge
+from remote.analysis.verdicts import FAILED_STATUSES, HTTP_SYS_PID, HostReport, PortVerdict
 from remote.parsers import PARSERS
 from remote.parsers.services import _START_WORDS
-from remote.records import to_dict
+from remote.parsers.records import to_dict
 
 STRATEGIES = ("disable-services", "iplisten")
 FORMATS = ("table", "markdown", "json")
@@ -504,7 +504,7 @@ def iplisten_for(host: str, common: list[str], per_host: dict[str, list[str]]) -
 
 # --- the journal --------------------------------------------------------------------------------------
 #
-# JSONL, one object a line, appended and flushed one at a time by remote.remediate_remote:
+# JSONL, one object a line, appended and flushed one at a time by remote.remediation.apply:
 #   {"event": "run", "run", "mode": "apply"|"undo", "port", "strategy", "undoes"?, "ts"}
 #   {"event": "host", "run", "mode", "host", "holder", "who", "ts"}          the verdict before
 #   {"event": "intent", "run", "mode", "host", "seq", "action": {...}, "command", "ts"}   BEFORE it runs

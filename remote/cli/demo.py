@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from remote.inventory import load_inventory
-from remote.scan import Scan, ScanOptions
-from remote.targets import to_spec
+from remote.inventory.ansible_ini import load_inventory
+from remote.runner.scan import Scan, ScanOptions
+from remote.inventory.targets import to_spec
 
 
 def run_demo(out_dir: Path, ports: list[int], auth: str = "basic", timeout: float = 15.0, forks: int = 32,

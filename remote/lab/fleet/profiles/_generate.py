@@ -1,4 +1,4 @@
-"""Dev tool: (re)writes the demo fleet bundles in this folder:  python remote/lab/fleet/_generate.py
+"""Dev tool: (re)writes the demo fleet bundles in this folder:  python remote/lab/fleet/profiles/_generate.py
 
 Not imported by anything. Every text copies the line shapes of a real sample in
 /work/shared/corpus/raw (see README.md in this folder for which file comes from which sample);
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from remote.lab import commands as cmd
+from remote.lab.engine import commands as cmd
 
 HERE = Path(__file__).resolve().parent
 CRLF = "\r\n"

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional, Union
 
-from remote.lab import wsman
+from remote.lab.protocol import wsman
 
 KINDS = (
     "refuse",
@@ -40,7 +40,7 @@ KINDS = (
     "reset",
     "http500",
 )
-ENGINE_KINDS = ("not_elevated",)  # faults the Windows emulation (remote/lab/host.py) implements: ignored here
+ENGINE_KINDS = ("not_elevated",)  # faults the Windows emulation (remote/lab/engine/host.py) implements: ignored here
 WSMAN_ACTIONS = ("create", "receive", "command", "send", "signal", "delete", "get", "any")
 DEFAULT_FAULT_MESSAGE = "The WS-Management service cannot process the request. (lab fault)"
 

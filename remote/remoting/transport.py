@@ -1,6 +1,6 @@
 """port80's tuning of the pypsrp client (pinned ``pypsrp>=0.9.1,<1``): same protocol, less client CPU.
 
-Only ``remote/collect.py`` uses this module. Everything here keeps pypsrp's behaviour and results
+Only ``remote/remoting/collect.py`` uses this module. Everything here keeps pypsrp's behaviour and results
 (tests/test_transport.py compares them with pypsrp's own code); pypsrp attributes it relies on are
 checked by those tests too, so a pypsrp release that moves them fails CI, not a scan.
 

@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from remote.lab import tls
-from remote.lab.auth import LAB_DOMAIN, LAB_USER, NTLM_USERS, Credentials, lab_password
-from remote.lab.faults import Faults, FaultSpec, parse_faults
-from remote.lab.server import Acceptor, LabHTTPServer
-from remote.lab.shell import HostRuntime
+from remote.lab.protocol import tls
+from remote.lab.protocol.auth import LAB_DOMAIN, LAB_USER, NTLM_USERS, Credentials, lab_password
+from remote.lab.protocol.faults import Faults, FaultSpec, parse_faults
+from remote.lab.protocol.server import Acceptor, LabHTTPServer
+from remote.lab.engine.shell import HostRuntime
 
 log = logging.getLogger("port80.lab.fleet")
 
@@ -41,26 +41,23 @@ class LabError(Exception):
 
 
 def default_profiles_dir() -> Path:
-    """The shipped demo fleet (``remote/lab/fleet/``)."""
-    try:
-        from remote.lab.fleet import demo_fleet_dir  # the engine's module
+    """The shipped demo fleet (``remote/lab/fleet/profiles/``)."""
+    from remote.lab.fleet import demo_fleet_dir
 
-        return Path(demo_fleet_dir())
-    except ImportError:
-        return Path(__file__).resolve().parent / "fleet"
+    return demo_fleet_dir()
 
 
 def default_host_factory(path: Path, name: Optional[str]) -> Any:
-    """The engine's ``LabHost.from_bundle`` (remote/lab/host.py); without it (a checkout where it does
+    """The engine's ``LabHost.from_bundle`` (remote/lab/engine/host.py); without it (a checkout where it does
     not exist yet), ``fixture.ScriptedHost``, which answers the bundle's text evidence only."""
     try:
-        from remote.lab.host import LabHost
+        from remote.lab.engine.host import LabHost
     except ModuleNotFoundError as e:
-        if e.name != "remote.lab.host":
+        if e.name != "remote.lab.engine.host":
             raise
         from remote.lab.fixture import ScriptedHost
 
-        log.warning("lab: remote/lab/host.py not found; serving bundles with the minimal ScriptedHost")
+        log.warning("lab: remote/lab/engine/host.py not found; serving bundles with the minimal ScriptedHost")
         return ScriptedHost.from_bundle(Path(path), name)
     return LabHost.from_bundle(Path(path), name)
 
@@ -195,7 +192,7 @@ class LabFleet:
         self.stop()
 
     def _bundles(self) -> list[Path]:
-        from remote.bundle import BundleError, find_bundles
+        from remote.evidence.bundle import BundleError, find_bundles
 
         if not self.profiles.exists():
             raise LabError(f"{self.profiles}: no such folder of bundles")

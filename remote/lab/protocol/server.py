@@ -30,9 +30,9 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 
-from remote.lab import wsman
-from remote.lab.auth import REALM, Credentials, NegotiateState, challenge_headers
-from remote.lab.shell import Hang, HostRuntime
+from remote.lab.protocol import wsman
+from remote.lab.protocol.auth import REALM, Credentials, NegotiateState, challenge_headers
+from remote.lab.engine.shell import Hang, HostRuntime
 
 log = logging.getLogger("port80.lab.server")
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from remote import knowledge
-from remote.bundle import FILES, Bundle
+from remote.analysis import knowledge
+from remote.evidence.bundle import FILES, Bundle
 from remote.parsers import PARSERS
-from remote.records import (
+from remote.parsers.records import (
     IpListenResult,
     NetstatResult,
     ProcessesResult,
@@ -28,7 +28,7 @@ from remote.records import (
     TasklistResult,
     UrlAclResult,
 )
-from remote.urls import parse_url, url_key
+from remote.analysis.urls import parse_url, url_key
 
 HTTP_SYS_PID = 4
 FAILED_STATUSES = ("unreachable", "tls", "auth", "timeout", "winrm", "error")

@@ -1,15 +1,15 @@
 """Run remediation plans over PowerShell remoting (pypsrp), journal every change, verify with a re-scan.
 
-With remote/collect.py, the only module that talks to hosts. Per host: one WSMan + one RunspacePool,
+With remote/remoting/collect.py, the only module that talks to hosts. Per host: one WSMan + one RunspacePool,
 created, used and closed in that host's worker thread; the plan's actions run in order, one pipeline
 each, and each is checked: an error record fails it; otherwise the state is read back (the
 collector's own Win32_Service / ``netsh http show iplisten`` statements) and compared with what the
 action should have done. The first failed action ends that host's run.
 
-The journal (JSONL, see remote.remediation) gets an ``intent`` line with the state before BEFORE each
+The journal (JSONL, see remote.remediation.plan) gets an ``intent`` line with the state before BEFORE each
 action runs and an ``applied`` / ``failed`` / ``unknown`` line after it, each appended, flushed and
 fsynced on its own, so a crash, a deadline or a broken connection leaves it accurate. Concurrency,
-the per-host deadline and the failure classes are the fleet scan's (remote.scan, remote.failures).
+the per-host deadline and the failure classes are the fleet scan's (remote.runner.scan, remote.runner.failures).
 """
 
 from __future__ import annotations
@@ -26,14 +26,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
-from remote import remediation as rm
-from remote.analysis import FAILED_STATUSES, HostReport
-from remote.bundle import read_bundle
-from remote.collect import EVIDENCE, ConnectionSpec, _as_text, _pool, _run, connect
-from remote.failures import DeadlineExceeded, classify, one_line
+from remote.remediation import plan as rm
+from remote.analysis.verdicts import FAILED_STATUSES, HostReport
+from remote.evidence.bundle import read_bundle
+from remote.remoting.collect import EVIDENCE, ConnectionSpec, _as_text, _pool, _run, connect
+from remote.runner.failures import DeadlineExceeded, classify, one_line
 from remote.parsers import PARSERS
-from remote.remediation import Action, HostOutcome, HostPlan
-from remote.scan import Scan, ScanOptions, _bounded
+from remote.remediation.plan import Action, HostOutcome, HostPlan
+from remote.runner.scan import Scan, ScanOptions, _bounded
 
 log = logging.getLogger("port80.fix")
 

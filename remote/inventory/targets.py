@@ -1,4 +1,4 @@
-"""From inventory hosts (remote.inventory.HostConfig) to connection specs the collector uses,
+"""From inventory hosts (remote.inventory.ansible_ini.HostConfig) to connection specs the collector uses,
 with the secure defaults and the per-host password source. No IO, no pypsrp."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from remote.collect import ConnectionSpec
+from remote.remoting.collect import ConnectionSpec
 
 
 class TargetError(Exception):

@@ -7,7 +7,7 @@ Layout of a scan folder (``--evidence-dir``)::
     <host>/                the host's evidence bundle (raw text as received) + host.json (status, error)
     report.json, report.csv written at the end (also after Ctrl-C, from what finished)
 
-Nothing here parses or decides; ``remote.analysis`` does, from the bundle just written.
+Nothing here parses or decides; ``remote.analysis.verdicts`` does, from the bundle just written.
 """
 
 from __future__ import annotations
@@ -27,14 +27,14 @@ from typing import Callable, Iterable, Optional
 
 from typing import TYPE_CHECKING
 
-from remote.bundle import Bundle, read_bundle, write_bundle
-from remote.collect import Collected, ConnectionSpec, check, collect
-from remote.failures import DeadlineExceeded, classify, one_line, partial_message
+from remote.evidence.bundle import Bundle, read_bundle, write_bundle
+from remote.remoting.collect import Collected, ConnectionSpec, check, collect
+from remote.runner.failures import DeadlineExceeded, classify, one_line, partial_message
 
 if TYPE_CHECKING:
-    from remote.analysis import HostReport
+    from remote.analysis.verdicts import HostReport
 
-# remote.analysis and remote.report (parsers, knowledge base, tabulate) load when the first host is
+# remote.analysis.verdicts and remote.report.render (parsers, knowledge base, tabulate) load when the first host is
 # done, not before the first host starts: they are a fifth of a scan's start-up time.
 
 log = logging.getLogger("port80.scan")
@@ -93,7 +93,7 @@ class _Progress:
 
 def load_results(path: Path) -> list[HostReport]:
     """Host records from a results.jsonl (a torn last line from a crash is skipped)."""
-    from remote.report import host_from_dict
+    from remote.report.render import host_from_dict
 
     reports = []
     try:
@@ -162,7 +162,7 @@ class Scan:
         return self._dirnames[spec.name]
 
     def _finish(self, spec: ConnectionSpec, result, exc: Optional[BaseException], elapsed: float) -> HostReport:
-        from remote.analysis import HostReport, analyze_bundle, failed_host
+        from remote.analysis.verdicts import HostReport, analyze_bundle, failed_host
 
         bdir = self.dir / self._dirname(spec)
         if exc is not None:
@@ -198,7 +198,7 @@ class Scan:
     def _safe_finish(self, spec: ConnectionSpec, result, exc: Optional[BaseException], elapsed: float) -> HostReport:
         """``_finish``, but a failure while writing or analysing one host (disk full, a parser bug)
         becomes that host's ``error`` line instead of stopping the fleet; its evidence stays on disk."""
-        from remote.analysis import failed_host
+        from remote.analysis.verdicts import failed_host
 
         try:
             return self._finish(spec, result, exc, elapsed)
@@ -211,7 +211,7 @@ class Scan:
             return report
 
     def _record(self, report: HostReport, fh) -> None:
-        from remote.report import host_to_dict
+        from remote.report.render import host_to_dict
 
         self.reports[report.host] = report
         fh.write(json.dumps(host_to_dict(report), ensure_ascii=False) + "\n")
@@ -317,7 +317,7 @@ class Scan:
         return sorted(self.reports.values(), key=lambda r: (order.get(r.host, len(order)), r.host))
 
     def write_reports(self) -> dict[str, Path]:
-        from remote.report import render
+        from remote.report.render import render
 
         reports = self.ordered()
         paths = {"json": self.dir / "report.json", "csv": self.dir / "report.csv"}
@@ -331,7 +331,7 @@ class Scan:
 def merge_results(paths: Iterable[Path]) -> list[HostReport]:
     """Join results.jsonl files (or scan folders holding one) from several runners/shards.
     A host seen twice keeps its best result (ok > partial > failed), then the latest."""
-    from remote.report import host_from_dict
+    from remote.report.render import host_from_dict
 
     rank = {"ok": 0, "partial": 1}
     best: dict[str, HostReport] = {}

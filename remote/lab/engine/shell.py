@@ -54,9 +54,10 @@ from psrpcore.types import (
     RunspacePoolState,
 )
 
-from remote.lab import api, wsman
-from remote.lab.faults import Faults
-from remote.lab.memo import SharedMemo
+from remote.lab import api
+from remote.lab.protocol import wsman
+from remote.lab.protocol.faults import Faults
+from remote.lab.engine.memo import SharedMemo
 
 log = logging.getLogger("port80.lab.shell")
 

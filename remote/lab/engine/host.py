@@ -33,9 +33,10 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Optional
 
-from remote.lab import api, commands as cmd
-from remote.lab.memo import SharedMemo
-from remote.textio import decode_text
+from remote.lab import api
+from remote.lab.engine import commands as cmd
+from remote.lab.engine.memo import SharedMemo
+from remote.evidence.textio import decode_text
 
 FILES = {
     "netstat": "netstat.txt",

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from remote.textio import decode_text
+from remote.evidence.textio import decode_text
 
 # evidence kind -> file name, and the command that produced it on the host
 FILES: dict[str, str] = {

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, NamedTuple, Optional, Sequence, Union
 
-from remote.credentials import Secret
+from remote.inventory.credentials import Secret
 
 __all__ = [
     "CONNECTION_VARS",
@@ -201,7 +201,7 @@ class HostConfig:
     """One host, resolved: how to reach it, and its (non-secret) variables.
 
     The inventory password, if any, is not a field: it is kept in ``_password`` (a
-    :class:`~remote.credentials.Secret`) and only :meth:`inventory_password` returns its text.
+    :class:`~remote.inventory.credentials.Secret`) and only :meth:`inventory_password` returns its text.
     ``dataclasses.replace`` does not carry it over."""
 
     name: str
@@ -253,7 +253,7 @@ class HostConfig:
 
     def wsman_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``pypsrp.wsman.WSMan`` — all but ``username``/``password``, which
-        the caller adds from :class:`~remote.credentials.Credentials`."""
+        the caller adds from :class:`~remote.inventory.credentials.Credentials`."""
         cert_validation: Union[bool, str] = self.cert_validation
         if self.cert_validation and self.ca_cert:
             cert_validation = self.ca_cert

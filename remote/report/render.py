@@ -16,9 +16,9 @@ from typing import Any, Iterable, Optional
 
 from tabulate import tabulate
 
-from remote.analysis import HostReport, Listener, PortVerdict, Registration, ReservationView
-from remote.formats import FORMATS  # noqa: F401 - re-exported
-from remote.records import to_dict
+from remote.analysis.verdicts import HostReport, Listener, PortVerdict, Registration, ReservationView
+from remote.report.formats import FORMATS  # noqa: F401 - re-exported
+from remote.parsers.records import to_dict
 
 CSV_COLUMNS = [
     "host", "address", "status", "error", "port", "holder", "listeners", "url", "queue", "pids",

@@ -4,7 +4,7 @@ One host = one WSMan + one RunspacePool, created, used and closed in the calling
 object crosses threads). All evidence comes back from ONE pipeline of several statements, each
 preceded by a marker string, so a host costs: open pool (Create + Receive), one Command + Receive,
 close (Delete): 5 HTTP requests over Basic/HTTPS, 6 over NTLM/HTTP (one auth leg more; pypsrp alone
-needs 3, see remote/transport.py). Commands are
+needs 3, see remote/remoting/transport.py). Commands are
 read-only (see ``EVIDENCE``); tests assert the lab saw nothing else.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional, Union
 
-from remote.bundle import COMMANDS
+from remote.evidence.bundle import COMMANDS
 
 log = logging.getLogger("port80.collect")
 
@@ -99,13 +99,13 @@ FALLBACK: dict[str, tuple[str, Callable]] = {
 
 def connect(spec: ConnectionSpec, password: Optional[str]):
     """A pypsrp WSMan for ``spec`` with every timeout and retry set explicitly, and port80's transport
-    (remote/transport.py: NTLM/Negotiate over HTTP in 2 requests fewer)."""
+    (remote/remoting/transport.py: NTLM/Negotiate over HTTP in 2 requests fewer)."""
     from pypsrp.wsman import WSMan
 
     kwargs: dict[str, Any] = {}
     if spec.auth == "certificate":
         kwargs.update(certificate_pem=spec.certificate_pem, certificate_key_pem=spec.certificate_key_pem)
-    from remote.transport import tune_wsman
+    from remote.remoting.transport import tune_wsman
 
     wsman = WSMan(
         spec.address,
@@ -239,7 +239,7 @@ def _error_kind(rec: Any, kinds: list[str]) -> Optional[str]:
 
 
 def _one_line(text: str) -> str:
-    from remote.failures import one_line
+    from remote.runner.failures import one_line
 
     return one_line(text, (), 300)
 
@@ -249,8 +249,8 @@ def _as_text(items: list[Any]) -> str:
 
 
 def _pool(pool):
-    """A new pypsrp RunspacePool with port80's client tuning (remote/transport.py), not yet opened."""
-    from remote.transport import tune_pool
+    """A new pypsrp RunspacePool with port80's client tuning (remote/remoting/transport.py), not yet opened."""
+    from remote.remoting.transport import tune_pool
 
     tune_pool(pool)
     return pool

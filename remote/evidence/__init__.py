@@ -1,0 +1,1 @@
+"""Evidence: the evidence-kind table, bundles on disk, Windows text encodings."""

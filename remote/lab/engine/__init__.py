@@ -1,0 +1,1 @@
+"""The lab's Windows emulation: PSRP shell, PowerShell commands, the machine model."""

@@ -1,0 +1,1 @@
+"""The lab's protocol side: HTTP, WSMan, authentication, TLS, faults."""

@@ -1,0 +1,1 @@
+"""Remediation: the pure planner, the journal, applying and undoing a plan."""

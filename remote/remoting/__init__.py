@@ -1,0 +1,1 @@
+"""Remoting: the only code that talks to hosts (pypsrp), and port80's tuning of the pypsrp client."""

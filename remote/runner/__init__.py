@@ -1,0 +1,1 @@
+"""The fleet runner: per-host tasks, deadlines, streaming results, failure classes."""
