@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from remote.remediation import journal as rj
 from remote.remediation import plan as rm
 from remote.analysis.verdicts import analyze_bundle
 from remote.evidence.bundle import find_bundles, read_bundle
@@ -309,6 +310,6 @@ def test_deadline_mid_action_leaves_an_intent_undo_restores(tmp_path, demo):
         j = read_journal_file(tmp_path / "j.jsonl")
         (e,) = j.entries
         assert e.outcome is None and e.to_restore
-        (u,) = rm.undo_plans(j)
+        (u,) = rj.undo_plans(j)
         assert [a.command for a in u.actions] == ["Start-Service -Name PeerDistSvc"]
         assert "outcome unknown" in u.actions[0].why

@@ -6,7 +6,9 @@ import json
 
 import pytest
 
+from remote.remediation import journal as rj
 from remote.remediation import plan as rm
+from remote.remediation import render as rr
 from remote.analysis.verdicts import HostReport, Listener, PortVerdict, Registration, analyze_evidence, parse_evidence
 from remote.remediation.plan import Action, HostFacts, ServiceState
 
@@ -402,9 +404,9 @@ def iis_plan():
 def test_undo_of_a_partial_apply_reverse_order():
     plan = iis_plan()
     # W3SVC stopped + disabled, WAS stop failed, WAS disable never ran
-    j = rm.read_journal(journal_lines(plan, ["applied", "applied", "failed", "-"]))
+    j = rj.read_journal(journal_lines(plan, ["applied", "applied", "failed", "-"]))
     assert len(j.entries) == 3 and j.entries[2].outcome == "failed"
-    (u,) = rm.undo_plans(j)
+    (u,) = rj.undo_plans(j)
     assert u.status == "planned" and u.holder == "http.sys"
     assert [a.command for a in u.actions] == ["Set-Service -Name W3SVC -StartupType Automatic",
                                               "Start-Service -Name W3SVC"]
@@ -413,8 +415,8 @@ def test_undo_of_a_partial_apply_reverse_order():
 
 def test_undo_restores_intent_without_result():
     plan = iis_plan()
-    j = rm.read_journal(journal_lines(plan, ["applied", None]))
-    (u,) = rm.undo_plans(j)
+    j = rj.read_journal(journal_lines(plan, ["applied", None]))
+    (u,) = rj.undo_plans(j)
     assert [a.command for a in u.actions] == ["Set-Service -Name W3SVC -StartupType Automatic",
                                               "Start-Service -Name W3SVC"]
     assert "outcome unknown" in u.actions[0].why
@@ -425,15 +427,15 @@ def test_read_journal_torn_line_and_orphans():
     lines = journal_lines(plan, ["applied", "applied"])
     lines.append('{"event": "intent", "run": "r1", "host": "h1", "se')
     lines.append(json.dumps({"event": "applied", "run": "r1", "host": "h1", "seq": 9}))
-    j = rm.read_journal(lines)
+    j = rj.read_journal(lines)
     assert len(j.entries) == 2 and len(j.warnings) == 2
-    (u,) = rm.undo_plans(j)
+    (u,) = rj.undo_plans(j)
     assert [a.kind for a in u.actions] == ["set-start-mode", "start-service"]
 
 
 def test_undo_nothing_when_everything_failed():
     plan = rm.plan_host(report(reg()), BC_FACTS)
-    (u,) = rm.undo_plans(rm.read_journal(journal_lines(plan, ["failed"])))
+    (u,) = rj.undo_plans(rj.read_journal(journal_lines(plan, ["failed"])))
     assert u.status == "nothing" and not u.actions
 
 
@@ -453,10 +455,10 @@ def test_render_plans_formats():
              rm.plan_host(report(reg(url="HTTP://+:80/WSMAN/", services=("WinRM",), product_key="winrm-compat")),
                           svc(("WinRM", "Running", "Auto")))]
     plans[1].host = "h2"
-    text = rm.render_plans(plans, "table")
+    text = rr.render_plans(plans, "table")
     assert "Stop-Service -Name PeerDistSvc" in text and "EnableCompatibilityHttpListener" in text
-    md = rm.render_plans(plans, "markdown")
+    md = rr.render_plans(plans, "markdown")
     assert md.splitlines()[1].startswith("|--")
-    doc = json.loads(rm.render_plans(plans, "json"))
+    doc = json.loads(rr.render_plans(plans, "json"))
     assert doc["hosts"][0]["actions"][0]["command"] == "Stop-Service -Name PeerDistSvc"
     assert doc["hosts"][1]["status"] == "skipped" and doc["hosts"][1]["manual"]

@@ -382,6 +382,7 @@ def fix(
     failed, the port is not free after the change, or the confirmation was declined; 2 bad usage,
     including --apply/--undo without --yes when not on a terminal."""
     from remote.remediation import plan as rm
+    from remote.remediation import render as rr
     from remote.remediation.apply import Fixer, FixOptions
 
     if fmt not in rm.FORMATS:
@@ -429,13 +430,13 @@ def fix(
         raise typer.Exit(130)
     scan_failed = any(p.reason.startswith("not scanned") for p in plans)
     if not changing:
-        _emit(rm.render_plans(plans, fmt), output)
+        _emit(rr.render_plans(plans, fmt), output)
         typer.echo(f"evidence: {evidence_dir}  (dry run: nothing changed; add --apply to make these changes)", err=True)
         raise typer.Exit(EXIT_FAILED_HOSTS if scan_failed else EXIT_OK)
     todo = [p for p in plans if p.actions]
-    typer.echo(rm.render_plans(plans, "table", title="undo" if undo else "plan"), err=True, nl=False)
+    typer.echo(rr.render_plans(plans, "table", title="undo" if undo else "plan"), err=True, nl=False)
     if not todo:
-        _emit(rm.render_outcomes(plans, {}, fmt, title="undo" if undo else "apply"), output)
+        _emit(rr.render_outcomes(plans, {}, fmt, title="undo" if undo else "apply"), output)
         typer.echo("nothing to change", err=True)
         raise typer.Exit(EXIT_FAILED_HOSTS if scan_failed else EXIT_OK)
     n = sum(len(p.actions) for p in todo)
@@ -446,7 +447,7 @@ def fix(
         outcomes = fixer.apply(plans, mode="undo" if undo else "apply", undoes=undo)
     except OSError as e:
         raise fail(f"{opts.journal_path}: {e.strerror or e}")
-    _emit(rm.render_outcomes(plans, outcomes, fmt, title="undo" if undo else "apply", journal=str(opts.journal_path)),
+    _emit(rr.render_outcomes(plans, outcomes, fmt, title="undo" if undo else "apply", journal=str(opts.journal_path)),
           output)
     typer.echo(f"evidence: {evidence_dir}  journal: {opts.journal_path}", err=True)
     bad = scan_failed or any(o.status != "ok" or not rm.verified_ok(o.verified or "") for o in outcomes.values())

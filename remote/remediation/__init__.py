@@ -1,1 +1,2 @@
-"""Remediation: the pure planner, the journal, applying and undoing a plan."""
+"""Remediation: the pure planner (plan), the journal and undo plans (journal), their text (render),
+applying and undoing a plan over remoting (apply)."""

@@ -26,7 +26,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
+from remote.remediation import journal as rj
 from remote.remediation import plan as rm
+from remote.remediation import render as rr
 from remote.analysis.verdicts import FAILED_STATUSES, HostReport
 from remote.evidence.bundle import read_bundle
 from remote.remoting.collect import EVIDENCE, ConnectionSpec, _as_text, _pool, _run, connect
@@ -66,9 +68,9 @@ class JournalWriter:
                 os.fsync(fh.fileno())
 
 
-def read_journal_file(path: Path) -> rm.Journal:
+def read_journal_file(path: Path) -> rj.Journal:
     with open(path, encoding="utf-8") as fh:
-        return rm.read_journal(fh)
+        return rj.read_journal(fh)
 
 
 # --- one host ------------------------------------------------------------------------------------------
@@ -281,7 +283,7 @@ class Fixer:
     def undo_plan(self, journal_path: Path) -> tuple[list[HostPlan], list[str]]:
         """The undo plan of a journal (no scan); warnings about the journal itself."""
         journal = read_journal_file(journal_path)
-        plans = rm.undo_plans(journal)
+        plans = rj.undo_plans(journal)
         for p in plans:
             if p.host not in self.specs and p.actions:
                 p.status, p.reason = "skipped", "not in the inventory (or --limit): not undone"
@@ -319,4 +321,4 @@ class Fixer:
     def _write_plan(self, plans: list[HostPlan], name: str) -> None:
         path = Path(self.opts.evidence_dir) / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(rm.render_plans(plans, "json"), encoding="utf-8")
+        path.write_text(rr.render_plans(plans, "json"), encoding="utf-8")

@@ -1,6 +1,7 @@
 """Remediation planning for ``port80 fix``: what to change on a host to free a port, what it was before,
-how to undo it, and how to read the journal. Pure: reports, evidence texts and journal records in;
-plans, undo plans and text out. No IO, no pypsrp (``remote.remediation.apply`` runs the plans).
+and how to undo each change. Pure: reports and evidence texts in, plans out. No IO, no pypsrp
+(``remote.remediation.apply`` runs the plans; ``journal`` reads the journal and builds undo plans;
+``render`` prints plans and outcomes).
 
 Two strategies:
 
@@ -31,7 +32,6 @@ Safety rules (a host is either planned whole or skipped with its reason; never h
 from __future__ import annotations
 
 import ipaddress
-import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional, Sequence
 
@@ -502,115 +502,6 @@ def iplisten_for(host: str, common: list[str], per_host: dict[str, list[str]]) -
     return out
 
 
-# --- the journal --------------------------------------------------------------------------------------
-#
-# JSONL, one object a line, appended and flushed one at a time by remote.remediation.apply:
-#   {"event": "run", "run", "mode": "apply"|"undo", "port", "strategy", "undoes"?, "ts"}
-#   {"event": "host", "run", "mode", "host", "holder", "who", "ts"}          the verdict before
-#   {"event": "intent", "run", "mode", "host", "seq", "action": {...}, "command", "ts"}   BEFORE it runs
-#   {"event": "applied"|"failed"|"unknown", "run", "mode", "host", "seq", "command", "error"?, "ts"}
-#   {"event": "verified", "run", "mode", "host", "holder", "who", "verified", "ts"}  after the re-scan
-# "unknown": the connection broke while the action ran: it may or may not have taken effect.
-
-OUTCOMES = ("applied", "failed", "unknown")
-
-
-@dataclass
-class JournalEntry:
-    run: str
-    host: str
-    seq: int
-    action: Action
-    outcome: Optional[str] = None  # None: intent without result (a crash, a deadline)
-    error: Optional[str] = None
-
-    @property
-    def to_restore(self) -> bool:
-        return self.outcome in (None, "applied", "unknown")
-
-
-@dataclass
-class Journal:
-    entries: list[JournalEntry] = field(default_factory=list)  # in the order their intents were written
-    hosts: dict[str, dict[str, Any]] = field(default_factory=dict)  # host -> its first "host" record
-    after: dict[str, dict[str, Any]] = field(default_factory=dict)  # host -> its last "verified" record
-    runs: list[dict[str, Any]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-
-def read_journal(lines: Iterable[str]) -> Journal:
-    """Parse journal lines (a torn last line, e.g. from a crash, is reported and skipped)."""
-    j = Journal()
-    by_key: dict[tuple[str, str, int], JournalEntry] = {}
-    for no, line in enumerate(lines, 1):
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            rec = json.loads(line)
-            if not isinstance(rec, dict):
-                raise ValueError("not an object")
-            ev = rec.get("event")
-            if ev == "run":
-                j.runs.append(rec)
-            elif ev == "host":
-                j.hosts.setdefault(str(rec["host"]), rec)
-            elif ev == "verified":
-                j.after[str(rec["host"])] = rec
-            elif ev == "intent":
-                e = JournalEntry(str(rec.get("run", "")), str(rec["host"]), int(rec["seq"]),
-                                 Action.from_dict(rec["action"]))
-                by_key[(e.run, e.host, e.seq)] = e
-                j.entries.append(e)
-            elif ev in OUTCOMES:
-                e = by_key.get((str(rec.get("run", "")), str(rec["host"]), int(rec["seq"])))
-                if e is None:
-                    j.warnings.append(f"line {no}: a result without its intent; ignored")
-                else:
-                    e.outcome, e.error = ev, rec.get("error")
-            else:
-                j.warnings.append(f"line {no}: unknown event {ev!r}; ignored")
-        except (ValueError, KeyError, TypeError) as exc:
-            j.warnings.append(f"line {no}: unreadable ({type(exc).__name__}: {exc}); ignored")
-    return j
-
-
-def undo_plans(journal: Journal, port: Optional[int] = None) -> list[HostPlan]:
-    """Per host, the inverse of everything applied (or of unknown outcome), newest first."""
-    port = port if port is not None else next((r.get("port") for r in journal.runs if r.get("port")), 80)
-    order: list[str] = []
-    for e in journal.entries:
-        if e.host not in order:
-            order.append(e.host)
-    plans = []
-    for host in order:
-        mine = [e for e in journal.entries if e.host == host]
-        before = journal.hosts.get(host, {})
-        plan = HostPlan(host=host, port=int(port), strategy="undo", status="planned",
-                        holder=str(before.get("holder") or "unknown"), who=str(before.get("who") or ""))
-        after = journal.after.get(host)
-        if after and after.get("holder"):
-            plan.state_now = {"holder": str(after["holder"]), "who": str(after.get("who") or "")}
-        for e in reversed(mine):
-            if not e.to_restore:
-                plan.notes.append(f"not undone: {e.action.command} failed in that run ({e.error or 'no detail'})")
-                continue
-            try:
-                inv = inverse(e.action)
-            except ValueError as exc:
-                plan.notes.append(f"cannot undo {e.action.command}: {exc}")
-                continue
-            if inv is None:
-                continue
-            if e.outcome is None or e.outcome == "unknown":
-                inv.why += " (outcome unknown: restored to be safe)"
-            plan.actions.append(inv)
-        if not plan.actions:
-            plan.status, plan.reason = "nothing", "the journal records no change to undo on this host"
-        plans.append(plan)
-    return plans
-
-
 # --- verification ------------------------------------------------------------------------------------
 
 
@@ -645,9 +536,6 @@ def verified_ok(text: str) -> bool:
     return text == "free" or text.startswith("restricted") or text.startswith("as before")
 
 
-# --- rendering ----------------------------------------------------------------------------------------
-
-
 @dataclass
 class HostOutcome:
     """What happened on one host when a plan ran."""
@@ -659,99 +547,3 @@ class HostOutcome:
     failed: Optional[str] = None  # the command that failed
     not_run: list[str] = field(default_factory=list)
     verified: Optional[str] = None
-
-
-def render_plans(plans: list[HostPlan], fmt: str, *, title: str = "plan") -> str:
-    if fmt == "json":
-        return json.dumps({"mode": title, "hosts": [p.to_dict() for p in plans]}, indent=2, ensure_ascii=False) + "\n"
-    rows = []
-    for p in plans:
-        holder = p.journal_state()["holder"]
-        if p.actions:
-            for i, a in enumerate(p.actions, 1):
-                rows.append([p.host if i == 1 else "", holder if i == 1 else "", i, a.command, _before(a)])
-        else:
-            rows.append([p.host, holder, "", _why(p, fmt), ""])
-    lines = [_table(rows, ["HOST", "HOLDER", "#", "COMMAND", "BEFORE"], fmt), ""]
-    lines += _notes(plans, fmt)
-    n = sum(1 for p in plans if p.status == "planned")
-    lines.append(f"{len(plans)} hosts: {n} with changes planned, "
-                 f"{sum(1 for p in plans if p.status == 'nothing')} with nothing to do, "
-                 f"{sum(1 for p in plans if p.status == 'skipped')} skipped; "
-                 f"{sum(len(p.actions) for p in plans)} changes.")
-    return "\n".join(lines) + "\n"
-
-
-def render_outcomes(plans: list[HostPlan], outcomes: dict[str, HostOutcome], fmt: str, *, title: str = "apply",
-                    journal: Optional[str] = None) -> str:
-    if fmt == "json":
-        hosts = []
-        for p in plans:
-            d = p.to_dict()
-            o = outcomes.get(p.host)
-            d["outcome"] = to_dict(o) if o else None
-            hosts.append(d)
-        return json.dumps({"mode": title, "journal": journal, "hosts": hosts}, indent=2, ensure_ascii=False) + "\n"
-    rows = []
-    for p in plans:
-        o = outcomes.get(p.host)
-        if o is None:
-            rows.append([p.host, p.status, "", _why(p, fmt)])
-            continue
-        result = o.status if o.status != "ok" else f"applied {len(o.applied)}/{len(p.actions)}"
-        detail = []
-        if o.failed:
-            detail.append(f"failed: {o.failed}: {o.error or ''}".rstrip(": "))
-        elif o.error:
-            detail.append(o.error)
-        if o.not_run:
-            detail.append(f"not run: {len(o.not_run)}")
-        rows.append([p.host, result, _wrap(o.verified or "", fmt), _wrap("; ".join(detail), fmt)])
-    lines = [_table(rows, ["HOST", "RESULT", "VERIFIED", "DETAIL"], fmt), ""]
-    lines += _notes(plans, fmt)
-    if journal:
-        lines.append(f"journal: {journal}")
-    return "\n".join(lines) + "\n"
-
-
-def _why(p: HostPlan, fmt: str) -> str:
-    text = _wrap(f"{p.status}: {p.reason}", fmt)
-    if p.manual:  # never wrapped: it is meant to be copied
-        text += ("\n" if fmt == "table" else " ") + p.manual
-    return text
-
-
-def _wrap(text: str, fmt: str, width: int = 72) -> str:
-    """Long reasons wrapped inside their cell (plain table); markdown cells stay one line."""
-    if fmt != "table" or len(text) <= width:
-        return text
-    import textwrap
-
-    return "\n".join(textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False))
-
-
-def _before(a: Action) -> str:
-    if "iplisten" in a.before:
-        return "iplisten: " + (", ".join(a.before["iplisten"]) or "(empty: every address)")
-    return ", ".join(f"{v}" for k, v in a.before.items() if v)
-
-
-def _notes(plans: list[HostPlan], fmt: str) -> list[str]:
-    seen: list[str] = []
-    out = []
-    for p in plans:
-        for n in p.notes:
-            if n == IPLISTEN_NOTE:
-                if n not in seen:
-                    seen.append(n)
-                continue
-            out.append(f"- {p.host}: {n}")
-    return [f"note: {n}" for n in seen] + out
-
-
-def _table(rows: list[list[Any]], headers: list[str], fmt: str) -> str:
-    from tabulate import tabulate
-
-    if fmt == "markdown":
-        rows = [[str(c).replace("|", "\\|") for c in r] for r in rows]
-    return tabulate(rows, headers=headers, tablefmt="github" if fmt == "markdown" else "simple")
