@@ -17,10 +17,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import queue
 import secrets as _random
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,11 +29,12 @@ from remote.remediation import plan as rm
 from remote.remediation import render as rr
 from remote.analysis.verdicts import FAILED_STATUSES, HostReport
 from remote.evidence.bundle import read_bundle
-from remote.remoting.collect import EVIDENCE, ConnectionSpec, _as_text, _pool, _run, connect
-from remote.runner.failures import DeadlineExceeded, classify, one_line
+from remote.remoting.collect import EVIDENCE, ConnectionSpec, as_text, connect, run_pipeline, tuned_pool
+from remote.runner.failures import classify, one_line
 from remote.parsers import PARSERS
 from remote.remediation.plan import Action, HostOutcome, HostPlan
-from remote.runner.scan import Scan, ScanOptions, _bounded
+from remote.runner.fleet import Context, FleetRunner, Job, Result, bounded
+from remote.runner.scan import Scan, ScanOptions
 
 log = logging.getLogger("port80.fix")
 
@@ -99,7 +98,7 @@ def _invoke(pool, action: Action, secrets: list[str]) -> None:
         ps.add_cmdlet("Out-String")
     output = ps.invoke()
     if output:
-        log.debug("%s: %s", action.command, _line(_as_text(output), secrets))
+        log.debug("%s: %s", action.command, _line(as_text(output), secrets))
     errors = [_line(str(e) or getattr(e, "message", "") or getattr(e, "fq_error", "") or "error", secrets)
               for e in ps.streams.error]
     if errors or ps.had_errors:
@@ -109,10 +108,10 @@ def _invoke(pool, action: Action, secrets: list[str]) -> None:
 def _observe(pool, action: Action, secrets: list[str]) -> Any:
     """The state ``action`` is about, read back from the host with the collector's statements."""
     kind = "services" if action.service else "iplisten"
-    results, errors = _run(pool, [kind], EVIDENCE)
+    results, errors = run_pipeline(pool, [kind], EVIDENCE)
     if kind not in results:
         raise OutcomeUnknown(f"cannot read the state back: {_line(errors.get(kind, 'no output'), secrets)}")
-    parsed = PARSERS[kind](_as_text(results[kind]))
+    parsed = PARSERS[kind](as_text(results[kind]))
     if parsed.error:
         raise OutcomeUnknown(f"cannot read the state back: {_line(parsed.error, secrets)}")
     if kind == "iplisten":
@@ -130,7 +129,7 @@ def run_host_plan(spec: ConnectionSpec, password: Optional[str], plan: HostPlan,
     from pypsrp.powershell import RunspacePool
 
     with connect(spec, password) as wsman:
-        with _pool(RunspacePool(wsman, configuration_name=spec.configuration_name)) as pool:
+        with tuned_pool(RunspacePool(wsman, configuration_name=spec.configuration_name)) as pool:
             journal.write("host", host=plan.host, port=plan.port, strategy=plan.strategy, **plan.journal_state())
             for seq, action in enumerate(plan.actions, 1):
                 if cancel.is_set():
@@ -176,44 +175,24 @@ def run_plans(specs: dict[str, ConnectionSpec], password_for: Callable[[Connecti
             outcomes[p.host] = HostOutcome(host=p.host, status="skipped", error="not in the inventory (or --limit)",
                                            not_run=[a.command for a in p.actions])
     todo = [p for p in todo if p.host in specs]
-    done_q: "queue.Queue" = queue.Queue()
-    cancels = {p.host: threading.Event() for p in todo}
 
-    def work(plan: HostPlan) -> None:
+    def task(plan: HostPlan, ctx: Context) -> None:
         spec = specs[plan.host]
-        try:
-            run_host_plan(_bounded(spec, timeout), password_for(spec), plan, journal, outcomes[plan.host],
-                          cancels[plan.host], secrets)
-            done_q.put((plan.host, None))
-        except BaseException as e:  # every failure is classified; none escapes the worker
-            done_q.put((plan.host, e))
+        # ctx.cancel is set at the deadline: the worker stops before its next action, so its
+        # journal lines stay accurate
+        run_host_plan(bounded(spec, ctx.deadline), password_for(spec), plan, journal, outcomes[plan.host],
+                      ctx.cancel, secrets)
 
-    pending = list(reversed(todo))
-    active: dict[str, float] = {}
-    while pending or active:
-        while pending and len(active) < max(1, forks):
-            plan = pending.pop()
-            active[plan.host] = time.monotonic()
-            threading.Thread(target=work, args=(plan,), daemon=True, name=f"port80-fix-{plan.host}").start()
-        next_deadline = min(st + timeout for st in active.values())
-        try:
-            host, exc = done_q.get(timeout=max(0.01, min(0.5, next_deadline - time.monotonic())))
-        except queue.Empty:
-            host = None
-        if host is not None and host in active:
-            del active[host]
-            if exc is not None:
-                o = outcomes[host]
-                o.status, o.error = classify(exc, secrets)
-                log.debug("%s: %s (%s)", host, o.status, o.error)
-        now = time.monotonic()
-        for host, started in list(active.items()):
-            if now - started >= timeout:
-                del active[host]
-                cancels[host].set()  # the worker stops before its next action; its journal lines stay accurate
-                o = outcomes[host]
-                o.status, o.error = classify(DeadlineExceeded(
-                    f"no result within the {timeout:g} s per-host deadline"), secrets)
+    def on_result(result: Result[HostPlan]) -> str:
+        o = outcomes[result.name]
+        if result.exc is not None:
+            o.status, o.error = classify(result.exc, secrets)
+            log.debug("%s: %s (%s)", result.name, o.status, o.error)
+        return o.status
+
+    runner = FleetRunner(task, on_result, forks=forks, timeout=timeout, thread_name="port80-fix")
+    if runner.run(Job(p.host, p) for p in todo):
+        raise KeyboardInterrupt  # Ctrl-C while changing hosts: the journal says what was done
     return outcomes
 
 

@@ -163,7 +163,7 @@ class _PipelineMemo:
         return xml
 
 
-def _run(pool, kinds: list[str], builders: dict[str, Callable]) -> tuple[dict[str, Any], dict[str, str]]:
+def run_pipeline(pool, kinds: list[str], builders: dict[str, Callable]) -> tuple[dict[str, Any], dict[str, str]]:
     """Run ``kinds`` as one pipeline of statements; split the output on the markers."""
     from pypsrp.powershell import PowerShell
 
@@ -244,11 +244,11 @@ def _one_line(text: str) -> str:
     return one_line(text, (), 300)
 
 
-def _as_text(items: list[Any]) -> str:
+def as_text(items: list[Any]) -> str:
     return "".join(i if isinstance(i, str) else str(i) for i in items)
 
 
-def _pool(pool):
+def tuned_pool(pool):
     """A new pypsrp RunspacePool with port80's client tuning (remote/remoting/transport.py), not yet opened."""
     from remote.remoting.transport import tune_pool
 
@@ -271,21 +271,21 @@ def collect(spec: ConnectionSpec, password: Optional[str],
     out: Optional[Collected] = None
     try:
         with connect(spec, password) as wsman:
-            with _pool(RunspacePool(wsman, configuration_name=spec.configuration_name)) as pool:
-                results, errors = _run(pool, list(EVIDENCE), EVIDENCE)
+            with tuned_pool(RunspacePool(wsman, configuration_name=spec.configuration_name)) as pool:
+                results, errors = run_pipeline(pool, list(EVIDENCE), EVIDENCE)
                 missing = [k for k in EVIDENCE if k not in results]
                 if missing and len(missing) < len(EVIDENCE):
                     # a statement broke the pipeline: ask again, one statement per kind still missing
                     for kind in missing:
-                        r, e = _run(pool, [kind], EVIDENCE)
+                        r, e = run_pipeline(pool, [kind], EVIDENCE)
                         results.update(r)
                         if kind in r:
                             errors.pop(kind, None)
                         elif kind in e:
                             errors[kind] = e[kind]
-                if "services" not in results or not _as_text(results["services"]).strip():
+                if "services" not in results or not as_text(results["services"]).strip():
                     name, build = FALLBACK["services"]
-                    r, e = _run(pool, [name], {name: build})
+                    r, e = run_pipeline(pool, [name], {name: build})
                     if name in r:
                         results[name] = r[name]
                     elif name in e:
@@ -307,7 +307,7 @@ def _collected(spec: ConnectionSpec, results: dict[str, Any], errors: dict[str, 
     for kind, items in results.items():
         if kind in ("os", "elevated"):
             continue
-        out.texts[kind] = _as_text(items)
+        out.texts[kind] = as_text(items)
     out.command_errors = errors
     out.meta = _meta(spec, results, errors, started)
     return out
@@ -323,7 +323,7 @@ def _meta(spec: ConnectionSpec, results: dict[str, Any], errors: dict[str, str],
     os_items = results.get("os")
     if os_items:
         try:
-            info = json.loads(_as_text(os_items).lstrip("\ufeff"))
+            info = json.loads(as_text(os_items).lstrip("\ufeff"))
             if isinstance(info, list):
                 info = info[0] if info else {}
             meta["hostname"] = info.get("CSName")
@@ -344,6 +344,6 @@ def check(spec: ConnectionSpec, password: Optional[str]) -> dict[str, Any]:
     from pypsrp.powershell import RunspacePool
 
     with connect(spec, password) as wsman:
-        with _pool(RunspacePool(wsman, configuration_name=spec.configuration_name)) as pool:
-            results, errors = _run(pool, ["os", "elevated"], EVIDENCE)
+        with tuned_pool(RunspacePool(wsman, configuration_name=spec.configuration_name)) as pool:
+            results, errors = run_pipeline(pool, ["os", "elevated"], EVIDENCE)
     return _meta(spec, results, errors, datetime.now(timezone.utc))

@@ -1,5 +1,6 @@
-"""The fleet runner: many hosts at once, one worker thread per host, a deadline per host enforced
-here (not by pypsrp), every host accounted for, results streamed to disk as each host finishes.
+"""The scan and check tasks: what one host's collection becomes on disk and in the report. The fleet
+runner (remote/runner/fleet.py) runs them: many hosts at once, a deadline per host enforced by
+port80 (not by pypsrp), every host accounted for, results streamed to disk as each host finishes.
 
 Layout of a scan folder (``--evidence-dir``)::
 
@@ -12,24 +13,18 @@ Nothing here parses or decides; ``remote.analysis.verdicts`` does, from the bund
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import os
-import queue
 import re
-import sys
-import threading
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Optional
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
 
 from remote.evidence.bundle import Bundle, read_bundle, write_bundle
 from remote.remoting.collect import Collected, ConnectionSpec, check, collect
-from remote.runner.failures import DeadlineExceeded, classify, one_line, partial_message
+from remote.runner.failures import classify, one_line, partial_message
+from remote.runner.fleet import Context, FleetRunner, Job, Result, bounded
 
 if TYPE_CHECKING:
     from remote.analysis.verdicts import HostReport
@@ -39,11 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("port80.scan")
 RESULTS = "results.jsonl"
-GC_EVERY = 100  # finished hosts between two full garbage collections (see Scan.run)
-GRACE_S = 2.0  # a timed-out host is reported at most this long after its deadline
-_CLOSED = object()  # a worker's last message: its remote session is closed
-DEFER_QUIET_S = 0.02  # see Scan.run: analyse complete evidence when no host message came for this long...
-DEFER_MAX_S = 1.5  # ...or when the oldest waited this long
 
 
 @dataclass
@@ -60,35 +50,6 @@ class ScanOptions:
 def safe_dirname(name: str) -> str:
     s = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "host"
     return s[:100]
-
-
-def _bounded(spec: ConnectionSpec, deadline: float) -> ConnectionSpec:
-    """pypsrp timeouts that fit inside the deadline, so an abandoned worker ends soon too."""
-    read = max(1.0, min(float(spec.read_timeout), deadline))
-    op = max(1, min(int(spec.operation_timeout), int(read) - 1 if read > 2 else 1))
-    return replace(spec, read_timeout=read, operation_timeout=op,
-                   connection_timeout=max(1.0, min(float(spec.connection_timeout), deadline)))
-
-
-class _Progress:
-    def __init__(self, total: int, enabled: bool):
-        self.total, self.enabled, self.done = total, enabled, 0
-        self.counts: dict[str, int] = {}
-
-    def update(self, status: str, running: int) -> None:
-        self.done += 1
-        self.counts[status] = self.counts.get(status, 0) + 1
-        if self.enabled:
-            width = 30
-            filled = int(width * self.done / max(1, self.total))
-            counts = " ".join(f"{k} {v}" for k, v in sorted(self.counts.items()))
-            sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {counts} "
-                             f"running {running}   ")
-            sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled and self.done:
-            sys.stderr.write("\n")
 
 
 def load_results(path: Path) -> list[HostReport]:
@@ -126,29 +87,15 @@ class Scan:
         self.interrupted = False
 
     # -- one host ---------------------------------------------------------------------------------
-    def _work(self, spec: ConnectionSpec, token: int, out: "queue.Queue") -> None:
-        sent = []
-
-        def evidence(collected: Collected) -> None:
-            # complete evidence, handed over before the session is closed: the runner stores and
-            # analyses it while this thread's Delete request is on the wire
-            sent.append(True)
-            out.put((token, spec, collected, None))
-
-        try:
-            password = self.password_for(spec)
-            bounded = _bounded(spec, self.opts.timeout)
-            if self.opts.mode == "check":
-                out.put((token, spec, check(bounded, password), None))
-            else:
-                result = collect(bounded, password, on_evidence=evidence)
-                if not sent:
-                    out.put((token, spec, result, None))
-        except BaseException as e:  # every failure is classified; none escapes the worker
-            if not sent:
-                out.put((token, spec, None, e))
-        finally:
-            out.put((token, None, _CLOSED, None))  # this host's session is closed (or given up)
+    def _task(self, spec: ConnectionSpec, ctx: Context) -> Any:
+        """One host's task for the fleet runner: collect (or check), handing the complete evidence
+        over before the session is closed, so it is stored and analysed while the Delete request
+        is on the wire."""
+        password = self.password_for(spec)
+        spec = bounded(spec, ctx.deadline)
+        if self.opts.mode == "check":
+            return check(spec, password)
+        return collect(spec, password, on_evidence=ctx.hand_over)
 
     def _dirname(self, spec: ConnectionSpec) -> str:
         if spec.name not in self._dirnames:
@@ -218,6 +165,14 @@ class Scan:
         fh.flush()
 
     # -- the fleet ----------------------------------------------------------------------------------
+    def _on_result(self, fh: Any) -> Callable[[Result[ConnectionSpec]], str]:
+        def on_result(result: Result[ConnectionSpec]) -> str:
+            report = self._safe_finish(result.job.item, result.value, result.exc, result.elapsed)
+            self._record(report, fh)
+            return report.status
+
+        return on_result
+
     def run(self) -> list[HostReport]:
         self.dir.mkdir(parents=True, exist_ok=True)
         todo = list(self.targets)
@@ -227,89 +182,12 @@ class Scan:
             todo = [t for t in todo if t.name not in self.reports]
         for t in self.targets:
             self._dirname(t)
-        progress = _Progress(len(todo), self.opts.progress)
-        done_q: "queue.Queue" = queue.Queue()
-        active: dict[int, tuple[ConnectionSpec, float]] = {}  # token -> (spec, started)
-        closing: dict[int, float] = {}  # token -> started: recorded hosts whose session is still being closed
-        pending = list(reversed(todo))
-        token = 0
-        # Hundreds of hosts in flight allocate millions of short-lived objects (SOAP/CLIXML, records):
-        # at the default gen-0 threshold (700) Python ran ~500 collections, several of them full, per
-        # 200 hosts, ~4 ms of client CPU per host (scripts/bench_fleet.py). Fewer, restored afterwards;
-        # plus one full collection per GC_EVERY finished hosts while more hosts are still to start, which
-        # frees the reference cycles finished hosts leave behind, so memory stays flat however many hosts
-        # (each is a ~50 ms pause with 200 hosts in flight: none once the last host has started).
-        gc_threshold = gc.get_threshold()
-        finished = 0
-        # Complete evidence is stored and analysed when the hosts in flight leave the CPU alone (no
-        # message for DEFER_QUIET_S) or after DEFER_MAX_S at most: hundreds of hosts answer in the same
-        # instant, and analysing one host's evidence (~2 ms) while the others decode their answers
-        # delays the close requests they are about to send (scripts/bench_fleet.py). Nothing is lost:
-        # the backlog is flushed before run() returns, also after Ctrl-C.
-        backlog: list[tuple[ConnectionSpec, Collected, float, float]] = []  # spec, evidence, started, arrived
-
         with open(self.results_path, "a", encoding="utf-8") as fh:
-
-            def finish(spec: ConnectionSpec, result, exc: Optional[BaseException], elapsed: float) -> None:
-                nonlocal finished
-                report = self._safe_finish(spec, result, exc, elapsed)
-                self._record(report, fh)
-                progress.update(report.status, len(active))
-                finished += 1
-                if finished % GC_EVERY == 0 and pending:
-                    gc.collect()  # only while hosts are still to start: memory is flat when none comes after
-
-            def flush() -> None:
-                while backlog:
-                    spec, result, started, arrived = backlog.pop(0)
-                    finish(spec, result, None, arrived - started)
-
-            gc.set_threshold(max(gc_threshold[0], 10000), *gc_threshold[1:])
-            try:
-                while pending or active or closing or backlog:
-                    while pending and len(active) + len(closing) < max(1, self.opts.forks):
-                        spec = pending.pop()
-                        token += 1
-                        active[token] = (spec, time.monotonic())
-                        threading.Thread(target=self._work, args=(spec, token, done_q), daemon=True,
-                                         name=f"port80-{spec.name}").start()
-                    now = time.monotonic()
-                    next_deadline = min([st + self.opts.timeout for _, st in active.values()]
-                                        + [st + self.opts.timeout for st in closing.values()] + [now + 0.5])
-                    wait = max(0.01, min(0.5, next_deadline - now))
-                    try:
-                        tok, spec, result, exc = done_q.get(timeout=DEFER_QUIET_S if backlog else wait)
-                    except queue.Empty:
-                        tok = None
-                        flush()
-                    if tok is not None and result is _CLOSED:
-                        closing.pop(tok, None)
-                    elif tok is not None and tok in active:
-                        _, started = active.pop(tok)
-                        closing[tok] = started
-                        if exc is None and isinstance(result, Collected):
-                            backlog.append((spec, result, started, time.monotonic()))
-                        else:
-                            finish(spec, result, exc, time.monotonic() - started)
-                    now = time.monotonic()
-                    if backlog and now - backlog[0][3] >= DEFER_MAX_S:
-                        flush()
-                    for t, started in list(closing.items()):
-                        if now - started >= self.opts.timeout:
-                            del closing[t]  # the session close hangs: the host is recorded, stop waiting
-                    for t, (spec, started) in list(active.items()):
-                        if now - started >= self.opts.timeout:
-                            del active[t]  # its thread is abandoned; a late result is ignored
-                            exc = DeadlineExceeded(f"no result within the {self.opts.timeout:g} s per-host deadline")
-                            finish(spec, None, exc, now - started)
-            except KeyboardInterrupt:
-                self.interrupted = True
-            finally:
-                try:
-                    flush()
-                finally:
-                    progress.close()
-                    gc.set_threshold(*gc_threshold)
+            # complete evidence (collect's hand-over) is stored and analysed when the hosts in flight
+            # leave the CPU alone: see FleetRunner's ``defer``
+            runner = FleetRunner(self._task, self._on_result(fh), forks=self.opts.forks, timeout=self.opts.timeout,
+                                 progress=self.opts.progress, defer=True)
+            self.interrupted = runner.run(Job(t.name, t) for t in todo)
         return self.ordered()
 
     def ordered(self) -> list[HostReport]:
