@@ -1,5 +1,5 @@
 """The seam between the lab's protocol server (WSMan/PSRP, remote/lab/protocol/server.py …) and its
-Windows emulation (remote/lab/engine/host.py, remote/lab/engine/commands.py).
+Windows emulation (remote/lab/engine/host.py, machine.py; the PowerShell engine in script.py, natives.py, cmdlets.py).
 
 The server decodes CREATE_PIPELINE (via psrpcore) into ``Statement``s and asks the host to run
 them; the host answers what Windows would answer, from its evidence bundle and its (mutable) state.
