@@ -120,7 +120,9 @@ def mutated(draw, texts: list[str]):
 
 
 def test_registry_names_and_types():
-    assert set(PARSERS) == {"netstat", "servicestate", "urlacl", "iplisten", "tasklist", "services", "processes"}
+    assert set(PARSERS) == {"netstat", "servicestate", "urlacl", "iplisten", "tasklist", "services", "processes",
+                            "sslcert", "excludedportrange", "excludedportrange6", "iis_sites", "iis_apppools",
+                            "nettcpconnection"}
     for name, fn in PARSERS.items():
         res = fn("")
         assert res.error is None and res.warnings == [], name
@@ -128,7 +130,8 @@ def test_registry_names_and_types():
 
 def test_every_corpus_sample_is_named_in_a_parser_test():
     sources = "".join(p.read_text(encoding="utf-8") for p in HERE.glob("test_parsers_*.py"))
-    kinds = ["netstat", "servicestate", "urlacl", "iplisten", "tasklist", "services"]
+    kinds = ["netstat", "servicestate", "urlacl", "iplisten", "tasklist", "services", "sslcert", "excludedportrange",
+             "get-website", "get-iissite", "get-iisapppool", "get-webapppool", "appcmd-list-apppool", "appcmd-list-wp"]
     missing = [f"{k}/{n}" for k in kinds for n in samples(k) if n not in sources]
     assert not missing
 

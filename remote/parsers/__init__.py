@@ -4,10 +4,15 @@ No parser raises, whatever the input: each returns what it could plus warnings.
 """
 
 from .common import detect_error
+from .excludedportrange import parse_excludedportrange
+from .iis_apppools import parse_iis_apppools
+from .iis_sites import parse_iis_sites
 from .iplisten import parse_iplisten
 from .netstat import parse_netstat
+from .nettcpconnection import parse_nettcpconnection
 from .services import parse_processes_json, parse_services_json, parse_services_table
 from .servicestate import parse_servicestate
+from .sslcert import parse_sslcert
 from .tasklist import parse_tasklist
 from .urlacl import parse_urlacl
 
@@ -19,11 +24,22 @@ PARSERS = {
     "tasklist": parse_tasklist,
     "services": parse_services_json,
     "processes": parse_processes_json,
+    "sslcert": parse_sslcert,
+    "excludedportrange": parse_excludedportrange,
+    "excludedportrange6": parse_excludedportrange,
+    "iis_sites": parse_iis_sites,
+    "iis_apppools": parse_iis_apppools,
+    "nettcpconnection": parse_nettcpconnection,
 }
 
 __all__ = [
     "PARSERS",
     "detect_error",
+    "parse_excludedportrange",
+    "parse_iis_apppools",
+    "parse_iis_sites",
+    "parse_nettcpconnection",
+    "parse_sslcert",
     "parse_iplisten",
     "parse_netstat",
     "parse_processes_json",

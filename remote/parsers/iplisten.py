@@ -43,6 +43,7 @@ def parse_iplisten(text: str) -> IpListenResult:
             addr = t.strip("[]")
             if addr not in res.addresses:
                 res.addresses.append(addr)
+                res.lines.append(ln.no)
             continue
         lv = split_label(t)
         if lv is not None and not lv[1] and not res.addresses:

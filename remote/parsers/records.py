@@ -87,6 +87,7 @@ class UrlGroup:
     urls: list[str] = field(default_factory=list)
     server_session_id: Optional[str] = None
     line: int = 0
+    log_dir: Optional[str] = None  # "Log directory:" (IIS: ...\\W3SVC<site id>)
 
 
 @dataclass
@@ -140,6 +141,7 @@ class UrlAclResult:
 @dataclass
 class IpListenResult:
     addresses: list[str] = field(default_factory=list)  # empty list = HTTP.sys binds every address
+    lines: list[int] = field(default_factory=list)  # source line of each address (same order)
     warnings: list[str] = field(default_factory=list)
     error: Optional[str] = None
 
@@ -191,6 +193,101 @@ class ProcessInfo:
 @dataclass
 class ProcessesResult:
     processes: list[ProcessInfo] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: Optional[str] = None
+
+
+# --- netsh http show sslcert ---------------------------------------------------------------------
+
+
+@dataclass
+class SslCertBinding:
+    kind: str  # "ipport" | "hostnameport" (SNI) | "ccs" (central certificate store) | "other"
+    binding: str  # the value as printed: "0.0.0.0:443", "[::]:443", "www.contoso.com:443", "443"
+    address: Optional[str] = None  # ipport: "0.0.0.0", "::", "10.0.0.5" (no brackets)
+    hostname: Optional[str] = None  # hostnameport: "www.contoso.com"
+    port: Optional[int] = None
+    cert_hash: Optional[str] = None  # as printed (lower-case hex on real output)
+    cert_store: Optional[str] = None  # "MY", "My", "WebHosting"; None for "(null)"
+    app_id: Optional[str] = None  # "{4dc3e181-e14b-4a21-b022-59fc669b0914}" as printed
+    fields: dict[str, str] = field(default_factory=dict)  # every "label : value" of the block, labels as printed
+    line: int = 0
+
+
+@dataclass
+class SslCertResult:
+    bindings: list[SslCertBinding] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: Optional[str] = None
+
+
+# --- netsh int ipv4|ipv6 show excludedportrange protocol=tcp ---------------------------------------
+
+
+@dataclass
+class ExcludedRange:
+    start: int
+    end: int
+    administered: bool = False  # "*": added with "netsh int ipv4 add excludedportrange" (or by an admin tool)
+    protocol: Optional[str] = None  # "tcp" | "udp" from the table title; None when the title was not captured
+    table: int = 0  # 0-based index of the table in the text (a text may hold several listings)
+    line: int = 0
+
+
+@dataclass
+class ExcludedPortRangeResult:
+    ranges: list[ExcludedRange] = field(default_factory=list)
+    tables: int = 0  # listings seen (a title or a column header starts one)
+    warnings: list[str] = field(default_factory=list)
+    error: Optional[str] = None
+
+
+# --- IIS: Get-Website / Get-IISSite, Get-IISAppPool / IIS:\AppPools, appcmd list site|apppool|wp ------
+
+
+@dataclass
+class IisBinding:
+    protocol: str  # "http", "https", "ftp", "net.tcp", ...
+    information: str  # bindingInformation as printed: "*:80:", "192.168.1.3:443:host", ":8080:", "808:*"
+    address: Optional[str] = None  # "*", "" (all unassigned), "10.0.0.5", "::1"
+    port: Optional[int] = None
+    host: Optional[str] = None  # host header; "" when none
+    ssl_flags: Optional[str] = None  # "0", "1", "None", "Sni" ... when printed
+    line: int = 0
+
+
+@dataclass
+class IisSite:
+    name: str
+    id: Optional[int] = None
+    state: Optional[str] = None  # "Started", "Stopped", None when blank (FTP-only site)
+    physical_path: Optional[str] = None
+    bindings: list[IisBinding] = field(default_factory=list)
+    line: int = 0
+
+
+@dataclass
+class IisSitesResult:
+    sites: list[IisSite] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: Optional[str] = None
+
+
+@dataclass
+class IisAppPool:
+    name: str
+    state: Optional[str] = None  # "Started", "Stopped", "Unknown"
+    clr_version: Optional[str] = None  # "v4.0", "v2.0", "" (No Managed Code)
+    pipeline_mode: Optional[str] = None  # "Integrated", "Classic"
+    start_mode: Optional[str] = None  # "OnDemand", "AlwaysRunning"
+    applications: list[str] = field(default_factory=list)  # IIS:\AppPools view only
+    worker_pids: list[int] = field(default_factory=list)  # appcmd list wp only
+    line: int = 0
+
+
+@dataclass
+class IisAppPoolsResult:
+    pools: list[IisAppPool] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     error: Optional[str] = None
 

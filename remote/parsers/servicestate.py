@@ -61,6 +61,7 @@ _LABELS = {
     "logging information": "block",
     "authentication configuration": "block",
     "authentication schemes enabled": "auth",
+    "log directory": "log_dir",
 }
 _TITLE_RE = re.compile(r"^(?P<title>.*\((?P<view>[^()]*)\))\s*:?$")
 _PROC_RE = re.compile(r"^ID\s*:\s*(\d{1,10})\s*(?:,\s*image\s*:\s*(.*))?$", re.IGNORECASE | re.ASCII)
@@ -236,7 +237,10 @@ class _Parser:
             self.pending_header = key
         elif key == "groups":
             self.pending_header = key
-        # unknown labels (timeouts, bandwidth, verbosity, log directory, ...) are ignored
+        elif key == "log_dir":
+            if self.cur_group is not None and value:
+                self.cur_group.log_dir = value
+        # unknown labels (timeouts, bandwidth, verbosity, ...) are ignored
 
     def _session(self, value: str, ln: Line) -> None:
         sid = value.split()[0] if value.split() else ""
