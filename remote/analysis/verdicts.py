@@ -20,14 +20,19 @@ from remote.analysis import knowledge
 from remote.evidence.bundle import FILES, Bundle
 from remote.parsers import PARSERS
 from remote.parsers.records import (
+    ExcludedPortRangeResult,
+    IisAppPoolsResult,
+    IisSitesResult,
     IpListenResult,
     NetstatResult,
     ProcessesResult,
     ServicesResult,
     ServiceStateResult,
+    SslCertResult,
     TasklistResult,
     UrlAclResult,
 )
+from remote.analysis import binding
 from remote.analysis.urls import parse_url, url_key
 
 HTTP_SYS_PID = 4
@@ -57,6 +62,8 @@ class Registration:
     advice: str = ""
     critical: bool = False
     evidence: str = ""
+    iis: Optional[dict] = None  # {"site", "site_id", "app_pool"} for an IIS registration
+    shadowed_by: Optional[str] = None  # the registration that receives this one's URLs instead
 
 
 @dataclass
@@ -77,6 +84,10 @@ class PortVerdict:
     reservations: list[ReservationView] = field(default_factory=list)
     iplisten: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    bindable: Optional[bool] = None  # can a new process bind 0.0.0.0:PORT now (None: evidence missing)
+    blockers: list[dict] = field(default_factory=list)  # every reason it cannot (remote/analysis/binding.py)
+    excluded_ranges: list[dict] = field(default_factory=list)
+    tls: list[dict] = field(default_factory=list)  # certificate bindings on the port
 
 
 @dataclass
@@ -103,6 +114,12 @@ class Evidence:
     services: Optional[ServicesResult] = None
     tasklist: Optional[TasklistResult] = None
     processes: Optional[ProcessesResult] = None
+    sslcert: Optional[SslCertResult] = None
+    excludedportrange: Optional[ExcludedPortRangeResult] = None
+    excludedportrange6: Optional[ExcludedPortRangeResult] = None
+    iis_sites: Optional[IisSitesResult] = None
+    iis_apppools: Optional[IisAppPoolsResult] = None
+    nettcpconnection: Optional[NetstatResult] = None
 
     def usable(self, kind: str) -> bool:
         r = getattr(self, kind)
@@ -113,9 +130,13 @@ def parse_evidence(texts: dict[str, Optional[str]]) -> Evidence:
     ev = Evidence()
     for kind in FILES:
         text = texts.get(kind)
-        if text is not None:
+        if text is not None and hasattr(ev, kind):
             setattr(ev, kind, PARSERS[kind](text))
     return ev
+
+
+def _file(kind: str) -> str:
+    return FILES.get(kind, f"{kind}.txt")
 
 
 class _Owners:
@@ -182,6 +203,8 @@ def analyze_evidence(host: str, ev: Evidence, ports: list[int]) -> HostReport:
         if r is None:
             if kind == "services" and ev.usable("tasklist"):
                 continue
+            if kind == "netstat" and ev.usable("nettcpconnection"):
+                continue
             problems.append(f"{FILES[kind]} missing")
         elif r.error:
             problems.append(f"{FILES[kind]}: {r.error}")
@@ -200,9 +223,10 @@ def _verdict(port: int, ev: Evidence, owners: _Owners) -> PortVerdict:
     iplisten = ev.iplisten.addresses if ev.usable("iplisten") else []
     v.iplisten = list(iplisten)
 
-    if ev.usable("netstat"):
+    source, source_kind = _listener_source(ev)
+    if source is not None:
         seen = set()
-        for s in ev.netstat.sockets:
+        for s in source.sockets:
             if s.proto.upper().startswith("TCP") and s.local_port == port and s.listening:
                 key = (s.local_address, s.pid)
                 if key in seen:
@@ -210,7 +234,7 @@ def _verdict(port: int, ev: Evidence, owners: _Owners) -> PortVerdict:
                 seen.add(key)
                 v.listeners.append(Listener(
                     address=_show_address(s.local_address, s.ipv6), port=port, pid=s.pid,
-                    process=owners.name(s.pid) or s.owner, evidence=f"netstat.txt:{s.line}"))
+                    process=owners.name(s.pid) or s.owner, evidence=f"{_file(source_kind)}:{s.line}"))
 
     if ev.usable("servicestate"):
         v.registrations = _registrations(port, ev.servicestate, owners)
@@ -234,14 +258,48 @@ def _verdict(port: int, ev: Evidence, owners: _Owners) -> PortVerdict:
     v.holders = holders
     if holders:
         v.holder = "+".join(holders)
-    elif ev.usable("netstat"):
+    elif source is not None:
         v.holder = "free"
     else:
         v.holder = "unknown"
         v.notes.append("netstat output missing or unreadable: cannot tell whether anything listens")
 
     _notes(v, ev, kernel, user)
+    _binding(v, ev, source)
     return v
+
+
+def _listener_source(ev: Evidence) -> tuple[Optional[NetstatResult], str]:
+    """netstat, or Get-NetTCPConnection where netstat is unavailable (a JEA role may expose only that)."""
+    if ev.usable("netstat"):
+        return ev.netstat, "netstat"
+    if ev.usable("nettcpconnection"):
+        return ev.nettcpconnection, "nettcpconnection"
+    return None, "netstat"
+
+
+def _binding(v: PortVerdict, ev: Evidence, source: Optional[NetstatResult]) -> None:
+    """bindable, blockers, excluded ranges, certificate bindings, IIS sites and HTTP.sys precedence."""
+    sites = ev.iis_sites.sites if ev.usable("iis_sites") else None
+    if ev.usable("servicestate"):
+        queues = {}
+        for q in ev.servicestate.request_queues:
+            for u in q.urls:
+                queues.setdefault(u.casefold(), q)
+        for r in v.registrations:
+            q = queues.get(r.url.casefold())
+            is_iis = r.product_key == "iis" or any(s.lower() in ("w3svc", "was") for s in r.services)
+            r.iis = binding.iis_for(r.url, q, ev.servicestate, sites, is_iis)
+    for i, url in binding.shadowed_by(v.registrations).items():
+        v.registrations[i].shadowed_by = url
+    v.excluded_ranges = binding.excluded_ranges(
+        v.port, ev.excludedportrange if ev.usable("excludedportrange") else None,
+        ev.excludedportrange6 if ev.usable("excludedportrange6") else None,
+        (_file("excludedportrange"), _file("excludedportrange6")))
+    v.tls = binding.tls_bindings(v.port, ev.sslcert, _file("sslcert"), v.registrations, sites)
+    ipl = list(zip(ev.iplisten.addresses, ev.iplisten.lines)) if ev.usable("iplisten") else []
+    v.blockers = binding.blockers(v, source, ipl, _file("iplisten"), v.excluded_ranges)
+    v.bindable = binding.bindable(v.blockers, source is not None, ev.usable("excludedportrange"))
 
 
 def _registrations(port: int, ss: ServiceStateResult, owners: _Owners) -> list[Registration]:
@@ -297,7 +355,7 @@ def _notes(v: PortVerdict, ev: Evidence, kernel: list[Listener], user: list[List
                            "servicestate output (truncated, or registered by another server session)")
         else:
             v.notes.append("PID 4 (HTTP.sys) listens; servicestate output missing, so the registrant is unknown")
-    if v.registrations and ev.usable("netstat") and not kernel:
+    if v.registrations and (ev.usable("netstat") or ev.usable("nettcpconnection")) and not kernel:
         v.notes.append("HTTP.sys has a registration on this port but netstat shows no PID 4 listener")
     if v.iplisten:
         v.notes.append("HTTP.sys listens only on its IP listen list: " + ", ".join(v.iplisten))

@@ -136,6 +136,26 @@ def identify_reservation(path: str, port: int) -> Optional[Product]:
     return None
 
 
+# Certificate-binding application IDs (``netsh http show sslcert``) → product. Only IDs seen in a real
+# capture next to the product that made them; the IIS and SSRS IDs are not in the corpus and are NOT
+# listed (a binding with an unknown ID takes its product from the HTTPS registrations on its port).
+APP_IDS: dict[str, tuple[str, str]] = {
+    "{214124cd-d05b-4309-9af9-9caa44b2b74a}": (
+        "IIS Express", "corpus raw/sslcert/en-cac-iisexpress-44307-first-line-dedented.txt (IIS Express port 44307)"),
+    "{28f7fb0f-eab3-4960-9693-9289ca768dea}": (
+        "Azure Local SDN host agent (NcHostAgent)",
+        "corpus raw/sslcert/en-azurelocal-sdn-nchostagent-3line-excerpt.txt with "
+        "raw/servicestate/en-azurelocal-sdn-nchostagent-requestqueue-excerpt.txt"),
+}
+
+
+def product_for_app_id(app_id: Optional[str]) -> Optional[str]:
+    if not app_id:
+        return None
+    hit = APP_IDS.get(app_id.strip().lower())
+    return hit[0] if hit else None
+
+
 def is_critical(service: str) -> bool:
     return service.lower() in CRITICAL_SERVICES
 
