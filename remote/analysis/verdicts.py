@@ -128,9 +128,8 @@ class Evidence:
 
 def parse_evidence(texts: dict[str, Optional[str]]) -> Evidence:
     ev = Evidence()
-    for kind in FILES:
-        text = texts.get(kind)
-        if text is not None and hasattr(ev, kind):
+    for kind, text in texts.items():
+        if text is not None and kind in PARSERS and hasattr(ev, kind):
             setattr(ev, kind, PARSERS[kind](text))
     return ev
 
