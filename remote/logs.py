@@ -30,9 +30,20 @@ class _Redact(logging.Filter):
         return True
 
 
+class _Shown(logging.Formatter):
+    """Host text in a log line is shown escaped (remote/report/sanitize.py); line breaks port80 puts
+    in a message (a traceback at -vv) stay."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        from remote.report.sanitize import shown
+
+        record.message = "\n".join(shown(part) for part in record.message.split("\n"))
+        return super().formatMessage(record)
+
+
 def setup_logging(verbose: int, secrets) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_Shown("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(_Redact(secrets))
     root = logging.getLogger()
     for h in list(root.handlers):

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from remote.analysis.verdicts import HostReport, Listener, PortVerdict, Registration, failed_host
+from remote.report.sanitize import shown
 from remote.report.render import csv_safe, host_from_dict, host_to_dict, render, summarize
 
 
@@ -53,7 +54,8 @@ def test_csv_cells_never_start_a_formula():
 def test_csv_safe_property(s):
     out = csv_safe(s)
     assert not out.startswith(("=", "+", "-", "@", "\t", "\r"))
-    assert out.endswith(s) or s == ""
+    assert out.endswith(shown(s)) or s == ""
+    assert not any(ord(c) < 32 or 0x7f <= ord(c) <= 0x9f for c in out)
 
 
 def test_json_round_trip_and_summary():

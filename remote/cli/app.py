@@ -14,6 +14,7 @@ from typing import List, Optional
 import typer
 
 from remote import __version__
+from remote.report.sanitize import json_text, shown
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False)
 
@@ -32,7 +33,7 @@ FailIfHeldOpt = typer.Option(False, "--fail-if-held", help="Exit 3 when a reques
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> "typer.Exit":
-    typer.echo(f"port80: error: {message}", err=True)
+    typer.echo(f"port80: error: {shown(message)}", err=True)
     return typer.Exit(code)
 
 
@@ -86,7 +87,7 @@ def parse_cmd(
     except OSError as e:
         raise fail(f"{file}: cannot read ({e.strerror or e})")
     result = to_dict(PARSERS[kind](decode_text(data)))
-    typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+    typer.echo(json_text(json.dumps(result, indent=2, ensure_ascii=False)))
 
 
 @app.command()
@@ -164,7 +165,7 @@ def _load_targets(inventory: Path, limit: Optional[str], shard: Optional[str], u
     except ValueError as e:
         raise fail(str(e))
     for w in inv.warnings:
-        typer.echo(f"port80: warning: {w}", err=True)
+        typer.echo(f"port80: warning: {shown(w)}", err=True)
     if not hosts:
         raise fail(f"{inventory}: no host matches" + (f" --limit {limit}" if limit else ""))
     if no_cert_validation:
@@ -190,7 +191,7 @@ def _credentials(hosts, user: Optional[str], password_file: Optional[Path]):
     except CredentialsError as e:
         raise fail(str(e))
     for w in creds.warnings:
-        typer.echo(f"port80: warning: {w}", err=True)
+        typer.echo(f"port80: warning: {shown(w)}", err=True)
     return creds
 
 
@@ -292,8 +293,9 @@ def check(
     if fmt == "table":
         from tabulate import tabulate
 
-        rows = [[r.host, r.address, r.status, r.os_version or "", r.error or ""] for r in reports]
-        _emit(tabulate(rows, headers=["HOST", "ADDRESS", "STATUS", "OS", "DETAIL"]) + "\n", output)
+        rows = [[shown(x) for x in (r.host, r.address, r.status, r.os_version or "", r.error or "")] for r in reports]
+        _emit(tabulate(rows, headers=["HOST", "ADDRESS", "STATUS", "OS", "DETAIL"], disable_numparse=True) + "\n",
+              output)
     else:
         _emit(render_report(reports, fmt, []), output)
     raise typer.Exit(_exit_code(reports, False))
@@ -420,7 +422,7 @@ def fix(
         if undo is not None:
             plans, warnings = fixer.undo_plan(undo)
             for w in warnings:
-                typer.echo(f"port80: warning: {undo}: {w}", err=True)
+                typer.echo(f"port80: warning: {undo}: {shown(w)}", err=True)
         else:
             plans = fixer.plan()
     except OSError as e:
@@ -494,6 +496,6 @@ def main() -> None:
         import logging
 
         logging.getLogger("port80").debug("internal error", exc_info=True)
-        msg = " ".join(str(e).split())[:300]
+        msg = shown(" ".join(str(e).split())[:300])
         typer.echo(f"port80: error: {type(e).__name__}: {msg}", err=True)
         sys.exit(EXIT_FAILED_HOSTS)

@@ -6,20 +6,23 @@ import json
 from typing import Any, Optional
 
 from remote.parsers.records import to_dict
+from remote.report.sanitize import json_text, md, shown
 from remote.remediation.plan import IPLISTEN_NOTE, Action, HostOutcome, HostPlan
 
 
 def render_plans(plans: list[HostPlan], fmt: str, *, title: str = "plan") -> str:
     if fmt == "json":
-        return json.dumps({"mode": title, "hosts": [p.to_dict() for p in plans]}, indent=2, ensure_ascii=False) + "\n"
+        return json_text(json.dumps({"mode": title, "hosts": [p.to_dict() for p in plans]}, indent=2,
+                                    ensure_ascii=False)) + "\n"
     rows = []
     for p in plans:
         holder = p.journal_state()["holder"]
         if p.actions:
             for i, a in enumerate(p.actions, 1):
-                rows.append([p.host if i == 1 else "", holder if i == 1 else "", i, a.command, _before(a)])
+                rows.append([shown(p.host) if i == 1 else "", shown(holder) if i == 1 else "", i, shown(a.command),
+                             shown(_before(a))])
         else:
-            rows.append([p.host, holder, "", _why(p, fmt), ""])
+            rows.append([shown(p.host), shown(holder), "", _why(p, fmt), ""])
     lines = [_table(rows, ["HOST", "HOLDER", "#", "COMMAND", "BEFORE"], fmt), ""]
     lines += _notes(plans, fmt)
     n = sum(1 for p in plans if p.status == "planned")
@@ -39,33 +42,34 @@ def render_outcomes(plans: list[HostPlan], outcomes: dict[str, HostOutcome], fmt
             o = outcomes.get(p.host)
             d["outcome"] = to_dict(o) if o else None
             hosts.append(d)
-        return json.dumps({"mode": title, "journal": journal, "hosts": hosts}, indent=2, ensure_ascii=False) + "\n"
+        return json_text(json.dumps({"mode": title, "journal": journal, "hosts": hosts}, indent=2,
+                                    ensure_ascii=False)) + "\n"
     rows = []
     for p in plans:
         o = outcomes.get(p.host)
         if o is None:
-            rows.append([p.host, p.status, "", _why(p, fmt)])
+            rows.append([shown(p.host), p.status, "", _why(p, fmt)])
             continue
         result = o.status if o.status != "ok" else f"applied {len(o.applied)}/{len(p.actions)}"
         detail = []
         if o.failed:
-            detail.append(f"failed: {o.failed}: {o.error or ''}".rstrip(": "))
+            detail.append(f"failed: {shown(o.failed)}: {shown(o.error or '')}".rstrip(": "))
         elif o.error:
-            detail.append(o.error)
+            detail.append(shown(o.error))
         if o.not_run:
             detail.append(f"not run: {len(o.not_run)}")
-        rows.append([p.host, result, _wrap(o.verified or "", fmt), _wrap("; ".join(detail), fmt)])
+        rows.append([shown(p.host), shown(result), _wrap(shown(o.verified or ""), fmt), _wrap("; ".join(detail), fmt)])
     lines = [_table(rows, ["HOST", "RESULT", "VERIFIED", "DETAIL"], fmt), ""]
     lines += _notes(plans, fmt)
     if journal:
-        lines.append(f"journal: {journal}")
+        lines.append(f"journal: {shown(journal)}")
     return "\n".join(lines) + "\n"
 
 
 def _why(p: HostPlan, fmt: str) -> str:
-    text = _wrap(f"{p.status}: {p.reason}", fmt)
+    text = _wrap(f"{p.status}: {shown(p.reason)}", fmt)
     if p.manual:  # never wrapped: it is meant to be copied
-        text += ("\n" if fmt == "table" else " ") + p.manual
+        text += ("\n" if fmt == "table" else " ") + shown(p.manual)
     return text
 
 
@@ -93,13 +97,14 @@ def _notes(plans: list[HostPlan], fmt: str) -> list[str]:
                 if n not in seen:
                     seen.append(n)
                 continue
-            out.append(f"- {p.host}: {n}")
-    return [f"note: {n}" for n in seen] + out
+            out.append(f"- {shown(p.host)}: {shown(n)}")
+    lines = [f"note: {shown(n)}" for n in seen] + out
+    return [md(x) for x in lines] if fmt == "markdown" else lines
 
 
 def _table(rows: list[list[Any]], headers: list[str], fmt: str) -> str:
     from tabulate import tabulate
 
-    if fmt == "markdown":
-        rows = [[str(c).replace("|", "\\|") for c in r] for r in rows]
-    return tabulate(rows, headers=headers, tablefmt="github" if fmt == "markdown" else "simple")
+    if fmt == "markdown":  # cells hold shown() text: Markdown's own escaping on top (no column shift, no HTML)
+        rows = [[md(c) for c in r] for r in rows]
+    return tabulate(rows, headers=headers, tablefmt="github" if fmt == "markdown" else "simple", disable_numparse=True)

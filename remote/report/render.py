@@ -19,13 +19,13 @@ from tabulate import tabulate
 from remote.analysis.verdicts import HostReport, Listener, PortVerdict, Registration, ReservationView
 from remote.report.formats import FORMATS  # noqa: F401 - re-exported
 from remote.parsers.records import to_dict
+from remote.report.sanitize import csv_cell, cut, json_text, md, shown, valid_unicode
 
 CSV_COLUMNS = [
     "host", "address", "status", "error", "port", "holder", "listeners", "url", "queue", "pids",
     "controller_pid", "processes", "services", "product", "advice", "reservations", "iplisten", "notes",
     "evidence",
 ]
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 
 
 def host_to_dict(r: HostReport) -> dict[str, Any]:
@@ -73,10 +73,16 @@ def summarize(reports: list[HostReport]) -> dict[str, Any]:
 
 
 def render(reports: list[HostReport], fmt: str, ports: Optional[list[int]] = None) -> str:
+    """The report in ``fmt``; always encodable (a lone surrogate left in host text becomes U+FFFD)
+    and free of raw control characters (remote/report/sanitize.py)."""
+    return valid_unicode(_render(reports, fmt, ports))[0]
+
+
+def _render(reports: list[HostReport], fmt: str, ports: Optional[list[int]] = None) -> str:
     if fmt == "json":
         return render_json(reports, ports)
     if fmt == "jsonl":
-        return "".join(json.dumps(host_to_dict(r), ensure_ascii=False) + "\n" for r in reports)
+        return "".join(json_text(json.dumps(host_to_dict(r), ensure_ascii=False)) + "\n" for r in reports)
     if fmt == "csv":
         return render_csv(reports)
     if fmt == "markdown":
@@ -89,15 +95,13 @@ def render(reports: list[HostReport], fmt: str, ports: Optional[list[int]] = Non
 def render_json(reports: list[HostReport], ports: Optional[list[int]] = None) -> str:
     doc = {"ports": ports or sorted({p.port for r in reports for p in r.ports}),
            "hosts": [host_to_dict(r) for r in reports], "summary": summarize(reports)}
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return json_text(json.dumps(doc, indent=2, ensure_ascii=False)) + "\n"
 
 
 def csv_safe(value: Any) -> str:
-    """A cell a spreadsheet will not run as a formula (OWASP CSV injection guidance)."""
-    text = "" if value is None else str(value)
-    if text.startswith(_FORMULA_START):
-        return "'" + text
-    return text
+    """A cell a spreadsheet will not run as a formula (OWASP CSV injection guidance), with no raw
+    control character (remote.report.sanitize.csv_cell)."""
+    return csv_cell(value)
 
 
 def _join(items: Iterable[Any]) -> str:
@@ -140,10 +144,6 @@ def render_csv(reports: list[HostReport]) -> str:
     return buf.getvalue()
 
 
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 def _who(p: PortVerdict) -> tuple[str, str]:
     """(who, pids) in a few words for the table: products with their services, user-mode processes."""
     who, pids = [], []
@@ -167,34 +167,42 @@ def _who(p: PortVerdict) -> tuple[str, str]:
 
 
 def render_table(reports: list[HostReport], tablefmt: str = "simple") -> str:
-    """One row per (host, port); fits 120 columns (long cells are cut with an ellipsis)."""
+    """One row per (host, port); fits 120 columns (long cells are cut with an ellipsis). Every piece
+    of host text is shown escaped (remote/report/sanitize.py); in Markdown also escaped by its rules."""
+    markdown = tablefmt == "github"
+    esc = md if markdown else shown
+
+    def cell(text: Any, width: int) -> str:
+        return esc(cut(text, width))
+
     rows = []
     for r in reports:
         if r.status in ("ok", "partial"):
             for p in r.ports:
                 who, pids = _who(p)
                 urls = ", ".join(reg.url for reg in p.registrations)
-                rows.append([_cut(r.host, 16), r.status, p.port, p.holder, _cut(who, 28), _cut(pids, 10),
-                             _cut(urls, 24)])
+                rows.append([cell(r.host, 16), esc(r.status), p.port, esc(p.holder), cell(who, 28), cell(pids, 10),
+                             cell(urls, 24)])
         else:
             for p in r.ports:
-                rows.append([_cut(r.host, 16), r.status, p.port, "unknown", "(not scanned, see below)", "", ""])
+                rows.append([cell(r.host, 16), esc(r.status), p.port, "unknown", esc("(not scanned, see below)"), "",
+                             ""])
     table = tabulate(rows, headers=["HOST", "STATUS", "PORT", "HOLDER", "WHO", "PIDS", "URLS"],
-                     tablefmt=tablefmt)
+                     tablefmt=tablefmt, disable_numparse=True)
     s = summarize(reports)
     lines = [table, ""]
-    status = ", ".join(f"{k} {v}" for k, v in s["by_status"].items())
+    status = ", ".join(f"{esc(k)} {v}" for k, v in s["by_status"].items())
     failed = [r for r in reports if r.status not in ("ok",) and r.error]
     if failed:
         lines.append("Hosts not fully scanned:")
         for r in failed:
-            lines.extend(textwrap.wrap(f"{r.host}: {r.status}: {r.error}", width=120, initial_indent="  ",
-                                       subsequent_indent="    "))
+            lines.extend(textwrap.wrap(esc(f"{shown(r.host)}: {shown(r.status)}: {shown(r.error)}"), width=120,
+                                       initial_indent="  ", subsequent_indent="    ", break_long_words=False))
         lines.append("")
     lines.append(f"{s['hosts']} hosts ({status}); {s['hosts_with_a_port_held']} with a requested port held.")
     for port, counts in s["by_holder"].items():
-        lines.append(f"port {port}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        lines.append(f"port {port}: " + ", ".join(f"{esc(k)} {v}" for k, v in counts.items()))
     if s["by_product"]:
-        lines.extend(textwrap.wrap("by product: " + "; ".join(f"{k} {v}" for k, v in s["by_product"].items()),
-                                   width=120, subsequent_indent="  "))
+        lines.extend(textwrap.wrap("by product: " + "; ".join(f"{esc(k)} {v}" for k, v in s["by_product"].items()),
+                                   width=120, subsequent_indent="  ", break_long_words=False))
     return "\n".join(lines) + "\n"
