@@ -36,7 +36,7 @@ from remote.analysis import binding
 from remote.analysis.urls import parse_url, url_key
 
 HTTP_SYS_PID = 4
-FAILED_STATUSES = ("unreachable", "tls", "auth", "timeout", "winrm", "error")
+FAILED_STATUSES = ("unreachable", "tls", "auth", "timeout", "winrm", "error", "local")
 
 
 @dataclass

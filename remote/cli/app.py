@@ -24,7 +24,7 @@ def _mount_lab() -> None:
 
     app.add_typer(lab_app, name="lab", help="Emulated Windows hosts (real WinRM/PSRP on loopback) from evidence bundles.")
 
-EXIT_OK, EXIT_FAILED_HOSTS, EXIT_USAGE, EXIT_HELD = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED_HOSTS, EXIT_USAGE, EXIT_HELD, EXIT_LOCAL = 0, 1, 2, 3, 4
 
 PortOpt = typer.Option(None, "--port", "-p", help="Port to audit (repeatable). Default: 80.")
 FormatOpt = typer.Option("table", "--format", "-f", help="table | csv | json | jsonl | markdown")
@@ -219,8 +219,15 @@ def run_fleet(specs, creds, ports, evidence_dir: Path, forks: int, timeout: floa
     try:
         reports = scan.run()
     except OSError as e:
-        raise fail(f"{evidence_dir}: {e.strerror or e}")
+        raise fail(f"{evidence_dir}: {e.strerror or e}", _local_exit(e))
     return scan, reports
+
+
+def _local_exit(e: OSError) -> int:
+    """A full disk is its own exit code (EXIT_LOCAL); other unwritable folders are bad input (2)."""
+    from remote.runner.failures import DISK_FULL_ERRNOS
+
+    return EXIT_LOCAL if e.errno in DISK_FULL_ERRNOS else EXIT_USAGE
 
 
 @app.command()
@@ -251,15 +258,44 @@ def scan(
     creds = _credentials(hosts, user, password_file)
     _setup_logging(verbose, creds.secrets())
     evidence_dir = evidence_dir or _default_evidence_dir()
-    scan_, reports = run_fleet(specs, creds, ports, evidence_dir, forks, timeout, resume)
-    paths = scan_.write_reports()
+    from remote.runner import signals
+
+    with signals.stop_signals():  # SIGTERM/SIGHUP end a scan as Ctrl-C does: reports for what finished
+        scan_, reports = run_fleet(specs, creds, ports, evidence_dir, forks, timeout, resume)
+        try:
+            paths = scan_.write_reports()
+        except OSError as e:
+            raise fail(f"{evidence_dir}: cannot write the reports ({e.strerror or e}); results.jsonl has every "
+                       f"finished host: {_resume_command(evidence_dir)}", _local_exit(e))
     _emit(render_report(reports, fmt, ports), output)
     typer.echo(f"evidence: {evidence_dir}  report: {paths['csv']}, {paths['json']}", err=True)
     if scan_.interrupted:
-        typer.echo(f"port80: interrupted: {len(reports)} of {len(specs)} hosts finished; "
-                   f"rerun with --resume --evidence-dir {evidence_dir}", err=True)
-        raise typer.Exit(130)
+        typer.echo(f"port80: interrupted ({signals.signal_name()}): {len(reports)} of {len(specs)} hosts finished; "
+                   f"to continue: {_resume_command(evidence_dir)}", err=True)
+        raise typer.Exit(signals.exit_code())
+    if scan_.disk_full is not None:
+        local = sum(1 for r in reports if r.status == "local")
+        typer.echo(f"port80: error: {evidence_dir}: no space left on the device ({local} host(s) not stored); "
+                   f"free space, then: {_resume_command(evidence_dir)}", err=True)
+        raise typer.Exit(EXIT_LOCAL)
     raise typer.Exit(_exit_code(reports, fail_if_held))
+
+
+def _command_line(args: list[str]) -> str:
+    """A port80 command line to copy (each word quoted for a POSIX shell when it needs it)."""
+    import shlex
+
+    return shown(shlex.join(["port80", *args]))
+
+
+def _resume_command(evidence_dir: Path) -> str:
+    """This very command line, with --resume and --evidence-dir added when missing."""
+    args = list(sys.argv[1:])
+    if "--resume" not in args:
+        args.append("--resume")
+    if not any(a == "--evidence-dir" or a.startswith("--evidence-dir=") for a in args):
+        args += ["--evidence-dir", str(evidence_dir)]
+    return _command_line(args)
 
 
 def render_report(reports, fmt, ports):
@@ -424,12 +460,17 @@ def fix(
             for w in warnings:
                 typer.echo(f"port80: warning: {undo}: {shown(w)}", err=True)
         else:
-            plans = fixer.plan()
+            from remote.runner.signals import stop_signals
+
+            with stop_signals():  # SIGTERM during the scan: as Ctrl-C, nothing changed yet
+                plans = fixer.plan()
     except OSError as e:
         raise fail(f"{evidence_dir}: {e.strerror or e}")
     if fixer.interrupted:
+        from remote.runner.signals import exit_code
+
         typer.echo("port80: interrupted during the scan: nothing changed", err=True)
-        raise typer.Exit(130)
+        raise typer.Exit(exit_code())
     scan_failed = any(p.reason.startswith("not scanned") for p in plans)
     if not changing:
         _emit(rr.render_plans(plans, fmt), output)
@@ -445,10 +486,24 @@ def fix(
     if not yes and not typer.confirm(f"{'Undo' if undo else 'Apply'} {n} changes on {len(todo)} hosts?", default=False):
         typer.echo("port80: not confirmed: nothing changed", err=True)
         raise typer.Exit(EXIT_FAILED_HOSTS)
+    from remote.remediation.apply import Interrupted
+    from remote.runner import signals
+
     try:
-        outcomes = fixer.apply(plans, mode="undo" if undo else "apply", undoes=undo)
+        with signals.stop_signals():
+            outcomes = fixer.apply(plans, mode="undo" if undo else "apply", undoes=undo)
     except OSError as e:
         raise fail(f"{opts.journal_path}: {e.strerror or e}")
+    except Interrupted as stop:  # what was done, the journal and the exact undo command
+        _emit(rr.render_outcomes(plans, stop.outcomes, fmt, title="undo" if undo else "apply",
+                                 journal=str(opts.journal_path)), output)
+        typer.echo(f"port80: interrupted ({signals.signal_name()}) while changing hosts: the table above says "
+                   f"what was done; journal: {opts.journal_path}", err=True)
+        typer.echo("to undo what was done: " + _command_line(
+            ["fix", "--undo", str(opts.journal_path), "-i", str(inventory)] + (["--limit", limit] if limit else [])
+            + (["--user", user] if user else []) + (["--password-file", str(password_file)] if password_file else [])
+            + (["--yes"] if yes else [])), err=True)
+        raise typer.Exit(signals.exit_code())
     _emit(rr.render_outcomes(plans, outcomes, fmt, title="undo" if undo else "apply", journal=str(opts.journal_path)),
           output)
     typer.echo(f"evidence: {evidence_dir}  journal: {opts.journal_path}", err=True)
@@ -490,8 +545,10 @@ def main() -> None:
     try:
         app(standalone_mode=True)
     except KeyboardInterrupt:
+        from remote.runner.signals import exit_code
+
         typer.echo("port80: interrupted", err=True)
-        sys.exit(130)
+        sys.exit(exit_code())
     except Exception as e:  # a bug or an unforeseen environment problem: one line, not a traceback
         import logging
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from remote.evidence.textio import decode_text
+from remote.evidence.textio import REPLACED_NOTE, decode_text, valid_unicode, valid_unicode_value
 
 # evidence kind -> file name, and the command that produced it on the host
 FILES: dict[str, str] = {
@@ -85,10 +85,12 @@ def read_bundle(path: Path) -> Bundle:
         try:
             loaded = json.loads(decode_text(hp.read_bytes()))
             if isinstance(loaded, dict):
-                meta = loaded
+                meta, n = valid_unicode_value(loaded)  # a "\ud800" escape: U+FFFD, noted
+                if n:
+                    problems.append(f"{hp}: {n} {REPLACED_NOTE}")
             else:
                 problems.append(f"{hp}: not a JSON object")
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, RecursionError) as e:
             problems.append(f"{hp}: unreadable ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
     texts: dict[str, Optional[str]] = {}
     for kind, name in FILES.items():
@@ -106,19 +108,32 @@ def read_bundle(path: Path) -> Bundle:
         except OSError as e:
             problems.append(f"{fp}: unreadable ({e.strerror or e})")
             texts[kind] = None
+    for name, n in (meta.get("replaced_characters") or {}).items() if isinstance(meta.get("replaced_characters"), dict) else ():
+        problems.append(f"{name}: {n} {REPLACED_NOTE} when it was stored")
     host = str(meta.get("host") or meta.get("hostname") or path.name)
     return Bundle(host=host, texts=texts, meta=meta, path=path, problems=problems)
 
 
 def write_bundle(path: Path, bundle: Bundle) -> None:
-    """Write a bundle folder (UTF-8 text, exactly as received; host.json last)."""
+    """Write a bundle folder (UTF-8 text, exactly as received; host.json last). Text that UTF-8
+    cannot hold (a lone surrogate a host sent as ``_xD800_``) is written with U+FFFD in its place,
+    never raised; host.json's ``replaced_characters`` says how many per file."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
+    replaced: dict[str, int] = {}
     for kind, text in bundle.texts.items():
         if text is None:
             continue
+        text, n = valid_unicode(text)
+        if n:
+            replaced[FILES[kind]] = n
         _atomic_write(path / FILES[kind], text.encode("utf-8"))
-    _atomic_write(path / HOST_FILE, (json.dumps(bundle.meta, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    meta, n = valid_unicode_value(bundle.meta)
+    if n:
+        replaced[HOST_FILE] = n
+    if replaced:
+        meta = {**meta, "replaced_characters": replaced}
+    _atomic_write(path / HOST_FILE, (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 def _atomic_write(target: Path, data: bytes) -> None:

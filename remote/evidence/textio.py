@@ -8,6 +8,7 @@ PowerShell 5.1's `>` writes), UTF-16 LE without BOM (detected by NUL bytes), or 
 from __future__ import annotations
 
 import codecs
+from typing import Any
 
 
 def decode_text(data: bytes, oem: str = "cp850") -> str:
@@ -31,3 +32,42 @@ def decode_text(data: bytes, oem: str = "cp850") -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return data.decode(oem, errors="replace")
+
+
+def valid_unicode(text: str) -> tuple[str, int]:
+    """(text with lone surrogates replaced by U+FFFD, how many); a valid surrogate pair that arrived
+    as two characters (``_xD83D__xDE00_``) is joined into its character. Never raises."""
+    if text.isascii():
+        return text, 0
+    try:
+        text.encode("utf-8")
+        return text, 0
+    except UnicodeEncodeError:
+        pass
+    joined = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return joined, joined.count("\ufffd") - text.count("\ufffd")
+
+
+def valid_unicode_value(value: Any) -> tuple[Any, int]:
+    """``valid_unicode`` through a JSON-like value (dict keys and values, lists)."""
+    if isinstance(value, str):
+        return valid_unicode(value)
+    if isinstance(value, list):
+        out, n = [], 0
+        for v in value:
+            v, k = valid_unicode_value(v)
+            out.append(v)
+            n += k
+        return out, n
+    if isinstance(value, dict):
+        d, n = {}, 0
+        for k, v in value.items():
+            k2, a = valid_unicode_value(k)
+            v2, b = valid_unicode_value(v)
+            d[k2] = v2
+            n += a + b
+        return d, n
+    return value, 0
+
+
+REPLACED_NOTE = "character(s) that are not valid Unicode (lone surrogates) replaced with U+FFFD"

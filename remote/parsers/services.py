@@ -28,6 +28,8 @@ import json
 import re
 from typing import Any, Optional
 
+from remote.evidence.textio import REPLACED_NOTE, valid_unicode_value
+
 from .records import ProcessesResult, ProcessInfo, Service, ServicesResult
 from .common import detect_error, is_marker, is_rule, never_raise, split_lines, to_int
 
@@ -148,6 +150,10 @@ def _load_json(text: str) -> tuple[Optional[list], Optional[str]]:
             data = [data]
     if not isinstance(data, list):
         return None, f"JSON is a {type(data).__name__}, not an object or array"
+    if "\\u" in t:  # a "\ud800" escape decodes to a lone surrogate: U+FFFD, noted
+        data, n = valid_unicode_value(data)
+        if n:
+            note = "; ".join(x for x in (note, f"{n} {REPLACED_NOTE}") if x)
     return data, note
 
 
@@ -165,6 +171,8 @@ def parse_services_json(text: str) -> ServicesResult:
             return res
         table = parse_services_table(text)
         table.warnings.insert(0, f"{problem}; read as a text table")
+        if not table.services:  # neither JSON nor a table: unreadable, as a missing file is (host partial)
+            table.error = f"unreadable: {problem}"
         return table
     for i, item in enumerate(items):
         svc = service_from_mapping(item) if isinstance(item, dict) else None

@@ -183,8 +183,11 @@ def run_plans(specs: dict[str, ConnectionSpec], password_for: Callable[[Connecti
         run_host_plan(bounded(spec, ctx.deadline), password_for(spec), plan, journal, outcomes[plan.host],
                       ctx.cancel, secrets)
 
+    ended: set[str] = set()
+
     def on_result(result: Result[HostPlan]) -> str:
         o = outcomes[result.name]
+        ended.add(result.name)
         if result.exc is not None:
             o.status, o.error = classify(result.exc, secrets)
             log.debug("%s: %s (%s)", result.name, o.status, o.error)
@@ -192,8 +195,26 @@ def run_plans(specs: dict[str, ConnectionSpec], password_for: Callable[[Connecti
 
     runner = FleetRunner(task, on_result, forks=forks, timeout=timeout, thread_name="port80-fix")
     if runner.run(Job(p.host, p) for p in todo):
-        raise KeyboardInterrupt  # Ctrl-C while changing hosts: the journal says what was done
+        # Ctrl-C/SIGTERM while changing hosts: no new host, no new action (cancel is set); each
+        # outcome says what was done so far, the journal has every change in flight
+        for p in todo:
+            o = outcomes[p.host]
+            if p.host not in ended:
+                done = set(o.applied) | ({o.failed} if o.failed else set())
+                o.not_run = o.not_run or [a.command for a in p.actions if a.command not in done]
+                o.status = "interrupted"
+                o.error = ("interrupted before it started" if not o.applied and not o.failed else
+                           "interrupted: an action may have been in flight (the journal says which)")
+        raise Interrupted(outcomes)
     return outcomes
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C/SIGTERM during ``apply``: ``outcomes`` says what was done on each host so far."""
+
+    def __init__(self, outcomes: dict[str, HostOutcome]):
+        super().__init__("interrupted")
+        self.outcomes = outcomes
 
 
 # --- the whole fix: scan, plan, apply, verify ----------------------------------------------------------------

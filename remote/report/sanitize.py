@@ -27,13 +27,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from remote.evidence.textio import valid_unicode, valid_unicode_value  # noqa: F401 - part of this API
+
 # C0 controls but for none, DEL, C1 controls, bidi embeddings/overrides/isolates, LS/PS, BOM-less
 # invisible marks that reorder text, and lone surrogates.
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _ESCAPE = re.compile(r"\\x[0-9a-f]{2}|\\u[0-9a-f]{4}")
 _MD_PUNCT = re.compile(r"([\\`*_{}\[\]()#+!|~])")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _JSON_RAW = re.compile("[\x7f-\x9f]")
 
 
@@ -83,42 +84,6 @@ def json_text(doc: str) -> str:
     if doc.isascii():
         return doc if "\x7f" not in doc else doc.replace("\x7f", "\\u007f")
     return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", doc)
-
-
-def valid_unicode(text: str) -> tuple[str, int]:
-    """(text with lone surrogates replaced by U+FFFD, how many); a valid surrogate pair that arrived
-    as two characters (``_xD83D__xDE00_``) is joined into its character. Never raises."""
-    if text.isascii():
-        return text, 0
-    try:
-        text.encode("utf-8")
-        return text, 0
-    except UnicodeEncodeError:
-        pass
-    joined = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-    return joined, joined.count("\ufffd") - text.count("\ufffd")
-
-
-def valid_unicode_value(value: Any) -> tuple[Any, int]:
-    """``valid_unicode`` through a JSON-like value (dict keys and values, lists)."""
-    if isinstance(value, str):
-        return valid_unicode(value)
-    if isinstance(value, list):
-        out, n = [], 0
-        for v in value:
-            v, k = valid_unicode_value(v)
-            out.append(v)
-            n += k
-        return out, n
-    if isinstance(value, dict):
-        d, n = {}, 0
-        for k, v in value.items():
-            k2, a = valid_unicode_value(k)
-            v2, b = valid_unicode_value(v)
-            d[k2] = v2
-            n += a + b
-        return d, n
-    return value, 0
 
 
 __all__ = ["shown", "cut", "md", "csv_cell", "json_text", "valid_unicode", "valid_unicode_value"]

@@ -8,13 +8,18 @@ the WinRM endpoint answering an HTTP error), ``partial`` (some commands failed),
 
 from __future__ import annotations
 
+import errno
 import socket
 import ssl
 import struct
 from typing import Iterable, Optional
 from xml.etree.ElementTree import ParseError
 
-CLASSES = ("ok", "partial", "unreachable", "tls", "auth", "timeout", "winrm", "error")
+CLASSES = ("ok", "partial", "unreachable", "tls", "auth", "timeout", "winrm", "error", "local")
+# ``local``: port80 itself failed on the host (its disk is full, a bug processing the evidence) — not
+# the host's fault; ``--resume`` runs such hosts again.
+LOCAL = "local"
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class DeadlineExceeded(Exception):

@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
 
 from remote.evidence.bundle import Bundle, read_bundle, write_bundle
 from remote.remoting.collect import Collected, ConnectionSpec, check, collect
-from remote.runner.failures import classify, one_line, partial_message
+from remote.evidence.textio import REPLACED_NOTE, valid_unicode
+from remote.report.sanitize import json_text
+from remote.runner.failures import DISK_FULL_ERRNOS, LOCAL, classify, one_line, partial_message
 from remote.runner.fleet import Context, FleetRunner, Job, Result, bounded
 
 if TYPE_CHECKING:
@@ -72,6 +74,57 @@ def load_results(path: Path) -> list[HostReport]:
     return reports
 
 
+def is_local_failure(r: HostReport) -> bool:
+    """A failure that was port80's, not the host's (class ``local``; older scans wrote ``error``
+    with this message)."""
+    return r.status == LOCAL or (r.status == "error" and (r.error or "").startswith("port80 could not "))
+
+
+def repair_results(path: Path) -> Optional[str]:
+    """Make results.jsonl safe to append to: a torn last line (a crash or a full disk mid-write) is
+    terminated when it is a complete record, otherwise cut off (that host is simply not done yet).
+    Returns what was done (also logged), or None when the file was fine."""
+    try:
+        fh = open(path, "rb+")
+    except FileNotFoundError:
+        return None
+    with fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size == 0:
+            return None
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return None
+        pos, chunk = size, 1 << 16
+        start = 0
+        while pos > 0:  # the last newline, reading backwards
+            step = min(chunk, pos)
+            pos -= step
+            fh.seek(pos)
+            i = fh.read(step).rfind(b"\n")
+            if i >= 0:
+                start = pos + i + 1
+                break
+        fh.seek(start)
+        tail = fh.read()
+        try:
+            json.loads(tail.decode("utf-8"))
+            complete = True
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            complete = False
+        if complete:
+            fh.seek(0, os.SEEK_END)
+            fh.write(b"\n")
+            what = f"{path}: its last line had no line end (an interrupted write); terminated it"
+        else:
+            fh.truncate(start)
+            what = f"{path}: removed a torn last line ({len(tail)} bytes, an interrupted write); that host is scanned again"
+        fh.flush()
+        os.fsync(fh.fileno())
+    log.warning("%s", what)
+    return what
+
+
 class Scan:
     def __init__(self, targets: list[ConnectionSpec], password_for: Callable[[ConnectionSpec], Optional[str]],
                  opts: ScanOptions, secrets: Iterable[str] = ()):
@@ -85,6 +138,7 @@ class Scan:
         self._dirnames: dict[str, str] = {}
         self._used_dirnames: set[str] = set()
         self.interrupted = False
+        self.disk_full: Optional[OSError] = None  # set when a write failed for want of space
 
     # -- one host ---------------------------------------------------------------------------------
     def _task(self, spec: ConnectionSpec, ctx: Context) -> Any:
@@ -142,33 +196,52 @@ class Scan:
         report.host = spec.name
         return report
 
-    def _safe_finish(self, spec: ConnectionSpec, result, exc: Optional[BaseException], elapsed: float) -> HostReport:
-        """``_finish``, but a failure while writing or analysing one host (disk full, a parser bug)
-        becomes that host's ``error`` line instead of stopping the fleet; its evidence stays on disk."""
+    def _local_failure(self, spec: ConnectionSpec, e: BaseException, what: str) -> HostReport:
+        """The host's report when port80 itself failed on it (disk full, a parser bug): class ``local``,
+        which ``--resume`` runs again; evidence already on disk stays there."""
         from remote.analysis.verdicts import failed_host
 
+        log.debug("%s: %s", spec.name, what, exc_info=True)
+        if isinstance(e, OSError) and e.errno in DISK_FULL_ERRNOS:
+            self.disk_full = e
+        msg = one_line(f"{type(e).__name__}: {e}", self.secrets, 300)
+        report = failed_host(spec.name, LOCAL, f"port80 {what} ({msg})", self.opts.ports, spec.address)
+        report.evidence_dir = str(self.dir / self._dirname(spec))
+        return report
+
+    def _safe_finish(self, spec: ConnectionSpec, result, exc: Optional[BaseException], elapsed: float) -> HostReport:
+        """``_finish``, but a failure while writing or analysing one host (disk full, a parser bug)
+        becomes that host's ``local`` line instead of stopping the fleet; its evidence stays on disk."""
         try:
             return self._finish(spec, result, exc, elapsed)
         except Exception as e:  # noqa: BLE001 - one host's problem must not stop the others
-            log.debug("%s: could not finish", spec.name, exc_info=True)
-            msg = one_line(f"{type(e).__name__}: {e}", self.secrets, 300)
-            report = failed_host(spec.name, "error", f"port80 could not process this host's evidence ({msg})",
-                                 self.opts.ports, spec.address)
-            report.evidence_dir = str(self.dir / self._dirname(spec))
-            return report
+            return self._local_failure(spec, e, "could not process this host's evidence")
 
     def _record(self, report: HostReport, fh) -> None:
-        from remote.report.render import host_to_dict
+        """Append the host's results line: text UTF-8 cannot hold (a lone surrogate) is written as
+        U+FFFD and noted in the host's warnings, never raised."""
+        from remote.report.render import host_from_dict, host_to_dict
 
+        line, n = valid_unicode(json_text(json.dumps(host_to_dict(report), ensure_ascii=False)))
+        if n:
+            report = host_from_dict(json.loads(line))
+            report.warnings.append(f"{n} {REPLACED_NOTE} in this host's report")
+            line = json.dumps(host_to_dict(report), ensure_ascii=False)
         self.reports[report.host] = report
-        fh.write(json.dumps(host_to_dict(report), ensure_ascii=False) + "\n")
+        fh.write(line + "\n")
         fh.flush()
 
     # -- the fleet ----------------------------------------------------------------------------------
     def _on_result(self, fh: Any) -> Callable[[Result[ConnectionSpec]], str]:
         def on_result(result: Result[ConnectionSpec]) -> str:
-            report = self._safe_finish(result.job.item, result.value, result.exc, result.elapsed)
-            self._record(report, fh)
+            # everything done for one host is inside this guard: one host can fail only itself
+            spec = result.job.item
+            try:
+                report = self._safe_finish(spec, result.value, result.exc, result.elapsed)
+                self._record(report, fh)
+            except Exception as e:  # noqa: BLE001 - e.g. results.jsonl on a full disk
+                report = self._local_failure(spec, e, "could not write this host's result")
+                self.reports[report.host] = report  # still in report.json/csv if those can be written
             return report.status
 
         return on_result
@@ -176,9 +249,9 @@ class Scan:
     def run(self) -> list[HostReport]:
         self.dir.mkdir(parents=True, exist_ok=True)
         todo = list(self.targets)
+        repair_results(self.results_path)
         if self.opts.resume:
-            for r in load_results(self.results_path):
-                self.reports[r.host] = r
+            self._resume()
             todo = [t for t in todo if t.name not in self.reports]
         for t in self.targets:
             self._dirname(t)
@@ -189,6 +262,29 @@ class Scan:
                                  progress=self.opts.progress, defer=True)
             self.interrupted = runner.run(Job(t.name, t) for t in todo)
         return self.ordered()
+
+    def _resume(self) -> None:
+        """Keep the hosts already done; a host whose failure was port80's own (``local``: disk full,
+        a bug processing its evidence) is done again. results.jsonl is rewritten with one line per
+        kept host when anything is dropped, so every host is in it once after the resumed run."""
+        loaded = load_results(self.results_path)
+        for r in loaded:
+            self.reports[r.host] = r  # the latest line of a host wins
+        again = [h for h, r in self.reports.items() if is_local_failure(r)]
+        for h in again:
+            del self.reports[h]
+        if again or len(loaded) != len(self.reports):
+            from remote.report.render import host_to_dict
+
+            log.warning("%s: %d host(s) that failed on port80's side are scanned again", self.results_path,
+                        len(again))
+            tmp = self.results_path.with_name(self.results_path.name + ".part")
+            with open(tmp, "w", encoding="utf-8") as fh:
+                for r in self.reports.values():
+                    fh.write(json.dumps(host_to_dict(r), ensure_ascii=False) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.results_path)
 
     def ordered(self) -> list[HostReport]:
         order = {t.name: i for i, t in enumerate(self.targets)}
