@@ -23,22 +23,24 @@ def verdict(texts: dict, port: int):
 def test_excluded_range_blocks_a_port_nothing_listens_on():
     texts = {"netstat": fx("netstat", "htb-overwatch-findstr-tcp.txt"),
              "excludedportrange": fx("excludedportrange", "en-chocolatey-test-env-68-win10.txt")}
-    p = verdict(texts, 50010)
+    p = verdict(texts, 51999)  # inside the WinNAT block 51940-52039: nothing listens, yet no bind
     assert p.holder == "free" and p.listeners == []
     assert p.bindable is False
-    assert p.blockers == [{"kind": "excluded_range", "protocol": "tcp", "start": 50000, "end": 50059,
-                           "administered": True, "evidence": "excludedportrange.txt:7"}]
-    assert p.excluded_ranges == [{"protocol": "tcp", "start": 50000, "end": 50059, "administered": True,
+    assert p.blockers == [{"kind": "excluded_range", "protocol": "tcp", "start": 51940, "end": 52039,
+                           "administered": False, "evidence": "excludedportrange.txt:8"}]
+    # an administered exclusion ("*") keeps the port out of the dynamic pool; an explicit bind works
+    q = verdict(texts, 50010)
+    assert q.excluded_ranges == [{"protocol": "tcp", "start": 50000, "end": 50059, "administered": True,
                                   "ip": "ipv4", "evidence": "excludedportrange.txt:7"}]
-    q = verdict(texts, 51999)  # inside the WinNAT block 51940-52039 (not administered)
-    assert q.blockers[0]["start"] == 51940 and q.blockers[0]["administered"] is False
+    assert q.blockers == [] and q.bindable is True
 
 
 def test_localized_listing_counts_the_last_table_only():
     texts = {"netstat": fx("netstat", "htb-overwatch-findstr-tcp.txt"),
              "excludedportrange": fx("excludedportrange", "de-sila-obsidian-notes-before-after-winnat-listindent.txt")}
     assert verdict(texts, 49900).bindable is True  # 49851-49950 was released by "net stop winnat"
-    assert verdict(texts, 50001).blockers[0]["evidence"] == "excludedportrange.txt:37"
+    assert verdict(texts, 47001).blockers[0]["evidence"] == "excludedportrange.txt:33"
+    assert verdict(texts, 50001).excluded_ranges[0]["evidence"] == "excludedportrange.txt:37"
 
 
 def test_bindable_needs_listeners_and_ranges():

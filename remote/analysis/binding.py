@@ -15,8 +15,12 @@ JSON names (the contract, see README "How port80 decides"):
 Windows facts used (sources in the comments): a TCP listener on any IPv4 address of the port makes a
 later bind of the wildcard ``0.0.0.0:PORT`` fail with WSAEADDRINUSE unless both sockets opt into
 sharing (Microsoft, "Using SO_REUSEADDR and SO_EXCLUSIVEADDRUSE"); an IPv6 listener does not
-(separate address families). A port inside an excluded range cannot be bound by anyone, whether or
-not something listens (``netsh int ipv4 show excludedportrange``). HTTP.sys routes a request to the
+(separate address families). A port inside an excluded range that the system reserved (Hyper-V,
+WinNAT/HNS, WSL, Docker: no ``*``) cannot be bound although nothing listens ("An attempt was made to
+access a socket in a way forbidden by its access permissions", WSAEACCES); an *administered* range
+(``*``, added with ``netsh int ipv4 add excludedportrange``) only keeps the ports out of the dynamic
+pool and can still be bound explicitly (the question in the corpus' en-so-58216537-question-hyperv-9800:
+"all ports except 50000-50059" failed to bind; Microsoft KB 3039044 binds an administered exclusion). HTTP.sys routes a request to the
 strong wildcard ``+`` registrations first, then explicit hosts, then the weak wildcard ``*``; within
 a class the longest matching path wins (Microsoft, "UrlPrefix Strings"; AspNetCore.Docs#10164:
 "a registration for + precludes any other registration on that port").
@@ -221,7 +225,7 @@ def blockers(v: Any, listener_source: Optional[NetstatResult], iplisten: list[tu
             out.append({"kind": "listener", "address": l.address, "pid": l.pid, "process": l.process,
                         "evidence": l.evidence})
     for r in ranges:
-        if r["ip"] == "ipv4":
+        if r["ip"] == "ipv4" and not r["administered"]:
             out.append({"kind": "excluded_range", "protocol": r["protocol"], "start": r["start"], "end": r["end"],
                         "administered": r["administered"], "evidence": r["evidence"]})
     return out
