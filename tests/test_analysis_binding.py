@@ -39,7 +39,7 @@ def test_localized_listing_counts_the_last_table_only():
     texts = {"netstat": fx("netstat", "htb-overwatch-findstr-tcp.txt"),
              "excludedportrange": fx("excludedportrange", "de-sila-obsidian-notes-before-after-winnat-listindent.txt")}
     assert verdict(texts, 49900).bindable is True  # 49851-49950 was released by "net stop winnat"
-    assert verdict(texts, 47001).blockers[0]["evidence"] == "excludedportrange.txt:33"
+    assert verdict(texts, 47001).blockers[-1]["evidence"] == "excludedportrange.txt:33"
     assert verdict(texts, 50001).excluded_ranges[0]["evidence"] == "excludedportrange.txt:37"
 
 
