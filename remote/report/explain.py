@@ -52,7 +52,7 @@ def explain(report: HostReport, port: int, texts: Optional[dict] = None) -> str:
                  f"{'null' if v.bindable is None else str(v.bindable).lower()})"
                  + (" — the listener table or the excluded port ranges were not collected." if v.bindable is None else "."))
     if report.status == "partial" and report.error:
-        lines.append(f"The scan was partial: {report.error}.")
+        lines.append(f"The scan was partial: {report.error.rstrip('.')}.")
     lines.append("")
     lines.append("Evidence:")
     lines.extend(_evidence(v) or ["  (no line of the evidence mentions this port)"])
@@ -115,11 +115,12 @@ def _why(v: PortVerdict) -> list[str]:
     for r in v.registrations:
         if r.iis:
             i = r.iis
-            site = f"site \"{i['site']}\"" if i.get("site") else "a site not in the IIS evidence"
-            sid = f" (ID {i['site_id']}, the W3SVC{i['site_id']} of its URL group's log directory)" \
+            site = f"IIS site \"{i['site']}\"" if i.get("site") else "an IIS site"
+            sid = f" ID {i['site_id']} (the W3SVC{i['site_id']} of its URL group's log directory)" \
                 if i.get("site_id") is not None else ""
-            out.append(f"{r.url} belongs to IIS {site}{sid}, app pool {i.get('app_pool') or '(unknown)'} "
-                       "(an IIS request queue is named after its app pool).")
+            unnamed = "" if i.get("site") else "; the site's name is not in the evidence (no IIS site listing)"
+            out.append(f"{r.url} belongs to {site}{sid}, app pool {i.get('app_pool') or '(unknown)'} "
+                       f"(an IIS request queue is named after its app pool){unnamed}.")
         if r.shadowed_by:
             out.append(f"{r.url} never receives a request: HTTP.sys routes to the strong wildcard {r.shadowed_by} "
                        "first (precedence: + before an explicit host before *; within a class the longest path "
@@ -192,7 +193,7 @@ def _ways(report: HostReport, v: PortVerdict, texts: Optional[dict]) -> list[tup
         for key, label, advice in _product_advice(v):
             ways.append((f"the product's own way ({label}; no port80 fix strategy)", advice,
                          "the product keeps running, without this port (as its documentation describes)."))
-    for l in v.listeners:
+    for l in {l.pid: l for l in reversed(v.listeners)}.values():
         if l.pid != HTTP_SYS_PID and l.pid is not None:
             ways.append((f"stop {l.process or 'the process'} (PID {l.pid}) or move it to another port "
                          "(by hand: port80 fix does not kill processes)",
