@@ -24,3 +24,9 @@ def lab(request, tmp_path):
     inventory = tmp_path / "lab-inventory.ini"
     with lab_fleet(inventory=inventory, workdir=tmp_path / "lab", **kwargs) as fleet:
         yield fleet
+
+
+@pytest.fixture(autouse=True)
+def _history_in_tmp(tmp_path_factory, monkeypatch):
+    """`scan` and `analyze` record runs in the history database: never the real one in the user's home."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))

@@ -101,6 +101,7 @@ class HostReport:
     evidence_dir: Optional[str] = None
     ports: list[PortVerdict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)  # inventory groups (host.json "groups" of a scan)
 
 
 @dataclass
@@ -378,6 +379,7 @@ def analyze_bundle(bundle: Bundle, ports: list[int]) -> HostReport:
     report.collected_at = meta.get("collected_at")
     report.address = meta.get("address")
     report.evidence_dir = str(bundle.path) if bundle.path else None
+    report.groups = [str(g) for g in meta.get("groups") or [] if isinstance(g, str)]
     report.warnings = bundle.problems + report.warnings
     scan_status = meta.get("status")
     if scan_status in FAILED_STATUSES:

@@ -1,7 +1,8 @@
 """port80: who holds port 80 (and friends) on your Windows fleet, and why.
 
 Exit codes: 0 every host scanned; 1 some hosts failed; 2 bad usage or input; 3 with --fail-if-held
-when a requested port is held on a scanned host.
+when a requested port is held on a scanned host; 4 with --policy: a violation; 5 with --fail-on-drift:
+something changed since the previous run; 6 no space left on the disk (what finished is kept).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import List, Optional
 import typer
 
 from remote import __version__
+from remote.cli import audit as audit_cli
 from remote.report.sanitize import json_text, shown
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False)
@@ -24,10 +26,10 @@ def _mount_lab() -> None:
 
     app.add_typer(lab_app, name="lab", help="Emulated Windows hosts (real WinRM/PSRP on loopback) from evidence bundles.")
 
-EXIT_OK, EXIT_FAILED_HOSTS, EXIT_USAGE, EXIT_HELD, EXIT_LOCAL = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_FAILED_HOSTS, EXIT_USAGE, EXIT_HELD, EXIT_LOCAL = 0, 1, 2, 3, 6  # 4 policy, 5 drift: cli/audit.py
 
 PortOpt = typer.Option(None, "--port", "-p", help="Port to audit (repeatable). Default: 80.")
-FormatOpt = typer.Option("table", "--format", "-f", help="table | csv | json | jsonl | markdown")
+FormatOpt = typer.Option("table", "--format", "-f", help="table | csv | json | jsonl | markdown | html")
 OutputOpt = typer.Option(None, "--output", "-o", help="Write the report to this file instead of stdout.")
 FailIfHeldOpt = typer.Option(False, "--fail-if-held", help="Exit 3 when a requested port is held on a scanned host.")
 
@@ -97,11 +99,15 @@ def analyze(
     fmt: str = FormatOpt,
     output: Optional[Path] = OutputOpt,
     fail_if_held: bool = FailIfHeldOpt,
+    db: Optional[Path] = audit_cli.DbOpt,
+    no_history: bool = audit_cli.NoHistoryOpt,
+    fail_on_drift: bool = audit_cli.FailOnDriftOpt,
+    policy: Optional[Path] = audit_cli.PolicyOpt,
+    show_all: bool = audit_cli.ShowAllOpt,
 ) -> None:
     """Re-analyse evidence bundles offline and print the fleet report."""
     from remote.analysis.verdicts import analyze_bundle
     from remote.evidence.bundle import BundleError, find_bundles, read_bundle
-    from remote.report.render import render
 
     ports = _ports(port)
     fmt = _format(fmt)
@@ -109,9 +115,13 @@ def analyze(
         dirs = find_bundles(paths)
     except BundleError as e:
         raise fail(str(e))
+    audit = audit_cli.AuditRun("analyze", audit_cli.source_key_for_paths(paths), db=db, no_history=no_history,
+                               policy=policy, fail_on_drift=fail_on_drift, options={"ports": ports},
+                               evidence_dir=",".join(str(p) for p in paths))
     reports = [analyze_bundle(read_bundle(d), ports) for d in dirs]
-    _emit(render(reports, fmt, ports), output)
-    raise typer.Exit(_exit_code(reports, fail_if_held))
+    audit.finish(reports)
+    _emit(audit.render(reports, fmt, ports, show_all), output)
+    raise typer.Exit(audit.exit_code(_exit_code(reports, fail_if_held)))
 
 
 def _exit_code(reports, fail_if_held: bool) -> int:
@@ -248,6 +258,11 @@ def scan(
     fail_if_held: bool = FailIfHeldOpt,
     no_cert_validation: bool = NoVerifyOpt,
     verbose: int = VerboseOpt,
+    db: Optional[Path] = audit_cli.DbOpt,
+    no_history: bool = audit_cli.NoHistoryOpt,
+    fail_on_drift: bool = audit_cli.FailOnDriftOpt,
+    policy: Optional[Path] = audit_cli.PolicyOpt,
+    show_all: bool = audit_cli.ShowAllOpt,
 ) -> None:
     """Scan the inventory's hosts over WinRM/PSRP, keep their evidence, print the fleet report."""
     ports = _ports(port)
@@ -258,6 +273,10 @@ def scan(
     creds = _credentials(hosts, user, password_file)
     _setup_logging(verbose, creds.secrets())
     evidence_dir = evidence_dir or _default_evidence_dir()
+    audit = audit_cli.AuditRun(
+        "scan", audit_cli.source_key_for_inventory(inventory, limit, shard), db=db, no_history=no_history,
+        policy=policy, fail_on_drift=fail_on_drift, inventory=str(inventory.resolve()), evidence_dir=str(evidence_dir),
+        options={"ports": ports, "limit": limit, "shard": shard, "forks": forks, "timeout": timeout, "resume": resume})
     from remote.runner import signals
 
     with signals.stop_signals():  # SIGTERM/SIGHUP end a scan as Ctrl-C does: reports for what finished
@@ -265,9 +284,11 @@ def scan(
         try:
             paths = scan_.write_reports()
         except OSError as e:
+            audit.finish(reports, interrupted=True)
             raise fail(f"{evidence_dir}: cannot write the reports ({e.strerror or e}); results.jsonl has every "
                        f"finished host: {_resume_command(evidence_dir)}", _local_exit(e))
-    _emit(render_report(reports, fmt, ports), output)
+    audit.finish(reports, interrupted=scan_.interrupted or scan_.disk_full is not None)
+    _emit(audit.render(reports, fmt, ports, show_all), output)
     typer.echo(f"evidence: {evidence_dir}  report: {paths['csv']}, {paths['json']}", err=True)
     if scan_.interrupted:
         typer.echo(f"port80: interrupted ({signals.signal_name()}): {len(reports)} of {len(specs)} hosts finished; "
@@ -278,7 +299,7 @@ def scan(
         typer.echo(f"port80: error: {evidence_dir}: no space left on the device ({local} host(s) not stored); "
                    f"free space, then: {_resume_command(evidence_dir)}", err=True)
         raise typer.Exit(EXIT_LOCAL)
-    raise typer.Exit(_exit_code(reports, fail_if_held))
+    raise typer.Exit(audit.exit_code(_exit_code(reports, fail_if_held)))
 
 
 def _command_line(args: list[str]) -> str:
@@ -572,6 +593,7 @@ def explain(
 
 
 _mount_lab()
+audit_cli.register(app)  # history, diff, policy, report (remote/cli/audit.py)
 
 
 def main() -> None:

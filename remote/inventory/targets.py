@@ -47,6 +47,7 @@ def to_spec(h, ov: Overrides = Overrides()) -> ConnectionSpec:
         configuration_name=h.configuration_name or "Microsoft.PowerShell",
         certificate_pem=getattr(h, "cert_pem", None),
         certificate_key_pem=getattr(h, "cert_key_pem", None),
+        groups=list(getattr(h, "groups", None) or []),
     )
 
 

@@ -46,6 +46,7 @@ class ConnectionSpec:
     configuration_name: str = "Microsoft.PowerShell"
     certificate_pem: Optional[str] = None
     certificate_key_pem: Optional[str] = None
+    groups: list[str] = field(default_factory=list)  # the host's inventory groups (reports carry them)
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import textwrap
 from collections import Counter
 from dataclasses import fields
@@ -20,11 +21,12 @@ from remote.analysis.verdicts import HostReport, Listener, PortVerdict, Registra
 from remote.report.formats import FORMATS  # noqa: F401 - re-exported
 from remote.parsers.records import to_dict
 from remote.report.sanitize import csv_cell, cut, json_text, md, shown, valid_unicode
+from remote.report.schema import SCHEMA_VERSION
 
 CSV_COLUMNS = [
     "host", "address", "status", "error", "port", "holder", "listeners", "url", "queue", "pids",
     "controller_pid", "processes", "services", "product", "advice", "reservations", "iplisten", "notes",
-    "evidence",
+    "evidence", "groups",
 ]
 
 
@@ -72,28 +74,33 @@ def summarize(reports: list[HostReport]) -> dict[str, Any]:
     }
 
 
-def render(reports: list[HostReport], fmt: str, ports: Optional[list[int]] = None) -> str:
+def render(reports: list[HostReport], fmt: str, ports: Optional[list[int]] = None, show_all: bool = False) -> str:
     """The report in ``fmt``; always encodable (a lone surrogate left in host text becomes U+FFFD)
     and free of raw control characters (remote/report/sanitize.py)."""
-    return valid_unicode(_render(reports, fmt, ports))[0]
+    return valid_unicode(_render(reports, fmt, ports, show_all))[0]
 
 
-def _render(reports: list[HostReport], fmt: str, ports: Optional[list[int]] = None) -> str:
+def _render(reports: list[HostReport], fmt: str, ports: Optional[list[int]] = None, show_all: bool = False) -> str:
     if fmt == "json":
         return render_json(reports, ports)
     if fmt == "jsonl":
-        return "".join(json_text(json.dumps(host_to_dict(r), ensure_ascii=False)) + "\n" for r in reports)
+        return "".join(json_text(json.dumps({"schema_version": SCHEMA_VERSION, **host_to_dict(r)}, ensure_ascii=False))
+                       + "\n" for r in reports)
     if fmt == "csv":
         return render_csv(reports)
     if fmt == "markdown":
-        return render_table(reports, "github")
+        return render_table(reports, "github", show_all)
     if fmt == "table":
-        return render_table(reports, "simple")
+        return render_table(reports, "simple", show_all)
+    if fmt == "html":
+        from remote.report.html import render_html
+
+        return render_html(reports, ports or sorted({p.port for r in reports for p in r.ports}))
     raise ValueError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
 
 
 def render_json(reports: list[HostReport], ports: Optional[list[int]] = None) -> str:
-    doc = {"ports": ports or sorted({p.port for r in reports for p in r.ports}),
+    doc = {"schema_version": SCHEMA_VERSION, "ports": ports or sorted({p.port for r in reports for p in r.ports}),
            "hosts": [host_to_dict(r) for r in reports], "summary": summarize(reports)}
     return json_text(json.dumps(doc, indent=2, ensure_ascii=False)) + "\n"
 
@@ -116,7 +123,7 @@ def csv_rows(reports: list[HostReport]) -> Iterable[dict[str, str]]:
                 "port": p.port, "holder": p.holder,
                 "listeners": _join(f"{l.address}:{l.port} {l.process or ''} ({l.pid})".replace("  ", " ") for l in p.listeners),
                 "reservations": _join(f"{x.url} [{', '.join(x.users)}]" for x in p.reservations),
-                "iplisten": _join(p.iplisten), "notes": _join(p.notes),
+                "iplisten": _join(p.iplisten), "notes": _join(p.notes), "groups": _join(r.groups),
             }
             regs = p.registrations or [None]
             for reg in regs:
@@ -166,9 +173,27 @@ def _who(p: PortVerdict) -> tuple[str, str]:
     return ", ".join(who), ",".join(pids)
 
 
-def render_table(reports: list[HostReport], tablefmt: str = "simple") -> str:
+_ID_RE = re.compile(r"\b[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\b")
+FIRST_HOSTS = 5  # hosts named per failure group (the rest is a count; --show-all lists them all)
+TOP_PRODUCTS = 8  # products on the summary line (the rest is a count; JSON/CSV/HTML have them all)
+
+
+def failure_groups(reports: list[HostReport]) -> list[tuple[str, str, list[str]]]:
+    """(class, message, hosts) of the hosts not fully scanned, grouped by class and message (ids such as a
+    ShellId GUID do not split a group), biggest group first."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for r in reports:
+        if r.status != "ok" and r.error:
+            msg = " ".join(r.error.split())
+            groups.setdefault((r.status, _ID_RE.sub("<id>", msg)), []).append(r.host)
+    return [(k[0], k[1], v) for k, v in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))]
+
+
+def render_table(reports: list[HostReport], tablefmt: str = "simple", show_all: bool = False) -> str:
     """One row per (host, port); fits 120 columns (long cells are cut with an ellipsis). Every piece
-    of host text is shown escaped (remote/report/sanitize.py); in Markdown also escaped by its rules."""
+    of host text is shown escaped (remote/report/sanitize.py); in Markdown also escaped by its rules.
+    Below it, the hosts not fully scanned grouped by class and message (every host with ``show_all``),
+    and the summary."""
     markdown = tablefmt == "github"
     esc = md if markdown else shown
 
@@ -193,16 +218,28 @@ def render_table(reports: list[HostReport], tablefmt: str = "simple") -> str:
     lines = [table, ""]
     status = ", ".join(f"{esc(k)} {v}" for k, v in s["by_status"].items())
     failed = [r for r in reports if r.status not in ("ok",) and r.error]
-    if failed:
+    if failed and show_all:
         lines.append("Hosts not fully scanned:")
         for r in failed:
             lines.extend(textwrap.wrap(esc(f"{shown(r.host)}: {shown(r.status)}: {shown(r.error)}"), width=120,
                                        initial_indent="  ", subsequent_indent="    ", break_long_words=False))
         lines.append("")
+    elif failed:
+        lines.append(f"Hosts not fully scanned: {len(failed)} (by class and message; --show-all lists each host, "
+                     "the CSV/JSON/HTML reports have them all):")
+        for cls, msg, hosts in failure_groups(reports):
+            names = ", ".join(shown(h) for h in hosts[:FIRST_HOSTS]) + (
+                f", … (+{len(hosts) - FIRST_HOSTS} more)" if len(hosts) > FIRST_HOSTS else "")
+            lines.append(esc(cut(f"  {shown(cls)} ×{len(hosts)}: {shown(msg)}", 120)))
+            lines.append(esc(cut(f"    {names}", 120)))
+        lines.append("")
     lines.append(f"{s['hosts']} hosts ({status}); {s['hosts_with_a_port_held']} with a requested port held.")
     for port, counts in s["by_holder"].items():
         lines.append(f"port {port}: " + ", ".join(f"{esc(k)} {v}" for k, v in counts.items()))
     if s["by_product"]:
-        lines.extend(textwrap.wrap("by product: " + "; ".join(f"{esc(k)} {v}" for k, v in s["by_product"].items()),
-                                   width=120, subsequent_indent="  ", break_long_words=False))
+        items = list(s["by_product"].items())
+        text = "by product: " + "; ".join(f"{esc(k)} {v}" for k, v in items[:TOP_PRODUCTS])
+        if len(items) > TOP_PRODUCTS:
+            text += f"; … {len(items) - TOP_PRODUCTS} more"
+        lines.extend(textwrap.wrap(text, width=120, subsequent_indent="  ", break_long_words=False))
     return "\n".join(lines) + "\n"

@@ -170,10 +170,10 @@ class Scan:
             status, error = classify(exc, self.secrets)
             log.debug("%s: %s (%s)", spec.name, status, error, exc_info=log.isEnabledFor(logging.DEBUG))
             meta = {"host": spec.name, "address": spec.address, "status": status, "error": error,
-                    "elapsed_s": round(elapsed, 3)}
+                    "elapsed_s": round(elapsed, 3), "groups": list(spec.groups)}
             write_bundle(bdir, Bundle(host=spec.name, meta=meta))
             report = failed_host(spec.name, status, error, self.opts.ports, spec.address)
-            report.evidence_dir = str(bdir)
+            report.evidence_dir, report.groups = str(bdir), list(spec.groups)
             return report
         if self.opts.mode == "check":
             meta = dict(result)
@@ -191,6 +191,7 @@ class Scan:
         if err:
             meta["error"] = err
         meta["elapsed_s"] = round(elapsed, 3)
+        meta["groups"] = list(spec.groups)
         write_bundle(bdir, Bundle(host=spec.name, texts=collected.texts, meta=meta))
         report = analyze_bundle(read_bundle(bdir), self.opts.ports)
         report.host = spec.name
@@ -206,7 +207,7 @@ class Scan:
             self.disk_full = e
         msg = one_line(f"{type(e).__name__}: {e}", self.secrets, 300)
         report = failed_host(spec.name, LOCAL, f"port80 {what} ({msg})", self.opts.ports, spec.address)
-        report.evidence_dir = str(self.dir / self._dirname(spec))
+        report.evidence_dir, report.groups = str(self.dir / self._dirname(spec)), list(spec.groups)
         return report
 
     def _safe_finish(self, spec: ConnectionSpec, result, exc: Optional[BaseException], elapsed: float) -> HostReport:

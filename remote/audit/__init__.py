@@ -1,0 +1,1 @@
+"""Audits over time: scan history (SQLite), drift between two runs, policy as code."""
