@@ -18,13 +18,13 @@ from datetime import datetime, timezone
 from html import escape
 from typing import TYPE_CHECKING, Any, Optional
 
+from remote.analysis.verdicts import FAILED_STATUSES as FAILED
 from remote.report.render import failure_groups, summarize
 from remote.report.schema import SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from remote.analysis.verdicts import HostReport, PortVerdict
 
-FAILED = ("unreachable", "tls", "auth", "timeout", "winrm", "error")
 PALETTE = ("#2f6db5", "#d9822b", "#3c9d5d", "#b8433d", "#7b5ea7", "#8c6d46", "#c9559b", "#6b7b8c", "#a3a13a",
            "#3aa3a1")
 
