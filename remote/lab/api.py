@@ -52,6 +52,7 @@ class Execution:
     failed: bool = False
     failure: Optional[ErrorSpec] = None
     changed_state: bool = False  # True when the pipeline changed the emulated host (service, iplisten)
+    exit_code: Optional[int] = None  # set by `exit N`: the server sends the host call SetShouldExit(N)
 
 
 def canonical_key(statements: list[Statement]) -> str:

@@ -153,15 +153,8 @@ def _compare(left: Any, op: str, right: Any) -> bool:
 def _where_object(ctx: Context, b: dict, data: list) -> list:
     fs = b.get("FilterScript")
     if isinstance(fs, ScriptBlock):
-        m = re.match(r"^\s*\$_\.(\w+)\s+-(\w+)\s+(?:'([^']*)'|\"([^\"$]*)\"|(\S+))\s*$", fs.text)
-        if not m or m.group(2).lower() not in _OPS:
-            ctx.error(not_found_error(fs.text.strip().split()[0] if fs.text.strip() else "{"))
-            return []
-        prop, op = m.group(1), m.group(2)
-        val = next(g for g in m.group(3, 4, 5) if g is not None)
-        if val.lower() in ("$true", "$false"):
-            val = val.lower() == "$true"
-        return [x for x in data if isinstance(x, PSObj) and _compare(x.get(prop), op, val)]
+        from remote.lab.engine.interp import collapse, invoke_block, truthy
+        return [x for x in data if truthy(collapse(invoke_block(ctx, fs, x)))]
     prop = b.get("Property") or (str(fs) if fs is not None else None)
     op = next((k for k in b if k.lower() in _OPS and b[k] is True), "EQ")
     val = b.get("Value")
@@ -174,7 +167,7 @@ def _where_object(ctx: Context, b: dict, data: list) -> list:
 
 @cmdlet("Invoke-Expression", [Param("Command", "str", 0)], "InvokeExpression")
 def _invoke_expression(ctx: Context, b: dict, data: list) -> list:
-    return run_script(ctx, str(b.get("Command") or ""), data)
+    return run_script(ctx, str(b.get("Command") or ""), data, via="iex")
 
 
 # services -----------------------------------------------------------------------------------------------------

@@ -41,7 +41,8 @@ Semantics (each decision below is what Windows PowerShell 5.1 does; sources in t
 # The engine lives in four modules split along its seams (this module keeps the names importable):
 #   formats.py  - Windows output formats (messages, JSON, tasklist, netstat, objects, Out-String)
 #   script.py   - tokenizer, binding, command table, runner
-#   natives.py  - native commands;  cmdlets.py - cmdlets
+#   natives.py  - native commands;  cmdlets.py, pipeline_cmdlets.py - cmdlets
+#   language.py - the PowerShell parser; interp.py - its evaluator (scripts, Invoke-Expression)
 # A new lab command is a new ``@native``/``@cmdlet`` function in natives.py/cmdlets.py (or a module
 # of its own imported below).
 
@@ -49,3 +50,4 @@ from remote.lab.engine.formats import *  # noqa: F401,F403
 from remote.lab.engine.script import *  # noqa: F401,F403
 from remote.lab.engine import natives as _natives  # noqa: F401  (registers the native commands)
 from remote.lab.engine import cmdlets as _cmdlets  # noqa: F401  (registers the cmdlets)
+from remote.lab.engine import pipeline_cmdlets as _pipeline_cmdlets  # noqa: F401  (Sort-Object, Format-*, …)

@@ -493,6 +493,9 @@ _VIEWS: dict[str, list[str]] = {
     "Microsoft.Management.Infrastructure.CimInstance#root/cimv2/Win32_OperatingSystem":
         ["SystemDirectory", "Organization", "BuildNumber", "RegisteredUser", "SerialNumber", "Version"],
     "System.Diagnostics.Process": ["Id", "ProcessName", "Path"],
+    # GUESS (no capture): Get-NetTCPConnection's table view as Microsoft's documentation shows it
+    "Microsoft.Management.Infrastructure.CimInstance#ROOT/StandardCimv2/MSFT_NetTCPConnection":
+        ["LocalAddress", "LocalPort", "RemoteAddress", "RemotePort", "State", "AppliedSetting", "OwningProcess"],
 }
 
 
@@ -518,6 +521,7 @@ def format_objects(items: list[Any], width: int = 120) -> str:
     """What ``Out-String`` makes of objects (and strings) in one run."""
     out: list[str] = []
     pending: list[PSObj] = []
+    in_matches = False
 
     def flush() -> None:
         if not pending:
@@ -541,6 +545,16 @@ def format_objects(items: list[Any], width: int = 120) -> str:
         pending.clear()
 
     for it in items:
+        if isinstance(it, PSObj) and it.origin == "matchinfo":  # Select-String: its lines (GUESS: spacing)
+            flush()
+            if not in_matches:
+                out.append("")
+                in_matches = True
+            out.append(it.to_string or "")
+            continue
+        if in_matches:
+            out.extend(["", ""])
+            in_matches = False
         if isinstance(it, PSObj):
             if pending and pending[0].type_names[:1] != it.type_names[:1]:
                 flush()
@@ -549,6 +563,8 @@ def format_objects(items: list[Any], width: int = 120) -> str:
             flush()
             out.append(display(it))
     flush()
+    if in_matches:
+        out.extend(["", ""])
     return "".join(ln + CRLF for ln in out)
 
 

@@ -185,6 +185,7 @@ def tokenize_script(text: str) -> list[list[list[Tok]]]:
 @dataclass
 class ScriptBlock:
     text: str
+    body: Any = None  # its parsed statements (remote/lab/engine/language.py), when parsed
 
     def __str__(self) -> str:
         return self.text
@@ -358,6 +359,11 @@ class Context:
         self.m = machine
         self.errors: list[api.ErrorSpec] = []
         self.changed = False
+        self.vars: dict[str, Any] = {}  # script variables (lower-case names)
+        self.last_ok = True  # $?
+        self.native_exit = 0  # a native command sets it (→ $LASTEXITCODE)
+        self.exit_code: Optional[int] = None  # `exit N`
+        self.exiting = False
 
     def error(self, spec: api.ErrorSpec) -> None:
         self.errors.append(spec)
@@ -368,7 +374,8 @@ CMDLETS: dict[str, Cmdlet] = {}
 ALIASES = {"echo": "write-output", "write": "write-output", "gsv": "get-service", "gps": "get-process",
            "ps": "get-process", "select": "select-object", "iex": "invoke-expression", "gcim": "get-ciminstance",
            "gwmi": "get-wmiobject", "where": "where-object", "?": "where-object", "spsv": "stop-service",
-           "sasv": "start-service"}
+           "sasv": "start-service", "ft": "format-table", "fl": "format-list", "sort": "sort-object",
+           "%": "foreach-object", "foreach": "foreach-object", "measure": "measure-object", "sls": "select-string"}
 
 
 def native(*names: str):
@@ -419,6 +426,8 @@ def run_statements(machine: Any, statements: list[api.Statement]) -> api.Executi
     output: list[Any] = []
     failure: Optional[api.ErrorSpec] = None
     for st in statements:
+        if ctx.exiting:
+            break  # `exit` ends the pipeline (LocalPipeline: ExitException → host SetShouldExit)
         if failure is None:
             try:
                 output.extend(run_statement(ctx, st))
@@ -433,7 +442,7 @@ def run_statements(machine: Any, statements: list[api.Statement]) -> api.Executi
                 pass
             ctx.changed = ctx.changed or shadow.changed
     return api.Execution(output=[wire(x) for x in output], errors=ctx.errors, failed=failure is not None,
-                         failure=failure, changed_state=ctx.changed)
+                         failure=failure, changed_state=ctx.changed, exit_code=ctx.exit_code)
 
 
 def run_statement(ctx: Context, st: api.Statement) -> list:
@@ -464,32 +473,13 @@ def run_steps(ctx: Context, steps: list[Step]) -> list:
     return data
 
 
-def run_script(ctx: Context, script: str, input_items: Optional[list] = None) -> list:
-    """A script block: statement by statement; an error in one is written and the next runs."""
+def run_script(ctx: Context, script: str, input_items: Optional[list] = None, via: str = "") -> list:
+    """A script (add_script / Invoke-Expression): parsed and run by remote/lab/engine/interp.py; an error in
+    one statement is written and the next runs; a parse error is a terminating ParseException."""
     if is_admin_check(script):
         return [bool(ctx.m.elevated)]
-    try:
-        statements = tokenize_script(script)
-    except ScriptTooComplex as e:
-        ctx.error(not_found_error(e.word))
-        return []
-    out: list = []
-    for st in statements:
-        steps: list[Step] = []
-        try:
-            for toks in st:
-                head = toks[0]
-                name = head.value if isinstance(head.value, str) else _argstr(head.value)
-                if isinstance(head.value, ScriptBlock) or head.param is not None:
-                    raise Terminate(not_found_error(str(head.value)))
-                r = resolve(ctx, name)
-                if r is None:
-                    raise Terminate(not_found_error(name))
-                steps.append(Step(name, r[0], r[1], Args.from_tokens(toks[1:])))
-            out.extend(run_steps(ctx, steps))
-        except Terminate as t:
-            ctx.error(t.spec)
-    return out
+    from remote.lab.engine.interp import run_text  # the interpreter builds on this module
+    return run_text(ctx, script, input_items, via)
 
 
 _ADMIN_CHECK = re.compile(

@@ -37,7 +37,7 @@ from typing import Any, Callable, Optional, Protocol
 
 import psrpcore
 from psrpcore import PSRPPayload, StreamType
-from psrpcore.types import PSInvocationState, RunspacePoolState
+from psrpcore.types import HostMethodIdentifier, PSInvocationState, RunspacePoolState
 
 from remote.lab import api
 from remote.lab.protocol import wsman
@@ -318,6 +318,10 @@ class HostRuntime:
         for err in ex.errors:
             rec = error_record(err)
             p.write_error(rec.Exception, rec.CategoryInfo, rec.TargetObject, rec.FullyQualifiedErrorId)
+        if ex.exit_code is not None:
+            # `exit N`: PowerShell's LocalPipeline calls the host's SetShouldExit(N) (a PIPELINE_HOST_CALL the
+            # client answers or ignores); the pipeline itself still ends Completed
+            p.host_call(HostMethodIdentifier.SetShouldExit, [int(ex.exit_code)])
         if ex.failed:
             failure = ex.failure or api.ErrorSpec(message="The pipeline failed.", fully_qualified_error_id="Failed")
             p._change_state(PSInvocationState.Failed, error_record(failure))  # private API (psrpcore 0.3.1)
