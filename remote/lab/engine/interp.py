@@ -596,6 +596,10 @@ def run_text(ctx: Context, text: str, input_items: Optional[list] = None, via: s
         try:
             out.extend(it.statement(st))
         except Terminate as t:
+            if via == "iex":
+                # a terminating error ends Invoke-Expression itself (recorded: pypsrp's
+                # test_client_execute_ps_failure, `Get-ServiceTypo` → PipelineState Failed, no ERROR_RECORD)
+                raise
             ctx.error(t.spec)
             ctx.last_ok = False
             if str(get_var(ctx, "erroractionpreference")).lower() == "stop":
