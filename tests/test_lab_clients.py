@@ -133,7 +133,7 @@ def test_execute_cmd_powershell_exit_code(fleet):
 
 
 def test_pywinrm_run_cmd_and_run_ps(fleet):
-    winrm = pytest.importorskip("winrm")
+    import winrm  # pywinrm: in the test extra
     name = BUNDLES[0]
     kw = fleet.client_kwargs(fleet.host(name))
     url = f"https://{kw['server']}:{kw['port']}/wsman"

@@ -42,6 +42,7 @@ from psrpcore.types import HostMethodIdentifier, PSInvocationState, RunspacePool
 from remote.lab import api
 from remote.lab.protocol import wsman
 from remote.lab.protocol.faults import Faults
+from remote.lab.engine import winrs
 from remote.lab.engine.psrp import (  # noqa: F401  (names kept importable from here)
     DEFAULT_PSVERSION, FRAGMENT_SIZE, MIN_RECEIVE_BUDGET, PS_RESOURCE_PREFIX, LabRunspacePool, _cached_psversion_table,
     _clixml_of, _statements_of, clixml_string, error_record, psversion_table, queue_raw_clixml, queue_raw_message,
@@ -209,6 +210,8 @@ class HostRuntime:
         if body is None or body.tag != "{%s}Shell" % wsman.NS["rsp"]:
             raise WSManFault(wsman.CODE_INTERNAL, "The WS-Management service cannot process the request: "
                              "the Create body holds no rsp:Shell.")
+        if winrs.is_cmd_shell(req.resource_uri):
+            return self._create_cmd_shell(req, body, client_ip, user, address)
         if not req.resource_uri.startswith(PS_RESOURCE_PREFIX):
             raise WSManFault(wsman.CODE_INTERNAL, f"The lab serves PowerShell remoting only, not {req.resource_uri}.")
         creation = body.find("{%s}creationXml" % wsman.NS["pwsh"])
@@ -238,8 +241,42 @@ class HostRuntime:
         return Reply(200, wsman.create_response(req, shell_id, address or req.to, user, client_ip,
                                                 input_streams, output_streams))
 
+    def _create_cmd_shell(self, req: wsman.Request, body: Any, client_ip: str, user: str, address: str) -> Reply:
+        shell_id = (body.get("ShellId") or str(uuid.uuid4())).upper()
+        try:
+            codepage = int(req.options.get("WINRS_CODEPAGE") or 437)
+        except ValueError:
+            codepage = 437
+        input_streams = (body.findtext("{%s}InputStreams" % wsman.NS["rsp"]) or "stdin").strip()
+        output_streams = (body.findtext("{%s}OutputStreams" % wsman.NS["rsp"]) or "stdout stderr").strip()
+        shell = winrs.CmdShell(shell_id, req.resource_uri, user, client_ip, codepage, input_streams, output_streams)
+        with self._lock:
+            self.shells[shell_id] = shell  # type: ignore[assignment]
+        return Reply(200, wsman.create_response(req, shell_id, address or req.to, user, client_ip,
+                                                input_streams, output_streams))
+
+    def _cmd_command(self, req: wsman.Request, shell: Any) -> Reply:
+        body = req.body
+        if body is None or body.tag != "{%s}CommandLine" % wsman.NS["rsp"]:
+            raise WSManFault(wsman.CODE_INTERNAL, "The Command body holds no rsp:CommandLine.")
+        command_id = (body.get("CommandId") or winrs.new_command_id()).upper()
+        exe = body.findtext("{%s}Command" % wsman.NS["rsp"]) or ""
+        args = [a.text or "" for a in body.findall("{%s}Arguments" % wsman.NS["rsp"])]
+        argv = winrs.split_command_line(exe) + args
+        skip_cmd = str(req.options.get("WINRS_SKIP_CMD_SHELL", "")).lower() == "true"
+        out, err, code = winrs.run_command_line(self.host, argv, shell.codepage)
+        if skip_cmd and code == 1 and not out and b"is not recognized" in err:
+            return Reply(500, winrs.provider_fault(req.message_id, winrs.CODE_FILE_NOT_FOUND,
+                                                   "The system cannot find the file specified. ", self.machine,
+                                                   "Shell cmd plugin", "%systemroot%\\system32\\winrscmd.dll"))
+        with shell.cond:
+            shell.commands[command_id] = winrs.CmdCommand(command_id, out, err, code)
+        return Reply(200, wsman.command_response(req, command_id))
+
     def _do_command(self, req: wsman.Request, **_: Any) -> Reply:
         shell = self._shell(req)
+        if isinstance(shell, winrs.CmdShell):
+            return self._cmd_command(req, shell)
         body = req.body
         if body is None or body.tag != "{%s}CommandLine" % wsman.NS["rsp"]:
             raise WSManFault(wsman.CODE_INTERNAL, "The Command body holds no rsp:CommandLine.")
@@ -332,6 +369,18 @@ class HostRuntime:
 
     def _do_receive(self, req: wsman.Request, **_: Any) -> Reply:
         shell = self._shell(req)
+        if isinstance(shell, winrs.CmdShell):
+            desired = req.body.find("{%s}DesiredStream" % wsman.NS["rsp"]) if req.body is not None else None
+            cid = ((desired.get("CommandId") if desired is not None else None) or "").upper()
+            with shell.cond:
+                cmd = shell.commands.get(cid)
+                if cmd is None:
+                    raise WSManFault(wsman.CODE_SHELL_NOT_FOUND,
+                                     "The WS-Management service cannot process the request because the request "
+                                     "contained invalid selectors for the resource. ",
+                                     subcode="w:InvalidSelectors", value="s:Sender")
+                budget = max(req.max_envelope_size - wsman.RECEIVE_OVERHEAD, MIN_RECEIVE_BUDGET)
+                return Reply(200, winrs.receive_response(req, cmd, budget))
         desired = req.body.find("{%s}DesiredStream" % wsman.NS["rsp"]) if req.body is not None else None
         command_id = desired.get("CommandId") if desired is not None else None
         budget = max(req.max_envelope_size - wsman.RECEIVE_OVERHEAD, MIN_RECEIVE_BUDGET)
@@ -383,6 +432,8 @@ class HostRuntime:
 
     def _do_send(self, req: wsman.Request, **_: Any) -> Reply:
         shell = self._shell(req)
+        if isinstance(shell, winrs.CmdShell):
+            return Reply(200, wsman.send_response(req))  # the emulated programs read no input
         body = req.body
         if body is None:
             raise WSManFault(wsman.CODE_INTERNAL, "The Send body is empty.")
@@ -407,6 +458,13 @@ class HostRuntime:
 
     def _do_signal(self, req: wsman.Request, **_: Any) -> Reply:
         shell = self._shell(req)
+        if isinstance(shell, winrs.CmdShell):
+            cid = ((req.body.get("CommandId") if req.body is not None else None) or "").upper()
+            code = (req.body.findtext("{%s}Code" % wsman.NS["rsp"]) or "") if req.body is not None else ""
+            with shell.cond:
+                if code.lower().endswith("/signal/terminate") or code.lower().endswith("/signal/ctrl_c"):
+                    shell.commands.pop(cid, None)
+            return Reply(200, wsman.signal_response(req))
         body = req.body
         command_id = body.get("CommandId") if body is not None else None
         code = (body.findtext("{%s}Code" % wsman.NS["rsp"]) or "") if body is not None else ""
