@@ -7,6 +7,7 @@ from .common import detect_error
 from .excludedportrange import parse_excludedportrange
 from .iis_apppools import parse_iis_apppools
 from .iis_sites import parse_iis_sites
+from .getservice import parse_getservice
 from .iplisten import parse_iplisten
 from .netstat import parse_netstat
 from .nettcpconnection import parse_nettcpconnection
@@ -30,6 +31,7 @@ PARSERS = {
     "iis_sites": parse_iis_sites,
     "iis_apppools": parse_iis_apppools,
     "nettcpconnection": parse_nettcpconnection,
+    "getservice": parse_getservice,
 }
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "parse_iis_sites",
     "parse_nettcpconnection",
     "parse_sslcert",
+    "parse_getservice",
     "parse_iplisten",
     "parse_netstat",
     "parse_processes_json",

@@ -292,4 +292,41 @@ class IisAppPoolsResult:
     error: Optional[str] = None
 
 
+
+# --- Get-Service (the service dependency graph) ----------------------------------------------------
+
+
+@dataclass
+class ServiceNode:
+    """One ``Get-Service`` object: run state, start type and its dependency lists (service names).
+
+    ``dependents`` is ``DependentServices``: every service that needs this one to run, indirect ones
+    included, in reverse start order (EnumDependentServices); ``depends_on`` is ``ServicesDependedOn``
+    (RequiredServices): the services this one needs directly, drivers included (``HTTP``), spelled as
+    the registry's DependOnService spells them (``RPCSS`` for ``RpcSs``). A list is None when the
+    source does not show it, or shows it cut (``{a, b, c...}``)."""
+
+    name: str
+    display_name: Optional[str] = None
+    status: Optional[str] = None  # "Running", "Stopped", "Start Pending", …
+    start_type: Optional[str] = None  # Win32_Service words: "Auto", "Manual", "Disabled", "Boot", "System"
+    dependents: Optional[list[str]] = None
+    depends_on: Optional[list[str]] = None
+    name_cut: bool = False  # the table's Name column cut it ("WMIRegistration...")
+    line: int = 0
+
+
+@dataclass
+class GetServiceResult:
+    services: list[ServiceNode] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: Optional[str] = None
+
+    @property
+    def has_graph(self) -> bool:
+        """Every service shows both of its dependency lists, complete."""
+        return bool(self.services) and all(s.dependents is not None and s.depends_on is not None and not s.name_cut
+                                           for s in self.services)
+
+
 __all__ = [n for n in dir() if n[0].isupper()] + ["to_dict", "asdict"]

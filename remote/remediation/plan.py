@@ -7,9 +7,14 @@ Two strategies:
 
 - ``disable-services``: stop and disable the services the analysis attributes to the HTTP.sys
   registrations on the port (``Stop-Service -Name X``, then ``Set-Service -Name X -StartupType
-  Disabled``), dependents first (W3SVC before WAS). Without ``-Force``: Stop-Service -Force also stops
-  every running dependent service, which the journal would not record and undo would not restart; a
-  service with a running dependent port80 does not know of fails instead, loudly, and nothing else stops.
+  Disabled``), ordered from the host's own service dependency graph (its ``Get-Service`` evidence,
+  ``remote.analysis.servicegraph``): every service stops after the services that need it. Never
+  ``-Force`` (Stop-Service -Force silently stops every running dependent, which the journal would not
+  record and undo would not restart): a running dependent joins the plan instead — stopped (not
+  disabled: it cannot start while what it needs is disabled), journaled, restarted by undo, and shown
+  in the dry run with why — or, when it is critical or something the remoting session needs, blocks
+  the plan with that reason. Without the graph, a single service is planned (if it has a running
+  dependent, Stop-Service fails loudly and nothing else stops); several cannot be ordered: skipped.
 - ``iplisten``: add addresses to HTTP.sys's IP listen list (``netsh.exe http add iplisten
   ipaddress=A``) so HTTP.sys binds only those and another web server can bind the others. On real
   Windows the HTTP service reads the list when it starts: a restart of HTTP (which restarts WinRM too)
@@ -17,8 +22,9 @@ Two strategies:
 
 Safety rules (a host is either planned whole or skipped with its reason; never half a plan):
 
-- never a service the remoting session depends on (``REMOTING_SERVICES``: WinRM, Wecsvc, HTTP, RpcSs, …),
-  whatever ``--force-service`` says; a registration whose product is critical (the WinRM compatibility
+- never a service the remoting session depends on — found through the graph from WinRM (WinRM → HTTP,
+  RPCSS → …), plus ``REMOTING_SERVICES`` for a host without a graph — whatever ``--force-service``
+  says, nor a service that would have to stop with one; a registration whose product is critical (the WinRM compatibility
   listener ``HTTP://+:80/WSMAN/``, WinRM, RDP over HTTP) skips the host with the manual command;
 - only services the analysis attributes to a registration on the requested port;
 - other services the knowledge base marks critical only with ``--force-service NAME``;
@@ -36,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional, Sequence
 
 from remote.analysis import knowledge
+from remote.analysis.servicegraph import ServiceGraph, dependents_of, graph_from_text, remoting_needs, stop_order
 from remote.analysis.verdicts import FAILED_STATUSES, HTTP_SYS_PID, HostReport, PortVerdict
 from remote.parsers import PARSERS
 from remote.parsers.services import _START_WORDS
@@ -48,8 +55,6 @@ FORMATS = ("table", "markdown", "json")
 REMOTING_SERVICES = frozenset(s.lower() for s in (
     "WinRM", "Wecsvc", "HTTP", "RpcSs", "RpcEptMapper", "DcomLaunch", "SamSs", "Netlogon", "BFE", "mpssvc",
 ))
-# Stop order where Windows has a dependency between targets: dependents first.
-STOP_ORDER = {"w3svc": 0, "was": 1}
 
 IPLISTEN_NOTE = ("on real Windows the HTTP service reads the IP listen list when it starts: restart the HTTP "
                  "service (this restarts WinRM and every HTTP.sys user too) or reboot, in a maintenance window, "
@@ -218,21 +223,26 @@ class HostFacts:
 
     services: Optional[dict[str, ServiceState]] = None  # lower-case name -> state
     iplisten: Optional[list[str]] = None
+    graph: Optional[ServiceGraph] = None  # the service dependency graph (getservice.json); None: unknown
 
     def service(self, name: str) -> Optional[ServiceState]:
         return (self.services or {}).get(name.lower())
 
 
 def facts_from_texts(texts: dict[str, Optional[str]]) -> HostFacts:
-    """Service states (services.json, else the running services of tasklist.txt, start mode unknown)
-    and the IP listen list, from a bundle's texts."""
-    facts = HostFacts()
+    """Service states (services.json, else getservice.json's, else the running services of tasklist.txt,
+    start mode unknown), the service dependency graph (getservice.json) and the IP listen list, from a
+    bundle's texts."""
+    facts = HostFacts(graph=graph_from_text(texts.get("getservice")))
     text = texts.get("services")
     if text is not None:
         res = PARSERS["services"](text)
         if not res.error and res.services:
             facts.services = {s.name.lower(): ServiceState(s.name, norm_state(s.state), norm_mode(s.start_mode))
                               for s in res.services}
+    if facts.services is None and facts.graph is not None:
+        facts.services = {k: ServiceState(n.name, norm_state(n.status), norm_mode(n.start_type))
+                          for k, n in facts.graph.nodes.items()}
     if facts.services is None and texts.get("tasklist") is not None:
         res = PARSERS["tasklist"](texts["tasklist"])
         if not res.error and res.processes:
@@ -261,6 +271,8 @@ class HostPlan:
     who: str = ""  # products/processes holding the port before (for undo: what it is to be again)
     address: Optional[str] = None
     state_now: Optional[dict[str, str]] = None  # undo: {"holder", "who"} verified after the apply, when known
+    stops_with: dict[str, list[str]] = field(default_factory=dict)  # service behind a registration -> running
+    # services that stop with it (its dependents, stop order; from the host's Get-Service graph)
 
     def journal_state(self) -> dict[str, str]:
         """The verdict the host has when this plan starts running (the journal's "host" record)."""
@@ -357,28 +369,68 @@ def _plan_services(plan: HostPlan, v: PortVerdict, facts: HostFacts, force_servi
         for s in chosen:
             if s.lower() not in {t.lower() for t, _ in targets}:
                 targets.append((s, f"behind {r.url} ({r.product or 'unknown product'})"))
-    for s, _ in targets:
-        if s.lower() in REMOTING_SERVICES:
-            plan.reason = (f"{s} is behind a registration on port {port}, but the remoting session port80 uses "
-                           f"depends on it: port80 never stops it (not even with --force-service)")
-            return plan
-        if knowledge.is_critical(s) and s.lower() not in forced:
-            plan.reason = (f"{s} is critical (knowledge base): port80 refuses to stop it; rerun with "
-                           f"--force-service {s} if you are sure")
-            return plan
     for f in [f for f in dict.fromkeys(force_services) if f.lower() not in {t.lower() for t, _ in targets}]:
         plan.notes.append(f"--force-service {f}: not behind a registration on port {port} here; ignored")
+    g = facts.graph
+    # what stops: the targets and every running service that needs one of them (Stop-Service without
+    # -Force refuses to stop a service while a dependent runs), each stopping before what it needs
+    joined: dict[str, str] = {}  # lower name -> why it joins
+    for name, _ in targets:
+        deps = dependents_of(g, name) if g is not None else []
+        plan.stops_with[name] = [d for d in deps if g is not None and g.running(d)]
+        for d in plan.stops_with[name]:
+            if d.lower() not in {t.lower() for t, _ in targets}:
+                joined.setdefault(d.lower(), f"running dependent of {name}: it needs {name}, and Stop-Service "
+                                             f"without -Force refuses to stop {name} while it runs")
+    names = [n for n, _ in targets] + [g.name(k) for k in joined] if g is not None else [n for n, _ in targets]
+    protected = remoting_needs(g) if g is not None else {}
+    for s in names:
+        if s.lower() in protected or s.lower() in REMOTING_SERVICES:
+            path = protected.get(s.lower())
+            via = f" ({' -> '.join(path)})" if path and len(path) > 1 else ""
+            if s.lower() in joined:
+                target = next(t for t, _ in targets if s in plan.stops_with.get(t, []))
+                plan.reason = (f"stopping {target} would stop {s}, which the remoting session port80 uses depends "
+                               f"on{via}: port80 never stops it (not even with --force-service)")
+            else:
+                plan.reason = (f"{s} is behind a registration on port {port}, but the remoting session port80 uses "
+                               f"depends on it{via}: port80 never stops it (not even with --force-service)")
+            return plan
+        if knowledge.is_critical(s) and s.lower() not in forced:
+            if s.lower() in joined:
+                plan.reason = (f"{s} would have to stop too ({joined[s.lower()]}) and it is critical (knowledge "
+                               f"base): port80 refuses; rerun with --force-service {s} if you are sure")
+            else:
+                plan.reason = (f"{s} is critical (knowledge base): port80 refuses to stop it; rerun with "
+                               f"--force-service {s} if you are sure")
+            return plan
     if facts.services is None:
-        plan.reason = ("service states unknown (services.json missing or unreadable): port80 records the state "
-                       "of everything it changes, so it plans nothing here")
+        plan.reason = ("service states unknown (services.json and getservice.json missing or unreadable): port80 "
+                       "records the state of everything it changes, so it plans nothing here")
         return plan
-    targets.sort(key=lambda t: STOP_ORDER.get(t[0].lower(), -1))
-    for name, why in targets:
+    if g is None:
+        if len(targets) > 1:
+            plan.reason = (f"the service dependency graph is unknown (getservice.json missing or unreadable): port80 "
+                           f"cannot order stopping {', '.join(n for n, _ in targets)} safely, so it plans nothing here")
+            return plan
+        plan.notes.append(f"the service dependency graph is unknown (no getservice.json): if {targets[0][0]} has a "
+                          "running dependent, Stop-Service fails (port80 never uses -Force) and nothing else changes")
+    elif not g.complete:
+        plan.notes.append("the Get-Service evidence misses some dependency lists: the order follows what it shows")
+    why_of = {n.lower(): w for n, w in targets} | joined
+    target_keys = {n.lower() for n, _ in targets}
+    for name in (stop_order(g, names) if g is not None else names):
+        why = why_of[name.lower()]
         st = facts.service(name)
         if st is None:
             plan.reason = f"{name} is not in the host's service list: its state before cannot be recorded"
             plan.actions = []
             return plan
+        if name.lower() not in target_keys:  # a dependent: stopped only, it cannot start without what it needs
+            if st.state != "Stopped":
+                plan.actions.append(Action("stop-service", st.name, before={"state": st.state,
+                                                                            "start_mode": st.start_mode}, why=why))
+            continue
         if st.start_mode is None:
             plan.reason = f"{name}: start mode unknown (no services.json): its state before cannot be recorded"
             plan.actions = []
@@ -393,6 +445,9 @@ def _plan_services(plan: HostPlan, v: PortVerdict, facts: HostFacts, force_servi
         if st.start_mode != "Disabled":
             plan.actions.append(Action("set-start-mode", st.name, value="Disabled",
                                        before={"start_mode": st.start_mode}, why=why))
+    for name, deps in plan.stops_with.items():
+        plan.notes.append(f"{name} stops with: " + (", ".join(deps) if deps else "nothing else")
+                          if g is not None else f"{name} stops with: unknown (no dependency graph)")
     if not plan.actions:
         names = ", ".join(n for n, _ in targets)
         plan.reason = (f"{names} already stopped and disabled, yet port {port} is still registered: "
