@@ -15,8 +15,45 @@ from remote.remediation.plan import Action, HostFacts, ServiceState
 BC_URL = "HTTP://+:80/116B50EB-ECE2-41AC-8429-9F9E963361B7/"
 
 
-def svc(*items) -> HostFacts:
-    return HostFacts(services={n.lower(): ServiceState(n, st, mode) for n, st, mode in items}, iplisten=[])
+def svc(*items, graph=None) -> HostFacts:
+    return HostFacts(services={n.lower(): ServiceState(n, st, mode) for n, st, mode in items}, iplisten=[],
+                     graph=graph)
+
+
+def gs_json(rows) -> str:
+    """getservice.json as port80's pipeline gives it (Get-Service | Select-Object … | ConvertTo-Json; a JSON
+    shape built from PowerShell's documented behaviour: no real capture of it exists). Rows: (name, status,
+    start type, DependentServices, ServicesDependedOn); empty lists are null, as [string[]]$null gives."""
+    return json.dumps([{"Name": n, "DisplayName": n, "Status": st, "StartType": mode,
+                        "DependentServices": deps or None, "ServicesDependedOn": req or None}
+                       for n, st, mode, deps, req in rows], indent=4)
+
+
+# An IIS host with WCF non-HTTP activation: WAS's dependents are W3SVC and the three listener adapters
+# (windows-security.org "Windows Process Activation Service"; dotnet/AspNetCore.Docs#26342: `net stop was
+# /y` also stops NetPipeActivator, NetTcpActivator, NetMsmqActivator); NetTcpActivator also needs
+# NetTcpPortSharing (W4RH4WK/Debloat-Windows-10#49); WinRM needs NSI, HTTP, RPCSS (a real
+# `Get-Service WinRM -RequiredServices`, tests/fixtures/getservice/). W3SVC -> HTTP, WAS -> RPCSS,
+# NetMsmqActivator -> MSMQ and RPCSS -> RpcEptMapper, DcomLaunch are the usual `sc qc` lists (no capture).
+IIS_WCF = [
+    ("DcomLaunch", "Running", "Automatic", ["WinRM", "W3SVC", "WAS", "RpcSs"], []),
+    ("MSMQ", "Running", "Automatic", ["NetMsmqActivator"], ["RPCSS"]),
+    ("NetMsmqActivator", "Running", "Automatic", [], ["WAS", "MSMQ"]),
+    ("NetPipeActivator", "Running", "Automatic", [], ["WAS"]),
+    ("NetTcpActivator", "Running", "Automatic", [], ["NetTcpPortSharing", "WAS"]),
+    ("NetTcpPortSharing", "Running", "Manual", ["NetTcpActivator"], []),
+    ("nsi", "Running", "Automatic", ["WinRM"], []),
+    ("RpcEptMapper", "Running", "Automatic", ["WinRM", "W3SVC", "WAS", "RpcSs"], []),
+    ("RpcSs", "Running", "Automatic", ["WinRM", "W3SVC", "NetMsmqActivator", "MSMQ", "WAS"],
+     ["RpcEptMapper", "DcomLaunch"]),
+    ("W3SVC", "Running", "Automatic", [], ["WAS", "HTTP"]),
+    ("WAS", "Running", "Manual", ["NetMsmqActivator", "NetPipeActivator", "NetTcpActivator", "W3SVC"], ["RPCSS"]),
+    ("WinRM", "Running", "Automatic", [], ["NSI", "HTTP", "RPCSS"]),
+]
+
+
+def iis_wcf_facts(rows=IIS_WCF) -> HostFacts:
+    return rm.facts_from_texts({"getservice": gs_json(rows)})
 
 
 def reg(url=BC_URL, services=("PeerDistSvc",), product_key="branchcache", pids=(2668,), controller=None,
@@ -68,12 +105,72 @@ def test_shared_svchost_only_the_products_service():
 def test_iis_targets_behind_the_controller_dependents_first():
     r = reg(url="HTTP://*:80/", services=("WAS", "W3SVC"), product_key="iis", pids=(), controller=1864,
             processes=["svchost.exe (1864) controller"])
-    facts = svc(("W3SVC", "Running", "Auto"), ("WAS", "Running", "Manual"))
-    plan = rm.plan_host(report(r), facts)
+    plan = rm.plan_host(report(r), iis_wcf_facts())
+    assert plan.status == "planned", plan.reason
     assert [a.command for a in plan.actions] == [
         "Stop-Service -Name W3SVC", "Set-Service -Name W3SVC -StartupType Disabled",
+        "Stop-Service -Name NetMsmqActivator", "Stop-Service -Name NetPipeActivator",
+        "Stop-Service -Name NetTcpActivator",
         "Stop-Service -Name WAS", "Set-Service -Name WAS -StartupType Disabled",
     ]
+    adapter = plan.actions[2]
+    assert "running dependent of WAS" in adapter.why and "-Force" in adapter.why
+    assert adapter.before == {"state": "Running", "start_mode": "Auto"}
+    assert plan.stops_with == {"WAS": ["W3SVC", "NetMsmqActivator", "NetPipeActivator", "NetTcpActivator"],
+                               "W3SVC": []}
+    assert "WAS stops with: W3SVC, NetMsmqActivator, NetPipeActivator, NetTcpActivator" in plan.notes
+    assert not any("STOP" in n for n in plan.notes)
+    assert not hasattr(rm, "STOP_ORDER")
+
+
+def test_iis_without_dependency_graph_cannot_be_ordered():
+    r = reg(url="HTTP://*:80/", services=("WAS", "W3SVC"), product_key="iis", pids=(), controller=1864)
+    plan = rm.plan_host(report(r), svc(("W3SVC", "Running", "Auto"), ("WAS", "Running", "Manual")))
+    assert plan.status == "skipped" and "dependency graph is unknown" in plan.reason and not plan.actions
+    assert "W3SVC" in plan.reason and "WAS" in plan.reason
+
+
+def test_one_service_without_graph_planned_with_a_note():
+    plan = rm.plan_host(report(reg()), BC_FACTS)
+    assert plan.status == "planned"
+    assert any("graph is unknown" in n and "-Force" in n for n in plan.notes)
+
+
+def test_stopped_dependents_stay_out_and_order_follows_the_graph():
+    rows = [r if r[0] not in ("NetMsmqActivator", "NetPipeActivator") else (r[0], "Stopped", *r[2:]) for r in IIS_WCF]
+    r = reg(url="HTTP://*:80/", services=("W3SVC", "WAS"), product_key="iis", pids=(), controller=1864)
+    plan = rm.plan_host(report(r), iis_wcf_facts(rows))
+    assert [a.command for a in plan.actions if a.kind == "stop-service"] == [
+        "Stop-Service -Name W3SVC", "Stop-Service -Name NetTcpActivator", "Stop-Service -Name WAS"]
+
+
+def test_refused_when_winrm_needs_a_target_found_through_the_graph():
+    # nsi is not in the hand-kept REMOTING_SERVICES: only the graph (WinRM -> NSI) knows the session needs it
+    assert "nsi" not in rm.REMOTING_SERVICES
+    r = reg(url="HTTP://+:80/x/", services=("nsi",), product_key="self-hosted", pids=(700,))
+    plan = rm.plan_host(report(r), iis_wcf_facts(), force_services=["nsi"])
+    assert plan.status == "skipped" and not plan.actions
+    assert "remoting session" in plan.reason and "(WinRM -> nsi)" in plan.reason and "never" in plan.reason
+
+
+def test_refused_when_a_dependent_that_would_stop_is_winrm():
+    rows = IIS_WCF + [("HttpAgent", "Running", "Automatic", ["WinRM"], [])]
+    rows = [r if r[0] != "WinRM" else ("WinRM", "Running", "Automatic", [], ["NSI", "HTTP", "RPCSS", "HttpAgent"])
+            for r in rows]
+    r = reg(url="HTTP://+:80/agent/", services=("HttpAgent",), product_key="self-hosted", pids=(700,))
+    plan = rm.plan_host(report(r), iis_wcf_facts(rows))
+    assert plan.status == "skipped" and "(WinRM -> HttpAgent)" in plan.reason
+
+
+def test_critical_dependent_blocks_unless_forced():
+    rows = IIS_WCF + [("LanmanServer", "Running", "Automatic", [], ["WAS"])]
+    rows = [r if r[0] != "WAS" else (*r[:3], r[3] + ["LanmanServer"], r[4]) for r in rows]
+    r = reg(url="HTTP://*:80/", services=("W3SVC", "WAS"), product_key="iis", pids=(), controller=1864)
+    plan = rm.plan_host(report(r), iis_wcf_facts(rows))
+    assert plan.status == "skipped" and "LanmanServer would have to stop too" in plan.reason
+    assert "--force-service LanmanServer" in plan.reason
+    plan = rm.plan_host(report(r), iis_wcf_facts(rows), force_services=["LanmanServer"])
+    assert plan.status == "planned" and "Stop-Service -Name LanmanServer" in [a.command for a in plan.actions]
 
 
 def test_already_stopped_service_only_disabled():
@@ -398,7 +495,21 @@ def journal_lines(plan, outcomes, run="r1"):
 
 def iis_plan():
     r = reg(url="HTTP://*:80/", services=("W3SVC", "WAS"), product_key="iis", pids=(), controller=1864)
-    return rm.plan_host(report(r), svc(("W3SVC", "Running", "Auto"), ("WAS", "Running", "Manual")))
+    rows = [r for r in IIS_WCF if not r[0].startswith("Net")]
+    rows = [r if r[0] != "WAS" else (*r[:3], ["W3SVC"], r[4]) for r in rows]
+    return rm.plan_host(report(r), iis_wcf_facts(rows))
+
+
+def test_undo_restarts_the_dependents_after_what_they_need():
+    r = reg(url="HTTP://*:80/", services=("W3SVC", "WAS"), product_key="iis", pids=(), controller=1864)
+    plan = rm.plan_host(report(r), iis_wcf_facts())
+    (u,) = rj.undo_plans(rj.read_journal(journal_lines(plan, ["applied"] * len(plan.actions))))
+    assert [a.command for a in u.actions] == [
+        "Set-Service -Name WAS -StartupType Manual", "Start-Service -Name WAS",
+        "Start-Service -Name NetTcpActivator", "Start-Service -Name NetPipeActivator",
+        "Start-Service -Name NetMsmqActivator",
+        "Set-Service -Name W3SVC -StartupType Automatic", "Start-Service -Name W3SVC",
+    ]
 
 
 def test_undo_of_a_partial_apply_reverse_order():
