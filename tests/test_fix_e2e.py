@@ -27,7 +27,7 @@ LabHost = pytest.importorskip("remote.lab.engine.host").LabHost
 TIMEOUT = "20"
 # read-only commands (canonical keys, lower case, by prefix) — everything a scan or a read-back sends
 READ_ONLY = ("write-output", "netstat.exe -ano", "netsh.exe http show", "get-ciminstance", "get-process",
-             "tasklist.exe /svc", "([security.principal.windowsprincipal]")
+             "tasklist.exe /svc", "([security.principal.windowsprincipal]", "get-service | select-object")
 
 
 def _kind(bundle: Path) -> str:
@@ -238,22 +238,26 @@ def test_failure_mid_apply_leaves_a_journal_that_undo_handles(tmp_path, demo, mo
         res = fix(inv, env, "--strategy", "disable-services", "--apply", "--journal", str(journal),
                   "--evidence-dir", str(tmp_path / "apply"), "-f", "json")
         assert res.exit_code == 1, res.output
-        assert asked and "Apply 6 changes on 2 hosts" in asked[0] and fired
+        assert asked and "Apply 9 changes on 2 hosts" in asked[0] and fired
         hosts = {h["host"]: h for h in json.loads(res.stdout)["hosts"]}
         o = hosts[names["iis"]]["outcome"]
         assert o["failed"] == "Stop-Service -Name WAS", o["error"]
         assert o["status"] == "failed" and "cannot be stopped" in o["error"]
-        assert o["applied"] == ["Stop-Service -Name W3SVC", "Set-Service -Name W3SVC -StartupType Disabled"]
+        assert o["applied"][:2] == ["Stop-Service -Name W3SVC", "Set-Service -Name W3SVC -StartupType Disabled"]
+        adapters = [c.split()[-1] for c in o["applied"][2:]]
+        assert sorted(adapters) == ["NetMsmqActivator", "NetPipeActivator", "NetTcpActivator"]
         assert o["not_run"] == ["Set-Service -Name WAS -StartupType Disabled"]
         assert hosts[names["branchcache"]]["outcome"]["verified"] == "free"
         events = [(r["event"], r.get("seq")) for r in journal_records(journal)
                   if r["event"] in ("intent", "applied", "failed") and r["host"] == names["iis"]]
-        assert events == [("intent", 1), ("applied", 1), ("intent", 2), ("applied", 2), ("intent", 3), ("failed", 3)]
+        assert events == [e for k in range(1, 6) for e in (("intent", k), ("applied", k))] + [("intent", 6),
+                                                                                                ("failed", 6)]
 
         res = fix(inv, env, "--undo", str(journal), "--yes", "--evidence-dir", str(tmp_path / "undo"), "-f", "json")
         assert res.exit_code == 0, res.output
         hosts = {h["host"]: h for h in json.loads(res.stdout)["hosts"]}
         assert [a["command"] for a in hosts[names["iis"]]["actions"]] == [
+            f"Start-Service -Name {a}" for a in reversed(adapters)] + [
             "Set-Service -Name W3SVC -StartupType Automatic", "Start-Service -Name W3SVC"]
         assert any("not undone" in n for n in hosts[names["iis"]]["notes"])
         assert snapshots(fleet) == originals
@@ -313,3 +317,37 @@ def test_deadline_mid_action_leaves_an_intent_undo_restores(tmp_path, demo):
         (u,) = rj.undo_plans(j)
         assert [a.command for a in u.actions] == ["Start-Service -Name PeerDistSvc"]
         assert "outcome unknown" in u.actions[0].why
+
+
+def test_was_dependents_join_the_plan_apply_frees_undo_restores_byte_identical(tmp_path, demo):
+    """The bar of issue 17: WAS has running dependents beside W3SVC (the WCF listener adapters, from the
+    demo host's getservice.json); they show in the dry run with why, --apply stops and journals each (no
+    -Force), the port is free, --undo restores every service's state and start mode byte for byte."""
+    with served(tmp_path, demo, ["iis"]) as (fleet, inv, env, names):
+        h = host_of(fleet, names["iis"]).host
+        originals = snapshots(fleet)
+        res = fix(inv, env, "--strategy", "disable-services", "--evidence-dir", str(tmp_path / "dry"))
+        assert res.exit_code == 0, res.output
+        for adapter in ("NetMsmqActivator", "NetPipeActivator", "NetTcpActivator"):
+            assert f"Stop-Service -Name {adapter}" in res.stdout
+        assert "running dependent of WAS" in res.stdout
+        line = next(ln for ln in res.stdout.splitlines() if "WAS stops with:" in ln)
+        assert {"W3SVC", "NetMsmqActivator", "NetPipeActivator", "NetTcpActivator"} <= set(
+            line.split("stops with:")[1].replace(",", " ").split())
+        journal = tmp_path / "j.jsonl"
+        res = fix(inv, env, "--strategy", "disable-services", "--apply", "--yes", "--journal", str(journal),
+                  "--evidence-dir", str(tmp_path / "apply"), "-f", "json")
+        assert res.exit_code == 0, res.output
+        (p,) = json.loads(res.stdout)["hosts"]
+        assert p["outcome"]["verified"] == "free"
+        stopped = [r["action"]["target"] for r in journal_records(journal)
+                   if r["event"] == "intent" and r["action"]["kind"] == "stop-service"]
+        assert stopped[0] == "W3SVC" and stopped[-1] == "WAS"  # dependents first, WAS last
+        assert sorted(stopped[1:-1]) == ["NetMsmqActivator", "NetPipeActivator", "NetTcpActivator"]
+        assert all(r["event"] != "failed" for r in journal_records(journal))
+        assert not any("-Force" in e["key"] for e in h.command_log)
+        m = h.machine
+        assert all(m.service(s)["State"] == "Stopped" for s in stopped)
+        res = fix(inv, env, "--undo", str(journal), "--yes", "--evidence-dir", str(tmp_path / "undo"), "-f", "json")
+        assert res.exit_code == 0, res.output
+        assert snapshots(fleet) == originals  # services.json, getservice.json, tasklist, netstat… byte for byte

@@ -44,7 +44,7 @@ INJECTED = {  # fault kind -> the class a real host in that state gets
 }
 # read-only commands a scan may send (canonical keys, lower case, compared by prefix)
 ALLOWED = ("write-output", "netstat.exe -ano", "netsh.exe http show", "get-ciminstance", "get-process",
-           "tasklist.exe /svc", "([security.principal.windowsprincipal]")
+           "tasklist.exe /svc", "([security.principal.windowsprincipal]", "get-service | select-object")
 
 
 def expected_by_bundle() -> dict[str, dict]:

@@ -23,6 +23,7 @@ FILES: dict[str, str] = {
     "services": "services.json",
     "tasklist": "tasklist.txt",
     "processes": "processes.json",
+    "getservice": "getservice.json",
 }
 COMMANDS: dict[str, str] = {
     "netstat": "netstat.exe -ano",
@@ -32,6 +33,8 @@ COMMANDS: dict[str, str] = {
     "services": "Get-CimInstance Win32_Service | Select-Object Name,DisplayName,State,StartMode,ProcessId | ConvertTo-Json",
     "tasklist": "tasklist.exe /svc",
     "processes": "Get-Process | Select-Object Id,ProcessName,Path | ConvertTo-Json",
+    "getservice": "Get-Service | Select-Object Name,DisplayName,Status,StartType,DependentServices,ServicesDependedOn"
+                  " (names) | ConvertTo-Json",
 }
 HOST_FILE = "host.json"
 MAX_FILE_BYTES = 64 * 1024 * 1024  # a bigger evidence file is refused, not read into memory

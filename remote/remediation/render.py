@@ -20,10 +20,10 @@ def render_plans(plans: list[HostPlan], fmt: str, *, title: str = "plan") -> str
         if p.actions:
             for i, a in enumerate(p.actions, 1):
                 rows.append([shown(p.host) if i == 1 else "", shown(holder) if i == 1 else "", i, shown(a.command),
-                             shown(_before(a))])
+                             shown(_before(a)), _wrap(shown(a.why), fmt, 48)])
         else:
-            rows.append([shown(p.host), shown(holder), "", _why(p, fmt), ""])
-    lines = [_table(rows, ["HOST", "HOLDER", "#", "COMMAND", "BEFORE"], fmt), ""]
+            rows.append([shown(p.host), shown(holder), "", _why(p, fmt), "", ""])
+    lines = [_table(rows, ["HOST", "HOLDER", "#", "COMMAND", "BEFORE", "WHY"], fmt), ""]
     lines += _notes(plans, fmt)
     n = sum(1 for p in plans if p.status == "planned")
     lines.append(f"{len(plans)} hosts: {n} with changes planned, "

@@ -27,6 +27,16 @@ ELEVATION_CHECK = (
     ".IsInRole([Security.Principal.WindowsBuiltInRole]::Administrator)"
 )
 
+# Get-Service with its dependency lists as names (a script: calculated properties do not cross PSRP as
+# script blocks). [string] casts give the enum words on PowerShell 5.1 and 7 alike; [string[]] keeps a list
+# a JSON array (null when empty).
+GETSERVICE_SCRIPT = (
+    "Get-Service | Select-Object Name, DisplayName, @{Name='Status';Expression={[string]$_.Status}}, "
+    "@{Name='StartType';Expression={[string]$_.StartType}}, "
+    "@{Name='DependentServices';Expression={[string[]]$_.DependentServices.Name}}, "
+    "@{Name='ServicesDependedOn';Expression={[string[]]$_.ServicesDependedOn.Name}} | ConvertTo-Json"
+)
+
 
 @dataclass
 class ConnectionSpec:
@@ -91,6 +101,8 @@ EVIDENCE: dict[str, Callable] = {
     "os": _json("Get-CimInstance", {"ClassName": "Win32_OperatingSystem"},
                 ["CSName", "Caption", "Version", "BuildNumber"]),
     "elevated": lambda ps: ps.add_script(ELEVATION_CHECK),
+    # the service dependency graph (remote/parsers/getservice.py): names, not ServiceController objects
+    "getservice": lambda ps: ps.add_script(GETSERVICE_SCRIPT),
 }
 FALLBACK: dict[str, tuple[str, Callable]] = {
     # when Win32_Service cannot be read, tasklist /svc still maps PIDs to services
@@ -227,6 +239,7 @@ def _error_kind(rec: Any, kinds: list[str]) -> Optional[str]:
         "netstat": ("netstat",), "servicestate": ("servicestate",), "urlacl": ("urlacl",),
         "iplisten": ("iplisten",), "services": ("win32_service",), "os": ("win32_operatingsystem",),
         "processes": ("get-process",), "elevated": ("windowsprincipal", "isinrole"),
+        "getservice": ("get-service", "servicecommand"),
     }
     for kind in kinds:
         if any(w in low for w in table.get(kind, ())):

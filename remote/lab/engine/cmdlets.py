@@ -246,11 +246,20 @@ def wmi_service(m: Any, s: dict) -> PSObj:
     return PSObj(WMI_SERVICE_TYPES, {**sysprops, **props}, f"\\\\{host}\\root\\cimv2:{rel}", "service")
 
 
-def service_controller(m: Any, s: dict, as_typed: Optional[str] = None) -> PSObj:
-    props = {"Name": s.get("Name"), "RequiredServices": [], "CanPauseAndContinue": False,
+def service_controller(m: Any, s: dict, as_typed: Optional[str] = None, nested: bool = False) -> PSObj:
+    """A ServiceController; its dependency lists (from the bundle's Get-Service evidence) hold
+    ServiceControllers whose own lists are left empty (remoting serializes them at depth 1 anyway)."""
+    def ctl(names: list[str]) -> list:
+        if nested:
+            return []
+        return [service_controller(m, m.service(n) or {"Name": n, "DisplayName": n, "State": "Running"}, nested=True)
+                for n in names]
+
+    required = ctl(m.depends_on_names(str(s.get("Name"))))
+    props = {"Name": s.get("Name"), "RequiredServices": required, "CanPauseAndContinue": False,
              "CanShutdown": s.get("State") == "Running", "CanStop": s.get("State") == "Running",
-             "DisplayName": s.get("DisplayName"), "DependentServices": [], "MachineName": ".",
-             "ServiceName": s.get("Name"), "ServicesDependedOn": [], "ServiceHandle": None,
+             "DisplayName": s.get("DisplayName"), "DependentServices": ctl(m.dependent_names(str(s.get("Name")))),
+             "MachineName": ".", "ServiceName": s.get("Name"), "ServicesDependedOn": required, "ServiceHandle": None,
              "Status": _STATUS.get(str(s.get("State")), str(s.get("State"))),
              "ServiceType": "Win32ShareProcess" if m.service_details(s)["ServiceType"] == "Share Process"
              else "Win32OwnProcess",

@@ -21,6 +21,7 @@ FILES = {
     "services": "services.json",
     "tasklist": "tasklist.txt",
     "processes": "processes.json",
+    "getservice": "getservice.json",
 }
 
 
@@ -69,13 +70,6 @@ _SVC_INFO: dict[str, tuple[Optional[str], str]] = {
     "VaultSvc": (None, "LocalSystem"),
     "Netlogon": (None, "LocalSystem"),
 }
-# service → services that depend on it (Stop-Service needs -Force while they run)
-_DEPENDENTS: dict[str, tuple[str, ...]] = {
-    "WAS": ("W3SVC",),
-    "W3SVC": (),
-    "LanmanWorkstation": ("Netlogon",),
-    "RpcSs": (),
-}
 _INTERACTIVE = {"explorer", "sihost", "taskhostw", "runtimebroker", "shellexperiencehost", "searchui", "ctfmon",
                 "rdpclip", "startmenuexperiencehost", "textinputhost", "searchapp", "dwm", "winlogon"}
 
@@ -121,6 +115,17 @@ class Machine:
                     self._svc.setdefault(s.lower(), {"Name": s, "DisplayName": s, "State": "Running",
                                                      "StartMode": "Auto", "ProcessId": e["pid"]})
         self._svc_orig = {k: (v.get("State"), v.get("ProcessId"), v.get("StartMode")) for k, v in self._svc.items()}
+
+        # the dependency graph: the bundle's Get-Service evidence (DependentServices, ServicesDependedOn);
+        # a bundle without it has services without dependencies
+        self.getservice_records_orig = _load_json_records(texts.get("getservice"))
+        self._needs: dict[str, set[str]] = {}
+        for r in self.getservice_records_orig or []:
+            key = str(r.get("Name") or "").lower()
+            for d in _names(r.get("ServicesDependedOn")):
+                self._needs.setdefault(key, set()).add(d.lower())
+            for d in _names(r.get("DependentServices")):
+                self._needs.setdefault(d.lower(), set()).add(key)
 
         # processes
         precs = _load_json_records(texts.get("processes"))
@@ -205,12 +210,38 @@ class Machine:
         mode = o[2] if o else None
         return mode if mode and mode != "Disabled" else default
 
+    def _needs_closure(self, key: str) -> set[str]:
+        seen: set[str] = set()
+        todo = list(self._needs.get(key, ()))
+        while todo:
+            k = todo.pop()
+            if k not in seen:
+                seen.add(k)
+                todo.extend(self._needs.get(k, ()))
+        return seen
+
     def dependents(self, name: str) -> list[str]:
-        return [d for d in _DEPENDENTS.get(self._canon(name), ()) if self.has_service(d)]
+        """DependentServices: every listed service that needs ``name``, directly or not (from the bundle)."""
+        key = name.lower()
+        return [str(v["Name"]) for k, v in self._svc.items() if k != key and key in self._needs_closure(k)]
 
     def requirements(self, name: str) -> list[str]:
-        n = self._canon(name)
-        return [k for k, deps in _DEPENDENTS.items() if n in deps and self.has_service(k)]
+        """ServicesDependedOn that the host lists as services (drivers such as HTTP are not in its list)."""
+        return [str(self._svc[k]["Name"]) for k in sorted(self._needs.get(name.lower(), ())) if k in self._svc]
+
+    def depends_on_names(self, name: str) -> list[str]:
+        """ServicesDependedOn as the bundle spells it (drivers included)."""
+        for r in self.getservice_records_orig or []:
+            if str(r.get("Name") or "").lower() == name.lower():
+                return _names(r.get("ServicesDependedOn"))
+        return []
+
+    def dependent_names(self, name: str) -> list[str]:
+        """DependentServices in the bundle's order (last-started first), else computed."""
+        for r in self.getservice_records_orig or []:
+            if str(r.get("Name") or "").lower() == name.lower():
+                return _names(r.get("DependentServices"))
+        return self.dependents(name)
 
     def _canon(self, name: str) -> str:
         s = self.service(name)
@@ -375,6 +406,42 @@ class Machine:
         return cmd.json_pretty(cmd.json_compact(recs if len(recs) != 1 or orig.lstrip().startswith("[")
                                                 else recs[0], depth=99))
 
+    def _render_getservice(self, orig: str) -> str:
+        recs = self.current_getservice_records()
+        if recs is None or _jkey(recs) == _jkey(self.getservice_records_orig):
+            return orig
+        return cmd.json_pretty(cmd.json_compact(recs if len(recs) != 1 or orig.lstrip().startswith("[")
+                                                else recs[0], depth=99))
+
+    def current_getservice_records(self) -> Optional[list]:
+        """The Get-Service records with each service's Status and StartType as they are now."""
+        if self.getservice_records_orig is None:
+            return None
+        out = []
+        for r in self.getservice_records_orig:
+            rec = OrderedDict(r)
+            s = self._svc.get(str(r.get("Name")).lower())
+            if s:
+                if "Status" in rec:
+                    rec["Status"] = _GS_STATUS.get(str(s.get("State")), str(s.get("State")))
+                if "StartType" in rec:
+                    rec["StartType"] = _GS_START.get(str(s.get("StartMode")), str(s.get("StartMode")))
+            out.append(rec)
+        return out
+
+    def getservice_text(self) -> str:
+        """What port80's Get-Service pipeline prints now: the bundle's getservice.json (re-rendered after a
+        change); without one, the listed services with no dependency lists."""
+        t = self.text("getservice")
+        if t is not None:
+            return t
+        recs = [OrderedDict([("Name", s.get("Name")), ("DisplayName", s.get("DisplayName")),
+                             ("Status", _GS_STATUS.get(str(s.get("State")), str(s.get("State")))),
+                             ("StartType", _GS_START.get(str(s.get("StartMode")), str(s.get("StartMode")))),
+                             ("DependentServices", None), ("ServicesDependedOn", None)])
+                for s in sorted(self._svc.values(), key=lambda s: str(s.get("Name")).lower())]
+        return cmd.json_pretty(cmd.json_compact(recs if len(recs) != 1 else recs[0], depth=99))
+
     def current_service_records(self) -> Optional[list]:
         if self.services_records_orig is None:
             return None
@@ -514,6 +581,25 @@ class Machine:
                     kept.append((cmd.NetRow("TCP", local, foreign, "LISTENING", 4, line), [line + eol]))
             kept.sort(key=lambda rb: cmd.netstat_sort_key(rb[0]))
         return "".join(prefix + [ln for _, b in kept for ln in b] + suffix)
+
+
+# Win32_Service words -> ServiceController's ([string] of ServiceControllerStatus / ServiceStartMode)
+_GS_STATUS = {"Running": "Running", "Stopped": "Stopped", "Paused": "Paused", "Start Pending": "StartPending",
+              "Stop Pending": "StopPending"}
+_GS_START = {"Auto": "Automatic", "Manual": "Manual", "Disabled": "Disabled", "Boot": "Boot", "System": "System"}
+
+
+def _names(v: Any) -> list[str]:
+    """A name list of getservice.json (null, a string, an array of strings)."""
+    if v is None:
+        return []
+    if isinstance(v, str):
+        return [v]
+    if isinstance(v, list):
+        return [str(x.get("Name")) if isinstance(x, dict) else str(x) for x in v]
+    if isinstance(v, dict) and isinstance(v.get("value"), list):
+        return _names(v["value"])
+    return []
 
 
 def _int(v: Any) -> int:

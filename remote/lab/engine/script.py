@@ -478,6 +478,8 @@ def run_script(ctx: Context, script: str, input_items: Optional[list] = None, vi
     one statement is written and the next runs; a parse error is a terminating ParseException."""
     if is_admin_check(script):
         return [bool(ctx.m.elevated)]
+    if is_getservice_graph(script):
+        return [ctx.m.getservice_text()]
     from remote.lab.engine.interp import run_text  # the interpreter builds on this module
     return run_text(ctx, script, input_items, via)
 
@@ -492,3 +494,13 @@ def is_admin_check(script: str) -> bool:
     return bool(_ADMIN_CHECK.match(script.strip()))
 
 
+# Get-Service | Select-Object Name, DisplayName, <calculated Status, StartType, DependentServices and
+# ServicesDependedOn> | ConvertTo-Json: the engine does not evaluate hashtables or script blocks, so it knows
+# this one pipeline (the dependency lists as names) and answers it from the machine (Machine.getservice_text)
+_GETSERVICE_GRAPH = re.compile(
+    r"^Get-Service\s*\|\s*Select-Object\s+Name\s*,\s*DisplayName\s*,.*@\{\s*Name\s*=\s*'DependentServices'.*"
+    r"@\{\s*Name\s*=\s*'ServicesDependedOn'.*\}\s*\|\s*ConvertTo-Json\s*$", re.I | re.S)
+
+
+def is_getservice_graph(script: str) -> bool:
+    return bool(_GETSERVICE_GRAPH.match(script.strip()))

@@ -264,7 +264,7 @@ class Builder:
         table = [x for x in BASE_SERVICES if not (s.client and x[0] in SERVER_ONLY)]
         if s.client:
             table += CLIENT_SERVICES
-        table += s.extra_services
+        table = [x for x in table if x[0] not in {e[0] for e in s.extra_services}] + s.extra_services
         table.sort(key=lambda x: x[0].lower())
         self.proc("fontdrvhost.exe")
         # services start in "boot" order: DcomLaunch and RPCSS groups first, then alphabetical
@@ -464,6 +464,47 @@ def services_json(services: list[dict]) -> str:
     return cmd.convert_to_json(recs)
 
 
+# ServicesDependedOn of the demo services, as the registry's DependOnService spells them. WinRM: NSI, HTTP, RPCSS
+# (a real `Get-Service WinRM -RequiredServices`, tests/fixtures/getservice/); WAS's dependents W3SVC and the
+# three listener adapters (windows-security.org "Windows Process Activation Service", dotnet/AspNetCore.Docs
+# #26342); NetTcpActivator also needs NetTcpPortSharing (W4RH4WK/Debloat-Windows-10#49). W3SVC -> WAS, HTTP;
+# WAS -> RPCSS; NetMsmqActivator -> MSMQ; MSMQ -> RPCSS; RpcSs -> RpcEptMapper, DcomLaunch; LanmanWorkstation's
+# dependent Netlogon: the usual `sc qc` lists, no capture (a guess). Other demo services list none.
+DEPENDS: dict[str, list[str]] = {
+    "WinRM": ["NSI", "HTTP", "RPCSS"], "RpcSs": ["RpcEptMapper", "DcomLaunch"], "W3SVC": ["WAS", "HTTP"],
+    "WAS": ["RPCSS"], "NetPipeActivator": ["WAS"], "NetTcpActivator": ["NetTcpPortSharing", "WAS"],
+    "NetMsmqActivator": ["WAS", "MSMQ"], "MSMQ": ["RPCSS"], "Netlogon": ["LanmanWorkstation"],
+}
+
+
+def getservice_json(services: list[dict]) -> str:
+    """getservice.json: `Get-Service | Select-Object Name, DisplayName, Status, StartType (as strings),
+    DependentServices, ServicesDependedOn (as names) | ConvertTo-Json` (5.1 layout). DependentServices
+    holds indirect dependents too, last-started first (EnumDependentServices)."""
+    names = {s["Name"].lower(): s["Name"] for s in services}
+    needs = {k: [d for d in DEPENDS.get(n, [])] for k, n in names.items()}
+
+    def closure(k: str) -> set:
+        seen: set = set()
+        todo = [d.lower() for d in needs.get(k, [])]
+        while todo:
+            d = todo.pop()
+            if d not in seen:
+                seen.add(d)
+                todo += [x.lower() for x in needs.get(d, [])]
+        return seen
+
+    depth = {k: len(closure(k)) for k in names}
+    recs = []
+    for s in sorted(services, key=lambda s: s["Name"].lower()):
+        k = s["Name"].lower()
+        deps = sorted((names[o] for o in names if k in closure(o)), key=lambda n: (-depth[n.lower()], n.lower()))
+        recs.append({"Name": s["Name"], "DisplayName": s["DisplayName"], "Status": s["State"],
+                     "StartType": {"Auto": "Automatic"}.get(s["StartMode"], s["StartMode"]),
+                     "DependentServices": deps or None, "ServicesDependedOn": needs.get(k) or None})
+    return cmd.convert_to_json(recs)
+
+
 def processes_json(procs: list[Proc], elevated: bool = True) -> str:
     recs = []
     for p in sorted(procs, key=lambda p: (cmd_name(p.image).lower(), p.pid)):
@@ -548,6 +589,12 @@ def write(folder: str, files: dict[str, str]) -> None:
 IIS_SERVICES = [("AppHostSvc", "Application Host Helper Service", "Auto", True, "apphost"),
                 ("W3SVC", "World Wide Web Publishing Service", "Auto", True, "iissvcs"),
                 ("WAS", "Windows Process Activation Service", "Manual", True, "iissvcs")]
+# WCF non-HTTP activation: the listener adapters (SMSvcHost.exe) and what they need
+WCF_SERVICES = [("MSMQ", "Message Queuing", "Auto", True, "exe:mqsvc.exe"),
+                ("NetMsmqActivator", "Net.Msmq Listener Adapter", "Auto", True, "exe:SMSvcHost.exe"),
+                ("NetPipeActivator", "Net.Pipe Listener Adapter", "Auto", True, "exe:SMSvcHost.exe"),
+                ("NetTcpActivator", "Net.Tcp Listener Adapter", "Auto", True, "exe:SMSvcHost.exe"),
+                ("NetTcpPortSharing", "Net.Tcp Port Sharing Service", "Manual", True, "exe:SMSvcHost.exe")]
 IIS_SESSION = (120, 120, 65535, 120, 120, 240)  # htb-flight (IIS 10)
 IIS_GROUP = [120, 120, 65535, 120, 0, 0]
 
@@ -573,6 +620,7 @@ def gen_all() -> list[dict]:
                                   ["    " + a for a in iplisten or []] + ["", ""])
                              if elevated_files else crlf([ELEV, ""])),
             "services.json": services_json(b.services),
+            "getservice.json": getservice_json(b.services),
             "tasklist.txt": tasklist_text(b.procs),
             "processes.json": processes_json(b.procs, elevated_files),
         }
@@ -617,7 +665,7 @@ def gen_all() -> list[dict]:
 
     # 2. iis-worker -------------------------------------------------------------------------------------
     s = HostSpec("iis-worker", "WEB-PRD-01", "10.0.17763.6414", "Microsoft Windows Server 2019 Standard", "10.0.12.31",
-                 seed=202, extra_services=IIS_SERVICES)
+                 seed=202, extra_services=IIS_SERVICES + WCF_SERVICES)
     b = Builder(s)
     b.build_processes()
     w3wp = b.proc("w3wp.exe").pid
