@@ -472,7 +472,13 @@ def test_dependent_services_need_force():
     assert ex.changed_state and not ex.errors
     state = {s.Name: s.Status for s in h.run(cmdline("Get-Service W3SVC,WAS")).output}
     assert state == {"W3SVC": "Stopped", "WAS": "Stopped"}
+    # -Force also stopped WAS's other dependents, the WCF listener adapters (dependencies from the bundle's
+    # getservice.json); starting W3SVC starts WAS first but not them (dotnet/AspNetCore.Docs#26342)
+    adapters = ["NetMsmqActivator", "NetPipeActivator", "NetTcpActivator"]
+    assert {a: h.machine.service(a)["State"] for a in adapters} == dict.fromkeys(adapters, "Stopped")
     h.run(cmdline("Start-Service W3SVC"))  # starts WAS first (it depends on it)
+    assert h.machine.service("WAS")["State"] == "Running" and h.snapshot() != original
+    h.run(cmdline("Start-Service " + ",".join(adapters)))
     assert h.snapshot() == original
 
 
