@@ -598,3 +598,40 @@ def _get_process(ctx: Context, b: dict, data: list) -> list:
         procs = out
     return [process_object(ctx.m, p) for p in procs]
 
+
+
+# --- issue 13: IIS listings ---------------------------------------------------------
+# Get-Website (WebAdministration) and Get-IISAppPool (IISAdministration) exist only where the bundle has
+# their listing (IIS installed; see resolve() in script.py). Their output is the bundle's text as Out-String
+# rendered it on the host; the lab does not rebuild IIS's table views from objects.
+
+
+@cmdlet("Get-Website", [Param("Name", "str", 0)], "GetWebsite")
+def _get_website(ctx: Context, b: dict, data: list) -> list:
+    text = ctx.m.text("iis_sites")
+    return native_output(text) if text else []
+
+
+@cmdlet("Get-IISAppPool", [Param("Name", "list", 0)], "GetIISAppPool")
+def _get_iisapppool(ctx: Context, b: dict, data: list) -> list:
+    text = ctx.m.text("iis_apppools")
+    return native_output(text) if text else []
+
+
+@cmdlet("Get-Command", [Param("Name", "list", 0), Param("ErrorAction", "str", aliases=("EA",))], "GetCommand")
+def _get_command(ctx: Context, b: dict, data: list) -> list:
+    """Whether a command exists here (port80's IIS kinds ask ``if (Get-Command Get-Website -ErrorAction
+    Ignore) { … }``); -ErrorAction is bound here because the lab's binder has no common parameters."""
+    out = []
+    quiet = str(b.get("ErrorAction") or "").lower() in ("ignore", "silentlycontinue")
+    for name in b.get("Name") or []:
+        r = resolve(ctx, str(name))
+        if r is None:
+            if not quiet:
+                ctx.error(not_found_error(str(name)))
+            continue
+        kind = "Cmdlet" if r[0] == "cmdlet" else "Application"
+        out.append(PSObj([f"System.Management.Automation.{'CmdletInfo' if kind == 'Cmdlet' else 'ApplicationInfo'}",
+                          "System.Management.Automation.CommandInfo", "System.Object"],
+                         {"CommandType": kind, "Name": str(name), "Version": "", "Source": ""}, str(name)))
+    return out

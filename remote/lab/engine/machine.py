@@ -22,6 +22,12 @@ FILES = {
     "tasklist": "tasklist.txt",
     "processes": "processes.json",
     "getservice": "getservice.json",
+    # issue 13: served as they are (no state re-renders them)
+    "sslcert": "sslcert.txt",
+    "excludedportrange": "excludedportrange.txt",
+    "excludedportrange6": "excludedportrange6.txt",
+    "iis_sites": "iis_sites.txt",
+    "iis_apppools": "iis_apppools.txt",
 }
 
 

@@ -95,9 +95,14 @@ def _netsh(ctx: Context, argv: list[str], _input: list) -> list:
             if what in ("urlacl", "iplisten"):
                 text = ctx.m.text(what)
                 return native_output(text) if text is not None else []
+            if what == "sslcert":
+                text = ctx.m.text("sslcert")
+                return native_output(text if text is not None else SSLCERT_EMPTY)
         if len(low) >= 3 and low[1] in ("add", "delete") and low[2] == "iplisten":
             return _netsh_iplisten(ctx, low[1], words[3:])
         return text_output(["The following command was not found: " + " ".join(words) + "."])
+    if low[0] in ("int", "interface") and len(low) >= 4 and low[2] == "show" and low[3] == "excludedportrange":
+        return _netsh_excluded(ctx, low[1], low[4:])
     if low[0] == "branchcache" and len(low) >= 3 and low[1] == "set" and low[2] == "service":
         if not ctx.m.elevated:
             return text_output([ELEVATION_NETSH, ""])
@@ -116,6 +121,31 @@ def _netsh(ctx: Context, argv: list[str], _input: list) -> list:
         ctx.changed = ctx.changed or changed
         return text_output(["Succeeded.", ""])
     return text_output(["The following command was not found: " + " ".join(words) + "."])
+
+
+# No capture of an empty sslcert listing exists: the title block alone is a guess (the title and dash
+# line are from raw/sslcert/en-watson-0.0.0.0-443-older-fieldset.txt).
+SSLCERT_EMPTY = "\r\nSSL Certificate bindings:\r\n-------------------------\r\n\r\n"
+
+
+def _excluded_empty(proto: str) -> str:
+    """An empty excluded-port-range table: raw/excludedportrange/zh-cn-clash-verge-1688-empty-table.txt's
+    shape with the English labels of en-chocolatey-test-env-68-win10.txt."""
+    return (f"\r\nProtocol {proto} Port Exclusion Ranges\r\n\r\nStart Port    End Port\r\n----------    --------\r\n"
+            "\r\n* - Administered port exclusions.\r\n\r\n")
+
+
+def _netsh_excluded(ctx: Context, family: str, rest: list[str]) -> list:
+    """netsh int ipv4|ipv6|ip show excludedportrange [protocol=]tcp|udp (the bundle's tcp listing; no
+    elevation needed — the corpus captures come from ordinary prompts too)."""
+    opts = dict(w.split("=", 1) for w in rest if "=" in w)
+    proto = opts.get("protocol") or next((w for w in rest if "=" not in w), "")
+    if family not in ("ipv4", "ipv6", "ip") or proto not in ("tcp", "udp"):
+        return text_output(["", "The parameter is incorrect.", ""])
+    if proto != "tcp":
+        return native_output(_excluded_empty(proto))
+    text = ctx.m.text("excludedportrange6" if family == "ipv6" else "excludedportrange")
+    return native_output(text if text is not None else _excluded_empty(proto))
 
 
 def _netsh_iplisten(ctx: Context, verb: str, rest: list[str]) -> list:

@@ -399,6 +399,9 @@ def resolve(ctx: Context, name: str) -> Optional[tuple[str, Any]]:
     low = name.strip().lower()
     low = ALIASES.get(low, low)
     if low in CMDLETS:
+        listing = _MODULE_LISTINGS.get(low)  # IIS cmdlets: only where IIS (its module) is installed
+        if listing is not None and not ctx.m.orig.get(listing):
+            return None
         return ("cmdlet", CMDLETS[low])
     base = re.split(r"[\\/]", low)[-1]
     if base != low and not re.match(r"^(c:)?[\\/]windows[\\/](system32|sysnative)[\\/][^\\/]+$", low):
@@ -471,6 +474,9 @@ def run_steps(ctx: Context, steps: list[Step]) -> list:
         else:
             data = s.target.run(ctx, b, data)
     return data
+
+
+_MODULE_LISTINGS = {"get-website": "iis_sites", "get-iisapppool": "iis_apppools"}
 
 
 def run_script(ctx: Context, script: str, input_items: Optional[list] = None, via: str = "") -> list:
