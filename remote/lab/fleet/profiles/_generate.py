@@ -611,7 +611,7 @@ def gen_all() -> list[dict]:
 
     def finish(b: Builder, queues: list[QueueSpec], rows: list, acl: list, lab: dict, exp: dict,
                collected: str, session: bool = False, elevated_files: bool = True,
-               iplisten: Optional[list[str]] = None) -> None:
+               iplisten: Optional[list[str]] = None, extra: Optional[dict[str, str]] = None) -> None:
         files = {
             "netstat.txt": netstat_text(rows),
             "servicestate.txt": requestq_text(queues) if elevated_files else crlf([ELEV, ""]),
@@ -626,6 +626,7 @@ def gen_all() -> list[dict]:
         }
         if session:
             files["servicestate_session.txt"] = session_text(queues)
+        files.update(extra or {})  # issue 13 evidence (_generate_beyond.py)
         errors = {} if elevated_files else {k: ELEV for k in ("servicestate", "urlacl", "iplisten")}
         files["host.json"] = host_json(b.spec, collected, lab, errors)
         write(b.spec.folder, files)
@@ -881,6 +882,10 @@ def gen_all() -> list[dict]:
         "host": "faulty-wsman", "holder": "http.sys", "product": "Web Deploy (MsDepSvc)", "pids": [md],
         "controller_pid": None, "services": ["MsDepSvc"], "urls": ["HTTP://+:80/MSDEPLOYAGENTSERVICE/"],
         "fault": "wsman_fault", "scan": {"status": "winrm", "holder": "unknown"}}, "2025-05-12T08:14:27Z")
+
+    from _generate_beyond import gen_beyond  # 14.-17.: excluded ranges, certificate bindings, IIS sites, precedence
+
+    gen_beyond(finish)
     return expected
 
 
