@@ -121,7 +121,7 @@ def mutated(draw, texts: list[str]):
 
 def test_registry_names_and_types():
     assert set(PARSERS) == {"netstat", "servicestate", "urlacl", "iplisten", "tasklist", "services", "processes",
-                            "sslcert", "excludedportrange", "excludedportrange6", "iis_sites", "iis_apppools",
+                            "sslcert", "excludedportrange", "excludedportrange6", "iis_sites", "iis_apppools", "getservice",
                             "nettcpconnection"}
     for name, fn in PARSERS.items():
         res = fn("")
