@@ -27,6 +27,8 @@ CSV_COLUMNS = [
     "host", "address", "status", "error", "port", "holder", "listeners", "url", "queue", "pids",
     "controller_pid", "processes", "services", "product", "advice", "reservations", "iplisten", "notes",
     "evidence", "groups",
+    # issue 13 (remote/analysis/binding.py)
+    "bindable", "blockers", "excluded_ranges", "tls", "iis_site", "iis_site_id", "app_pool", "shadowed_by",
 ]
 
 
@@ -115,6 +117,23 @@ def _join(items: Iterable[Any]) -> str:
     return "; ".join(str(i) for i in items if i is not None and i != "")
 
 
+def _bindable(value: Optional[bool], yes: str, no: str, unknown: str) -> str:
+    return unknown if value is None else (yes if value else no)
+
+
+def _blocker_text(b: dict) -> str:
+    kind = b.get("kind")
+    if kind == "listener":
+        what = f"{b.get('address')} {b.get('process') or ''} ({b.get('pid')})"
+    elif kind == "excluded_range":
+        what = f"{b.get('start')}-{b.get('end')}"
+    elif kind == "iplisten":
+        what = ",".join(b.get("addresses") or [])
+    else:
+        what = str(b.get("address") or "")
+    return f"{kind} {what} {b.get('evidence') or ''}".replace("  ", " ").strip()
+
+
 def csv_rows(reports: list[HostReport]) -> Iterable[dict[str, str]]:
     for r in reports:
         for p in r.ports or [PortVerdict(port=0, holder="unknown")]:
@@ -124,6 +143,12 @@ def csv_rows(reports: list[HostReport]) -> Iterable[dict[str, str]]:
                 "listeners": _join(f"{l.address}:{l.port} {l.process or ''} ({l.pid})".replace("  ", " ") for l in p.listeners),
                 "reservations": _join(f"{x.url} [{', '.join(x.users)}]" for x in p.reservations),
                 "iplisten": _join(p.iplisten), "notes": _join(p.notes), "groups": _join(r.groups),
+                "bindable": _bindable(p.bindable, "true", "false", ""),
+                "blockers": _join(_blocker_text(b) for b in p.blockers),
+                "excluded_ranges": _join(f"{e['start']}-{e['end']}{'*' if e['administered'] else ''} ({e['ip']}) "
+                                         f"{e['evidence']}" for e in p.excluded_ranges),
+                "tls": _join(f"{t['binding']} {t['cert_hash']} [{t['cert_store'] or ''}] {t['app_id']} "
+                             f"{t['product'] or ''} {t['evidence']}".replace("  ", " ") for t in p.tls),
             }
             regs = p.registrations or [None]
             for reg in regs:
@@ -132,7 +157,11 @@ def csv_rows(reports: list[HostReport]) -> Iterable[dict[str, str]]:
                     row.update(url=reg.url, queue=reg.queue or "", pids=_join(reg.pids),
                                controller_pid=reg.controller_pid if reg.controller_pid is not None else "",
                                processes=_join(reg.processes), services=_join(reg.services),
-                               product=reg.product, advice=reg.advice, evidence=reg.evidence)
+                               product=reg.product, advice=reg.advice, evidence=reg.evidence,
+                               shadowed_by=reg.shadowed_by or "")
+                    if reg.iis:
+                        row.update(iis_site=reg.iis.get("site") or "", app_pool=reg.iis.get("app_pool") or "",
+                                   iis_site_id="" if reg.iis.get("site_id") is None else reg.iis["site_id"])
                 else:
                     procs = [l for l in p.listeners if l.pid != 4]
                     if procs:
@@ -206,13 +235,13 @@ def render_table(reports: list[HostReport], tablefmt: str = "simple", show_all: 
             for p in r.ports:
                 who, pids = _who(p)
                 urls = ", ".join(reg.url for reg in p.registrations)
-                rows.append([cell(r.host, 16), esc(r.status), p.port, esc(p.holder), cell(who, 28), cell(pids, 10),
-                             cell(urls, 24)])
+                rows.append([cell(r.host, 16), esc(r.status), p.port, esc(p.holder),
+                             _bindable(p.bindable, "yes", "no", "?"), cell(who, 26), cell(pids, 10), cell(urls, 18)])
         else:
             for p in r.ports:
-                rows.append([cell(r.host, 16), esc(r.status), p.port, "unknown", esc("(not scanned, see below)"), "",
-                             ""])
-    table = tabulate(rows, headers=["HOST", "STATUS", "PORT", "HOLDER", "WHO", "PIDS", "URLS"],
+                rows.append([cell(r.host, 16), esc(r.status), p.port, "unknown", "?", esc("(not scanned, see below)"),
+                             "", ""])
+    table = tabulate(rows, headers=["HOST", "STATUS", "PORT", "HOLDER", "BINDABLE", "WHO", "PIDS", "URLS"],
                      tablefmt=tablefmt, disable_numparse=True)
     s = summarize(reports)
     lines = [table, ""]
