@@ -74,3 +74,188 @@ def test_lone_surrogate_in_one_host_never_stops_the_fleet(tmp_path):
             r = CliRunner().invoke(app, ["analyze", str(bundles / "node-07"), "-f", fmt])
             assert r.exit_code == 0, (fmt, r.output, r.exception)
             assert "Contoso" not in r.output or "\ufffd" in r.output or fmt in ("table", "markdown")
+
+
+ESC_TEXT = {  # JSON-escaped host text: OSC title, clear screen, colour, BEL, CR/LF, backspaces
+    "services.json": {'"Name":  "PeerDistSvc"': '"Name":  "PeerDist\\r\\n\\b\\b\\bSvc\\u001b[31m<b>x</b>"',
+                      '"DisplayName":  "BranchCache"': '"DisplayName":  "Branch\\u0007Cache\\u001b]0;pwned\\u0007"'},
+    "servicestate.txt": {"HTTP://+:80/116B50EB-ECE2-41AC-8429-9F9E963361B7/":
+                         "HTTP://+:80/A|B|C\x1b[2J\x08[l](http://e.example)/"},
+    "tasklist.txt": {"svchost.exe                   3924 PeerDistSvc":
+                     "svchost.exe                   3924 PeerDist\x1b[2JSvc"},
+    "host.json": {'"os_caption": "Microsoft Windows 10 Enterprise"': '"os_caption": "Windows\\u001b]0;pwned\\u0007"',
+                  '"os_version": "10.0.19045.5131"': '"os_version": "10.0.19045\\u001b[2J.5131"'},
+}
+
+
+def md_columns(line: str) -> int:
+    """Cell separators in a Markdown table row: ``|`` not escaped by a backslash."""
+    n, i = 0, 0
+    while i < len(line):
+        if line[i] == "\\":
+            i += 2
+            continue
+        n += line[i] == "|"
+        i += 1
+    return n
+
+
+def assert_terminal_safe(res: subprocess.CompletedProcess, what: str) -> str:
+    out = res.stdout.decode("utf-8") + res.stderr.decode("utf-8")
+    if "csv" in what:  # RFC 4180 line ends; a CR inside a cell would not be followed by LF
+        out = out.replace("\r\n", "\n")
+    bad = RAW_CONTROL.findall(out)
+    assert not bad, (what, bad[:5], out[:3000])
+    return out
+
+
+def run_cli(*args: str, password: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "remote", *args], env={"PORT80_PASSWORD": password,
+                          "PATH": "/usr/bin:/bin"}, capture_output=True, timeout=300)
+
+
+@pytest.mark.timeout(600)
+def test_host_text_never_drives_the_terminal(tmp_path):
+    bundles = make_fleet(tmp_path / "b", 3, {1: ESC_TEXT})
+    inv = tmp_path / "inv.ini"
+    with lab_fleet(bundles, inventory=inv) as fleet:
+        ev = tmp_path / "ev"
+        for fmt in ("table", "markdown", "csv", "json"):
+            res = scan(inv, ev / fmt, fleet.password, "-f", fmt)
+            out = assert_terminal_safe(res, f"scan -f {fmt}")
+            assert res.returncode == 0, out
+        report_csv = (ev / "json" / "report.csv").read_text(encoding="utf-8")
+        assert "HTTP://+:80/A|B|C\\x1b[2J\\x08" in report_csv and not RAW_CONTROL.findall(report_csv.replace("\r\n", ""))
+        res = run_cli("check", "-i", str(inv), "--timeout", "20", password=fleet.password)
+        out = assert_terminal_safe(res, "check")
+        assert "\\x1b[2J" in out  # the OS column shows the escape, escaped
+        res = run_cli("fix", "-i", str(inv), "--strategy", "disable-services", "--evidence-dir", str(tmp_path / "fx"),
+                      password=fleet.password)
+        out = assert_terminal_safe(res, "fix plan")
+        assert "Stop-Service -Name PeerDist\\x0d\\x0a\\x08\\x08\\x08Svc\\x1b[31m<b>x</b>" in out, out
+        res = run_cli("fix", "-i", str(inv), "--strategy", "disable-services", "--evidence-dir", str(tmp_path / "fm"),
+                      "-f", "markdown", password=fleet.password)
+        out = assert_terminal_safe(res, "fix plan markdown")
+        check_markdown(res.stdout.decode("utf-8"))
+    # offline, with the host name in host.json hostile too
+    meta = json.loads((bundles / "node-01" / "host.json").read_text(encoding="utf-8"))
+    meta["hostname"] = "node\x1b]0;pwned\x07|01\r\x08"
+    (bundles / "node-01" / "host.json").write_text(json.dumps(meta), encoding="utf-8")
+    for fmt in ("table", "markdown", "csv", "json", "jsonl"):
+        res = run_cli("analyze", str(bundles), "-f", fmt)
+        assert_terminal_safe(res, f"analyze -f {fmt}")
+        assert res.returncode == 0
+        if fmt == "markdown":
+            check_markdown(res.stdout.decode("utf-8"))
+
+
+def check_markdown(text: str) -> None:
+    rows = [x for x in text.splitlines() if x.startswith("|")]
+    assert len(rows) >= 3, text
+    assert {md_columns(r) for r in rows} == {md_columns(rows[0])}, text
+    assert "<b>" not in text and "](http" not in text
+
+
+@pytest.mark.timeout(600)
+def test_torn_results_line_then_resume_keeps_every_host_once(tmp_path, monkeypatch):
+    import errno
+
+    import remote.runner.scan as scan_mod
+
+    bundles = make_fleet(tmp_path / "b", 12, {})
+    inv = tmp_path / "inv.ini"
+    with lab_fleet(bundles, inventory=inv) as fleet:
+        ev = tmp_path / "ev"
+        assert scan(inv, ev, fleet.password).returncode == 0
+        results = ev / "results.jsonl"
+        hosts = sorted(h.name for h in fleet.hosts)
+        full = {hosts[2], hosts[5]}  # these two as if they never finished (to meet a full disk below)
+        kept = [x for x in results.read_text(encoding="utf-8").splitlines(keepends=True)
+                if json.loads(x)["host"] not in full]
+        data = "".join(kept).encode("utf-8")
+        results.write_bytes(data[: len(data) - 40])  # a crash mid-write: the last line is torn
+
+        # a resumed run where port80's own disk fills up for two hosts: they are `local`, exit 4
+        real = scan_mod.write_bundle
+
+        def write_bundle(path, bundle):
+            if bundle.host in full:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real(path, bundle)
+
+        monkeypatch.setattr(scan_mod, "write_bundle", write_bundle)
+        env = {"PORT80_PASSWORD": fleet.password}
+        res = CliRunner().invoke(app, ["scan", "-i", str(inv), "--evidence-dir", str(ev), "--resume",
+                                       "-f", "json"], env=env)
+        assert res.exit_code == 4, res.output
+        assert "no space left" in res.output and "--resume" in res.output
+        by_host = {json.loads(x)["host"]: json.loads(x) for x in results.read_text(encoding="utf-8").splitlines()}
+        assert {h for h, r in by_host.items() if r["status"] == "local"} == full
+
+        # space is back: --resume runs the `local` hosts again, not the others
+        monkeypatch.setattr(scan_mod, "write_bundle", real)
+        before = {h.name: fleet.stats()["hosts"][h.name]["requests"] for h in fleet.hosts}
+        res = CliRunner().invoke(app, ["scan", "-i", str(inv), "--evidence-dir", str(ev), "--resume",
+                                       "-f", "json"], env=env)
+        assert res.exit_code == 0, res.output
+        after = {h.name: fleet.stats()["hosts"][h.name]["requests"] for h in fleet.hosts}
+        assert {h for h in hosts if after[h] > before[h]} == full
+    lines = [json.loads(x) for x in results.read_text(encoding="utf-8").splitlines()]
+    assert sorted(r["host"] for r in lines) == hosts  # every host exactly once
+    assert all(r["status"] == "ok" for r in lines)
+    report = json.loads((ev / "report.json").read_text(encoding="utf-8"))
+    assert sorted(h["host"] for h in report["hosts"]) == hosts
+
+
+def test_torn_line_repair_terminates_or_cuts(tmp_path):
+    from remote.runner.scan import load_results, repair_results
+
+    f = tmp_path / "results.jsonl"
+    f.write_text('{"host": "a", "status": "ok", "ports": []}\n{"host": "b", "sta', encoding="utf-8")
+    assert "removed a torn last line" in repair_results(f)
+    assert f.read_text(encoding="utf-8") == '{"host": "a", "status": "ok", "ports": []}\n'
+    f.write_text('{"host": "a", "status": "ok", "ports": []}', encoding="utf-8")  # complete, no line end
+    assert "terminated" in repair_results(f)
+    assert [r.host for r in load_results(f)] == ["a"] and f.read_text(encoding="utf-8").endswith("\n")
+    assert repair_results(f) is None
+    f.write_bytes(b'{"host": "x"')  # a single torn line
+    repair_results(f)
+    assert f.read_bytes() == b""
+
+
+@pytest.mark.timeout(300)
+def test_sigterm_during_scan_writes_reports_and_says_how_to_resume(tmp_path):
+    import os
+    import signal
+    import time
+
+    bundles = make_fleet(tmp_path / "b", 30, {})
+    inv = tmp_path / "inv.ini"
+    with lab_fleet(bundles, latency_ms=150, inventory=inv) as fleet:
+        ev = tmp_path / "ev"
+        proc = subprocess.Popen([sys.executable, "-m", "remote", "scan", "-i", str(inv), "--evidence-dir", str(ev),
+                                 "--forks", "3", "--timeout", "20", "-f", "json"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=dict(os.environ, PORT80_PASSWORD=fleet.password))
+        results = ev / "results.jsonl"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (results.exists() and len(results.read_text().splitlines()) >= 3):
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 143, err.decode()
+        finished = [json.loads(x)["host"] for x in results.read_text().splitlines()]
+        assert 3 <= len(finished) < 30
+        report = json.loads((ev / "report.json").read_text())
+        assert sorted(h["host"] for h in report["hosts"]) == sorted(finished)
+        assert b"Traceback" not in err and b"SIGTERM" in err
+        resume = err.decode().split("to continue: ", 1)[1].split("\n")[0]
+        assert "--resume" in resume and str(ev) in resume
+        # the printed command works as printed
+        import shlex
+
+        args = shlex.split(resume)[1:]
+        res = subprocess.run([sys.executable, "-m", "remote", *args], capture_output=True, timeout=200,
+                             env=dict(os.environ, PORT80_PASSWORD=fleet.password))
+        assert res.returncode == 0, res.stderr.decode()
+    lines = [json.loads(x)["host"] for x in results.read_text().splitlines()]
+    assert sorted(lines) == sorted(h.name for h in fleet.hosts)
