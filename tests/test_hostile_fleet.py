@@ -259,3 +259,42 @@ def test_sigterm_during_scan_writes_reports_and_says_how_to_resume(tmp_path):
         assert res.returncode == 0, res.stderr.decode()
     lines = [json.loads(x)["host"] for x in results.read_text().splitlines()]
     assert sorted(lines) == sorted(h.name for h in fleet.hosts)
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_during_fix_apply_says_what_was_done_and_how_to_undo(tmp_path):
+    import os
+    import shlex
+    import signal
+    import time
+
+    bundles = make_fleet(tmp_path / "b", 8, {})
+    inv = tmp_path / "inv.ini"
+    with lab_fleet(bundles, latency_ms=200, inventory=inv) as fleet:
+        env = dict(os.environ, PORT80_PASSWORD=fleet.password)
+        journal = tmp_path / "fx" / "journal.jsonl"
+        proc = subprocess.Popen([sys.executable, "-m", "remote", "fix", "-i", str(inv), "--strategy",
+                                 "disable-services", "--apply", "--yes", "--forks", "2", "--timeout", "30",
+                                 "--evidence-dir", str(tmp_path / "fx")], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (journal.exists() and '"applied"' in journal.read_text()):
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        out_s, err_s = out.decode(), err.decode()
+        assert proc.returncode == 130, err_s
+        assert "Traceback" not in err_s
+        assert "interrupted, applied 1/2" in out_s and "interrupted, applied 0/2" in out_s  # done and not done
+        assert f"journal: {journal}" in err_s
+        undo = err_s.split("to undo what was done: ", 1)[1].split("\n")[0]
+        args = shlex.split(undo)
+        assert args[:4] == ["port80", "fix", "--undo", str(journal)]
+        applied = [json.loads(x) for x in journal.read_text().splitlines() if '"applied"' in x]
+        assert applied and len({a["host"] for a in applied}) < 8  # stopped part-way
+        res = subprocess.run([sys.executable, "-m", "remote", *args[1:], "--evidence-dir", str(tmp_path / "undo")],
+                             capture_output=True, timeout=200, env=env)
+        assert res.returncode == 0, res.stderr.decode() + res.stdout.decode()
+        undone = [json.loads(x) for x in (tmp_path / "undo" / "journal.jsonl").read_text().splitlines()
+                  if '"applied"' in x]
+        assert {a["host"] for a in undone} == {a["host"] for a in applied}  # every change made was undone

@@ -51,6 +51,8 @@ def render_outcomes(plans: list[HostPlan], outcomes: dict[str, HostOutcome], fmt
             rows.append([shown(p.host), p.status, "", _why(p, fmt)])
             continue
         result = o.status if o.status != "ok" else f"applied {len(o.applied)}/{len(p.actions)}"
+        if o.status == "interrupted":  # Ctrl-C/SIGTERM during --apply: what was done before it
+            result = f"interrupted, applied {len(o.applied)}/{len(p.actions)}"
         detail = []
         if o.failed:
             detail.append(f"failed: {shown(o.failed)}: {shown(o.error or '')}".rstrip(": "))
