@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from remote.cli.app import app
+from remote.cli.app import EXIT_LOCAL, app
 from remote.lab.fixture import lab_fleet
 from remote.lab.fleet import demo_fleet_dir
 
@@ -187,7 +187,7 @@ def test_torn_results_line_then_resume_keeps_every_host_once(tmp_path, monkeypat
         env = {"PORT80_PASSWORD": fleet.password}
         res = CliRunner().invoke(app, ["scan", "-i", str(inv), "--evidence-dir", str(ev), "--resume",
                                        "-f", "json"], env=env)
-        assert res.exit_code == 4, res.output
+        assert res.exit_code == EXIT_LOCAL, res.output
         assert "no space left" in res.output and "--resume" in res.output
         by_host = {json.loads(x)["host"]: json.loads(x) for x in results.read_text(encoding="utf-8").splitlines()}
         assert {h for h, r in by_host.items() if r["status"] == "local"} == full
