@@ -347,6 +347,17 @@ def _toml(value: Any) -> str:
     return "[" + ", ".join(_toml(v) for v in value) + "]"
 
 
+def _cover(names: list[str], members: dict[str, set[str]]) -> str:
+    """A --limit pattern for exactly ``names``: the biggest inventory groups wholly inside them first,
+    then the hosts left, by name."""
+    left, parts = set(names), []
+    for g, m in sorted(members.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        if g != "ungrouped" and m and m <= left:
+            parts.append(g)
+            left -= m
+    return ",".join(parts + [n for n in names if n in left])
+
+
 def learn(reports: list["HostReport"], label: str = "") -> str:
     """A policy that the given run satisfies: per port, hosts with the same holders and products share a
     rule (named by their inventory group when the group is exactly those hosts). For review, not as is."""
@@ -374,8 +385,7 @@ def learn(reports: list["HostReport"], label: str = "") -> str:
                                  | {l.process or f"PID {l.pid}" for l in p.listeners if l.pid != 4}))
             groups.setdefault((held, prods), []).append(r.host)
         for (held, prods), names in sorted(groups.items(), key=lambda kv: kv[1][0]):
-            exact = sorted(g for g, m in members.items() if m == set(names) and g != "ungrouped")
-            pattern = exact[0] if exact else ",".join(names)
+            pattern = _cover(names, members)
             lines.append("[[rule]]")
             lines.append(f"hosts = {_toml(pattern)}")
             lines.append(f"port = {port}")

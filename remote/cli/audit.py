@@ -352,7 +352,8 @@ def register(app: typer.Typer) -> None:
         if fmt == "html":
             from remote.report.html import render_html
 
-            text = render_html(reports, ports, title=f"port80 report: {loaded.label}", changes=changes,
+            label = loaded.label if loaded.run is not None else Path(loaded.label).name
+            text = render_html(reports, ports, title=f"port80 report: {label}", changes=changes,
                                diff_from=prev_label, violations=violations, policy=str(policy) if policy else None)
         else:
             from remote.report.render import render

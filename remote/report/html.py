@@ -13,6 +13,7 @@ their evidence lines.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from datetime import datetime, timezone
 from html import escape
@@ -54,7 +55,7 @@ th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid var(--line
 th { background: #eef0f4; position: sticky; top: 0; }
 th.sortable { cursor: pointer; user-select: none; } th.sortable::after { content: " \\2195"; color: #99a; }
 th[aria-sort="ascending"]::after { content: " \\2191"; } th[aria-sort="descending"]::after { content: " \\2193"; }
-td.wrap { overflow-wrap: anywhere; }
+td.wrap { overflow-wrap: break-word; } td.url { overflow-wrap: anywhere; min-width: 12em; }
 .status-ok { color: var(--ok); font-weight: 600; } .status-partial { color: var(--warn); font-weight: 600; }
 .status-failed { color: var(--bad); font-weight: 600; }
 .tools { display: flex; gap: 10px; align-items: center; margin-bottom: 8px; flex-wrap: wrap; }
@@ -217,7 +218,10 @@ def render_html(reports: list["HostReport"], ports: Optional[list[int]] = None, 
                 changes: Optional[list] = None, diff_from: str = "", violations: Optional[list] = None,
                 policy: Optional[str] = None, generated_at: Optional[str] = None) -> str:
     ports = ports or sorted({p.port for r in reports for p in r.ports})
-    generated_at = generated_at or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    if generated_at is None:  # SOURCE_DATE_EPOCH (reproducible-builds.org) pins it, e.g. for a stable screenshot
+        epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
+        when = datetime.fromtimestamp(int(epoch), timezone.utc) if epoch.isdigit() else datetime.now(timezone.utc)
+        generated_at = when.strftime("%Y-%m-%d %H:%M:%S UTC")
     s = summarize(reports)
     violations = violations or []
     change_list = changes or []
@@ -288,7 +292,7 @@ def render_html(reports: list["HostReport"], ports: Optional[list[int]] = None, 
         urls = " ".join(g.url for p in r.ports for g in p.registrations)
         cells = [f'<td><a href="#host-{i}">{e(r.host)}</a></td>', f"<td>{e(', '.join(r.groups))}</td>",
                  f'<td class="{_status_class(r.status)}">{e(r.status)}</td>', f"<td>{e(holder)}</td>",
-                 f"<td>{e(prods)}</td>", f'<td class="wrap">{e(urls)}</td>']
+                 f"<td>{e(prods)}</td>", f'<td class="url">{e(urls)}</td>']
         if policy is not None or violations:
             cells.append(f"<td>{nviol.get(r.host, 0)}</td>")
         if changes is not None:
