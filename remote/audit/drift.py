@@ -26,8 +26,8 @@ from remote.analysis.verdicts import FAILED_STATUSES as FAILED
 if TYPE_CHECKING:
     from remote.analysis.verdicts import HostReport, PortVerdict
 
-KINDS = ("host-added", "host-removed", "status", "holder", "registration-added", "registration-removed",
-         "product-added", "product-removed", "process-added", "process-removed")
+KINDS = ("host-added", "host-removed", "status", "holder", "registration-removed", "registration-added",
+         "product-removed", "product-added", "process-removed", "process-added")
 FORMATS = ("table", "json", "csv", "markdown")
 CSV_COLUMNS = ["host", "port", "change", "before", "after", "evidence"]
 
