@@ -351,3 +351,29 @@ def test_was_dependents_join_the_plan_apply_frees_undo_restores_byte_identical(t
         res = fix(inv, env, "--undo", str(journal), "--yes", "--evidence-dir", str(tmp_path / "undo"), "-f", "json")
         assert res.exit_code == 0, res.output
         assert snapshots(fleet) == originals  # services.json, getservice.json, tasklist, netstat… byte for byte
+
+
+def test_a_service_winrm_needs_is_refused_with_the_chain(tmp_path, demo):
+    """The graph, not a hand list, protects the remoting session: on a host where WinRM was made to depend on
+    the registrant (`sc config WinRM depend= NSI/HTTP/RPCSS/PeerDistSvc`: a synthetic edit of the demo
+    BranchCache bundle's getservice.json, both lists as Windows would show them), port80 fix refuses, names
+    the chain, and sends nothing that changes state."""
+    prof = tmp_path / "p2"
+    shutil.copytree(demo["branchcache"], prof / demo["branchcache"].name)
+    gs = prof / demo["branchcache"].name / "getservice.json"
+    recs = json.loads(gs.read_text(encoding="utf-8-sig"))
+    for r in recs:
+        if r["Name"] == "WinRM":
+            r["ServicesDependedOn"] = (r["ServicesDependedOn"] or []) + ["PeerDistSvc"]
+        if r["Name"] == "PeerDistSvc":
+            r["DependentServices"] = ["WinRM"]
+    gs.write_text(json.dumps(recs, indent=4), encoding="utf-8")
+    with lab_fleet(prof, inventory=tmp_path / "inv2.ini", workdir=tmp_path / "lab2") as fleet:
+        env = {"PORT80_PASSWORD": fleet.password}
+        res = fix(tmp_path / "inv2.ini", env, "--strategy", "disable-services", "--apply", "--yes",
+                  "--force-service", "PeerDistSvc", "--evidence-dir", str(tmp_path / "ev"), "-f", "json")
+        assert res.exit_code == 0, res.output
+        (p,) = json.loads(res.stdout)["hosts"]
+        assert p["status"] == "skipped" and not p["actions"]
+        assert "remoting session" in p["reason"] and "(WinRM -> PeerDistSvc)" in p["reason"], p["reason"]
+        assert state_changes(fleet) == []

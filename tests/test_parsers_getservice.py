@@ -141,3 +141,42 @@ def test_remoting_needs_from_winrm():
     needs = remoting_needs(g)
     assert needs["rpcss"] == ["WinRM", "RpcSs"] and needs["rpceptmapper"] == ["WinRM", "RpcSs", "RpcEptMapper"]
     assert set(needs) == {"winrm", "nsi", "http", "rpcss", "rpceptmapper"}
+
+
+# --- the graph in the analysis and in port80 explain --------------------------------------------------------
+
+
+def demo_bundle(name: str):
+    from remote.evidence.bundle import read_bundle
+    from remote.lab.fleet import demo_fleet_dir
+
+    return read_bundle(Path(demo_fleet_dir()) / name)
+
+
+def test_unreadable_getservice_makes_the_host_partial_but_analysis_works():
+    from remote.analysis.verdicts import analyze_evidence, parse_evidence
+
+    b = demo_bundle("iis-worker")
+    ok = analyze_evidence("h", parse_evidence(b.texts), [80])
+    assert ok.status == "ok" and ok.ports[0].holder == "http.sys"
+    texts = dict(b.texts, getservice="Get-Service : Access is denied")
+    bad = analyze_evidence("h", parse_evidence(texts), [80])
+    assert bad.status == "partial" and "getservice.json" in bad.error
+    assert bad.ports[0].holder == "http.sys" and bad.ports[0].registrations  # the verdict still stands
+    table = analyze_evidence("h", parse_evidence(dict(b.texts, getservice=read(
+        "services/msdocs-ps51-get-service-win-ascii-ellipsis.txt"))), [80])
+    assert table.status == "ok" and any("dependency lists" in w for w in table.warnings)
+
+
+def test_explain_says_what_stops_with_each_service():
+    from remote.analysis.verdicts import analyze_bundle
+    from remote.report.explain import explain
+
+    b = demo_bundle("iis-worker")
+    text = explain(analyze_bundle(b, [80]), 80, b.texts)
+    line = next(ln for ln in text.splitlines() if "stopping WAS also stops" in ln)
+    for s in ("W3SVC", "NetMsmqActivator", "NetPipeActivator", "NetTcpActivator"):
+        assert s in line
+    g = graph_from_text(b.texts["getservice"])
+    assert set(dependents_of(g, "WAS", running_only=True)) == {
+        "W3SVC", "NetMsmqActivator", "NetPipeActivator", "NetTcpActivator"}

@@ -21,6 +21,7 @@ from remote.evidence.bundle import FILES, Bundle
 from remote.parsers import PARSERS
 from remote.parsers.records import (
     ExcludedPortRangeResult,
+    GetServiceResult,
     IisAppPoolsResult,
     IisSitesResult,
     IpListenResult,
@@ -121,6 +122,7 @@ class Evidence:
     iis_sites: Optional[IisSitesResult] = None
     iis_apppools: Optional[IisAppPoolsResult] = None
     nettcpconnection: Optional[NetstatResult] = None
+    getservice: Optional[GetServiceResult] = None  # the service dependency graph (port80 fix orders by it)
 
     def usable(self, kind: str) -> bool:
         r = getattr(self, kind)
@@ -210,6 +212,12 @@ def analyze_evidence(host: str, ev: Evidence, ports: list[int]) -> HostReport:
             problems.append(f"{FILES[kind]}: {r.error}")
         for w in r.warnings if r is not None else ():
             report.warnings.append(f"{FILES[kind]}: {w}")
+    gs = ev.getservice
+    if gs is not None and gs.error:
+        problems.append(f"{FILES['getservice']}: {gs.error}")
+    elif gs is not None and not gs.has_graph:
+        report.warnings.append(f"{FILES['getservice']}: no complete dependency lists (port80 fix cannot order the "
+                               "services it stops)")
     if problems:
         report.status = "partial"
         report.error = "; ".join(problems)

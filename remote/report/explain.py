@@ -173,10 +173,12 @@ def _ways(report: HostReport, v: PortVerdict, texts: Optional[dict]) -> list[tup
         if plan.status == "planned":
             cmds = "; ".join(a.command for a in plan.actions)
             names = ", ".join(dict.fromkeys(a.target for a in plan.actions))
+            also = "; ".join(f"stopping {s} also stops {', '.join(d)} (they need it; restarted by undo)"
+                             for s, d in plan.stops_with.items() if d)
             ways.append((f"stop and disable the service(s) behind the registration ({fix} --apply; undo with "
                          "port80 fix --undo JOURNAL)", cmds,
                          f"{names} stop now and stay stopped after a reboot; whatever they serve is down "
-                         "(on every port they registered)."))
+                         "(on every port they registered)." + (f" {also}." if also else "")))
         elif plan.manual:
             ways.append((f"by hand ({fix} refuses: {plan.reason.rstrip(':')})", plan.manual,
                          "the listener on this port goes away; the service itself keeps running."))
