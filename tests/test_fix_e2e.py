@@ -53,7 +53,13 @@ def demo() -> dict[str, Path]:
         if LabHost.from_bundle(b).faults:
             continue
         found.setdefault(_kind(b), b)
-    for need in ("branchcache", "ssrs", "iis", "winrm-compat"):
+    from remote.analysis.servicegraph import dependents_of, graph_from_text
+
+    for b in find_bundles([Path(lab_fleet_mod.demo_fleet_dir())]):  # WAS runs dependents beside W3SVC
+        g = graph_from_text(read_bundle(b).texts.get("getservice"))
+        if _kind(b) == "iis" and g is not None and set(dependents_of(g, "WAS", running_only=True)) - {"W3SVC"}:
+            found.setdefault("iis-wcf", b)
+    for need in ("branchcache", "ssrs", "iis", "winrm-compat", "iis-wcf"):
         assert need in found, f"the demo fleet has no healthy {need} host (found: {sorted(found)})"
     return found
 
@@ -226,10 +232,10 @@ def test_failure_mid_apply_leaves_a_journal_that_undo_handles(tmp_path, demo, mo
     import typer
     import typer.testing
 
-    with served(tmp_path, demo, ["iis", "branchcache"]) as (fleet, inv, env, names):
+    with served(tmp_path, demo, ["iis-wcf", "branchcache"]) as (fleet, inv, env, names):
         originals = snapshots(fleet)
         verdicts = scan_verdicts(inv, env, tmp_path / "scan0")
-        fired = fail_once(monkeypatch, host_of(fleet, names["iis"]).host, "Stop-Service -Name WAS")
+        fired = fail_once(monkeypatch, host_of(fleet, names["iis-wcf"]).host, "Stop-Service -Name WAS")
         asked = []
         # the CliRunner's stdin plays a terminal, so the confirmation is asked (and answered yes)
         monkeypatch.setattr(typer.testing._NamedTextIOWrapper, "isatty", lambda self: self is sys.stdin)
@@ -240,7 +246,7 @@ def test_failure_mid_apply_leaves_a_journal_that_undo_handles(tmp_path, demo, mo
         assert res.exit_code == 1, res.output
         assert asked and "Apply 9 changes on 2 hosts" in asked[0] and fired
         hosts = {h["host"]: h for h in json.loads(res.stdout)["hosts"]}
-        o = hosts[names["iis"]]["outcome"]
+        o = hosts[names["iis-wcf"]]["outcome"]
         assert o["failed"] == "Stop-Service -Name WAS", o["error"]
         assert o["status"] == "failed" and "cannot be stopped" in o["error"]
         assert o["applied"][:2] == ["Stop-Service -Name W3SVC", "Set-Service -Name W3SVC -StartupType Disabled"]
@@ -249,17 +255,17 @@ def test_failure_mid_apply_leaves_a_journal_that_undo_handles(tmp_path, demo, mo
         assert o["not_run"] == ["Set-Service -Name WAS -StartupType Disabled"]
         assert hosts[names["branchcache"]]["outcome"]["verified"] == "free"
         events = [(r["event"], r.get("seq")) for r in journal_records(journal)
-                  if r["event"] in ("intent", "applied", "failed") and r["host"] == names["iis"]]
+                  if r["event"] in ("intent", "applied", "failed") and r["host"] == names["iis-wcf"]]
         assert events == [e for k in range(1, 6) for e in (("intent", k), ("applied", k))] + [("intent", 6),
                                                                                                 ("failed", 6)]
 
         res = fix(inv, env, "--undo", str(journal), "--yes", "--evidence-dir", str(tmp_path / "undo"), "-f", "json")
         assert res.exit_code == 0, res.output
         hosts = {h["host"]: h for h in json.loads(res.stdout)["hosts"]}
-        assert [a["command"] for a in hosts[names["iis"]]["actions"]] == [
+        assert [a["command"] for a in hosts[names["iis-wcf"]]["actions"]] == [
             f"Start-Service -Name {a}" for a in reversed(adapters)] + [
             "Set-Service -Name W3SVC -StartupType Automatic", "Start-Service -Name W3SVC"]
-        assert any("not undone" in n for n in hosts[names["iis"]]["notes"])
+        assert any("not undone" in n for n in hosts[names["iis-wcf"]]["notes"])
         assert snapshots(fleet) == originals
         assert scan_verdicts(inv, env, tmp_path / "scan2") == verdicts
 
@@ -323,8 +329,8 @@ def test_was_dependents_join_the_plan_apply_frees_undo_restores_byte_identical(t
     """The bar of issue 17: WAS has running dependents beside W3SVC (the WCF listener adapters, from the
     demo host's getservice.json); they show in the dry run with why, --apply stops and journals each (no
     -Force), the port is free, --undo restores every service's state and start mode byte for byte."""
-    with served(tmp_path, demo, ["iis"]) as (fleet, inv, env, names):
-        h = host_of(fleet, names["iis"]).host
+    with served(tmp_path, demo, ["iis-wcf"]) as (fleet, inv, env, names):
+        h = host_of(fleet, names["iis-wcf"]).host
         originals = snapshots(fleet)
         res = fix(inv, env, "--strategy", "disable-services", "--evidence-dir", str(tmp_path / "dry"))
         assert res.exit_code == 0, res.output
