@@ -156,6 +156,9 @@ def test_svchost_pid_lists_all_services():
 def test_knowledge_base_entries_come_from_the_tsv():
     tsv = (ROOT / "remote" / "analysis" / "knowledge" / "KNOWN_URLS.tsv").read_text(encoding="utf-8")
     rows = [line.split("\t")[0] for line in tsv.splitlines()[1:]]
+    extra = (ROOT / "remote" / "analysis" / "knowledge" / "LONG_TAIL.tsv").read_text(encoding="utf-8")
+    rows += [line.split("\t")[0] for line in extra.splitlines()[1:]]  # issue 13: rows the corpus file lacks
+    assert all(len(line.split("\t")) == 7 and line.split("\t")[6].strip() for line in extra.splitlines())
     for p in knowledge.PRODUCTS:
         assert any(r.startswith(p.tsv) for r in rows), p.key
     corpus = ROOT.parent / "shared" / "corpus" / "KNOWN_URLS.tsv"

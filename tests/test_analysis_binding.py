@@ -94,3 +94,16 @@ def test_strong_wildcard_shadows_explicit_and_weak():
     assert shadowed_by(regs) == {0: "HTTP://+:80/", 3: "HTTP://+:80/", 4: "HTTP://+:80/API/"}
     assert shadowed_by([Registration(url="HTTP://*:80/", queue=None),
                         Registration(url="HTTP://+:80/ONLY/", queue=None)]) == {}
+
+
+def test_an_iis_site_name_names_the_product_wrapped_name_joined():
+    # Get-Website wraps names longer than 16 columns at a word ("Exchange Back" / "End")
+    sites = ("\nName             ID   State      Physical Path                  Bindings\n"
+             "----             --   -----      -------------                  --------\n"
+             "Exchange Back    1    Started    C:\\Program Files\\Microsoft\\Exc http 127.0.0.1:8000:127.0.0.1 \n"
+             "End                                                            \n")
+    texts = {"servicestate": fx("servicestate", "htb-flight-iis-winrm.txt"),
+             "netstat": fx("netstat", "htb-flight-findstr-listening.txt"), "iis_sites": sites}
+    r = verdict(texts, 8000).registrations[0]
+    assert r.iis == {"site": "Exchange Back End", "site_id": 1, "app_pool": "DefaultAppPool"}
+    assert r.product == "Microsoft Exchange Server (IIS)" and "do not stop IIS" in r.advice

@@ -298,6 +298,9 @@ def _binding(v: PortVerdict, ev: Evidence, source: Optional[NetstatResult]) -> N
             q = queues.get(r.url.casefold())
             is_iis = r.product_key == "iis" or any(s.lower() in ("w3svc", "was") for s in r.services)
             r.iis = binding.iis_for(r.url, q, ev.servicestate, sites, is_iis)
+            by_site = knowledge.product_for_site(r.iis.get("site")) if r.iis else None
+            if by_site is not None:  # an IIS site that names its product (Exchange Back End)
+                r.product, r.product_key, r.advice = by_site.label, by_site.key, by_site.advice
     for i, url in binding.shadowed_by(v.registrations).items():
         v.registrations[i].shadowed_by = url
     v.excluded_ranges = binding.excluded_ranges(

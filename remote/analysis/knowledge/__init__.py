@@ -1,7 +1,8 @@
 """What product sits behind an HTTP.sys URL, and how to free its port.
 
 Built from ``KNOWN_URLS.tsv`` (a copy of ../shared/corpus/KNOWN_URLS.tsv shipped beside this file,
-with its sources): each entry below names the TSV row (``tsv``: the start of its ``url_pattern``
+with its sources) and ``LONG_TAIL.tsv`` (same columns: products the corpus file has no row for, each
+with its public source; issue 13): each entry below names the TSV row (``tsv``: the start of its ``url_pattern``
 cell) that it was written from; tests check every entry still points at a row. Pure data and pure
 matching; no IO.
 """
@@ -24,11 +25,13 @@ class Product:
     services: frozenset[str] = frozenset()  # service names (case-insensitive) that identify it
     critical: bool = False  # remediation must not touch it (the remoting session depends on it)
     reservation_only: bool = False  # a default reservation that never holds a port by itself
+    sites: tuple[str, ...] = ()  # IIS site names (case-insensitive) that identify it behind an IIS registration
 
 
-def _p(key, label, advice, tsv, path=None, ports=(), services=(), critical=False, reservation_only=False):
+def _p(key, label, advice, tsv, path=None, ports=(), services=(), critical=False, reservation_only=False,
+       sites=()):
     return Product(key, label, advice, tsv, path, frozenset(ports), frozenset(s.lower() for s in services),
-                   critical, reservation_only)
+                   critical, reservation_only, tuple(x.lower() for x in sites))
 
 
 PRODUCTS: tuple[Product, ...] = (
@@ -80,6 +83,20 @@ PRODUCTS: tuple[Product, ...] = (
        "https://+:443/adfs/", path=r"/adfs/", services=("adfssrv",)),
     _p("hyperv-replica", "Hyper-V Replica listener", "Set-VMReplicationServer to change the listener port",
        "HTTPS://<host>:<port>/FRVROOT_", path=r"/FRVROOT_"),
+    # issue 13's long tail (Exchange: KNOWN_URLS.tsv; the others: LONG_TAIL.tsv)
+    _p("exchange", "Microsoft Exchange Server (IIS)",
+       "Exchange's IIS sites (Default Web Site 80/443, Exchange Back End 81/444): do not stop IIS on an Exchange "
+       "server; move the other product instead",
+       "IIS site 'Exchange Back End'", ports=(81, 444), sites=("Exchange Back End",)),
+    _p("wac", "Windows Admin Center",
+       "Windows Admin Center's gateway (HTTP.sys, not IIS): reinstall/modify it with another port, or uninstall it",
+       "https://+:6516/", ports=(6516,)),
+    _p("wsus", "Windows Server Update Services (WSUS, IIS)",
+       "WSUS web services in IIS (8530 in Microsoft's examples): change the WSUS site's bindings or remove the role",
+       "http://<server>:8530/", ports=(8530,)),
+    _p("citrix-fma", "Citrix Delivery Controller (Broker / High Availability services)",
+       "Citrix's FMA services use port 80 by default: change their port (Citrix CTX250134), then StoreFront's",
+       "WCF endpoints of the Citrix Broker Service"),
     _p("iphttps", "DirectAccess IP-HTTPS (iphlpsvc)", "move: netsh int http set int url=https://<server>:<port>/IPHTTPS; restart iphlpsvc",
        "https://<DirectAccess server name>", path=r"/IPHTTPS/?", services=("iphlpsvc",)),
 )
@@ -158,6 +175,14 @@ def product_for_app_id(app_id: Optional[str]) -> Optional[str]:
 
 def is_critical(service: str) -> bool:
     return service.lower() in CRITICAL_SERVICES
+
+
+def product_for_site(site: Optional[str]) -> Optional[Product]:
+    """A product recognised by the IIS site behind a registration (Exchange's "Exchange Back End")."""
+    if not site:
+        return None
+    low = site.lower()
+    return next((p for p in PRODUCTS if low in p.sites), None)
 
 
 def product_by_label(label: str) -> Product:
