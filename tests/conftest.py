@@ -30,3 +30,27 @@ def lab(request, tmp_path):
 def _history_in_tmp(tmp_path_factory, monkeypatch):
     """`scan` and `analyze` record runs in the history database: never the real one in the user's home."""
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
+
+# ---- Kerberos: no test reads the machine's krb5.conf or the user's ticket cache ----------------------
+
+@pytest.fixture(autouse=True, scope="session")
+def _kerberos_isolation(tmp_path_factory):
+    """With gssapi installed, a Negotiate context may look for a KDC: point Kerberos at an empty
+    realm-less krb5.conf (no DNS lookups, so never off the machine) and at a ticket cache of the
+    test session's own. Kerberos tests set KRB5_CONFIG to their lab's file (monkeypatch)."""
+    import os
+
+    d = tmp_path_factory.mktemp("krb5")
+    conf = d / "krb5.conf"
+    conf.write_text("[libdefaults]\n dns_lookup_kdc = false\n dns_lookup_realm = false\n rdns = false\n"
+                    " dns_canonicalize_hostname = false\n", encoding="utf-8")
+    saved = {k: os.environ.get(k) for k in ("KRB5_CONFIG", "KRB5CCNAME", "KRB5_KTNAME")}
+    os.environ["KRB5_CONFIG"] = str(conf)
+    os.environ["KRB5CCNAME"] = f"FILE:{d / 'ccache'}"
+    os.environ["KRB5_KTNAME"] = f"FILE:{d / 'keytab'}"
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v

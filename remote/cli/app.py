@@ -612,3 +612,7 @@ def main() -> None:
         msg = shown(" ".join(str(e).split())[:300])
         typer.echo(f"port80: error: {type(e).__name__}: {msg}", err=True)
         sys.exit(EXIT_FAILED_HOSTS)
+
+
+# --- jea (issue 12): `port80 jea` lives in remote/cli/jea.py ----------------------------------------------
+from remote.cli import jea as _jea  # noqa: E402,F401  (registers the command on ``app``)

@@ -209,7 +209,8 @@ def read_password_file(path: "str | os.PathLike[str]") -> tuple[str, list[str]]:
 def _needs_global_password(hosts: Sequence["HostConfig"], user: Optional[str]) -> bool:
     """Whether some host needs a password that port80 must ask for: hosts with their own
     inventory password, certificate auth, or Kerberos from the ticket cache (no user anywhere) need
-    none."""
+    none; nor do Kerberos/Negotiate hosts when the user has a valid Kerberos ticket (kinit)."""
+    ticket: Optional[bool] = None
     for h in hosts:
         if getattr(h, "password_from_inventory", False):
             continue
@@ -218,8 +219,19 @@ def _needs_global_password(hosts: Sequence["HostConfig"], user: Optional[str]) -
             continue
         if auth == "kerberos" and user is None and not getattr(h, "user", None):
             continue
+        if auth in ("kerberos", "negotiate"):
+            if ticket is None:
+                ticket = _has_kerberos_ticket()
+            if ticket:
+                continue  # after kinit: every Kerberos host uses the ticket (remote/remoting/kerberos.py)
         return True
     return False
+
+
+def _has_kerberos_ticket() -> bool:
+    from remote.remoting.kerberos import default_ticket
+
+    return default_ticket() is not None
 
 
 def resolve_credentials(

@@ -21,6 +21,42 @@ class Overrides:
     read_timeout: Optional[float] = None
 
 
+# Kerberos/Negotiate settings: option -> (psrp variable, winrm variable). Read from the host's resolved
+# variables (the inventory keeps them in ``vars``); the flavour matching ansible_connection wins.
+NEGOTIATE_VARS: dict[str, tuple[str, str]] = {
+    "negotiate_hostname_override": ("ansible_psrp_negotiate_hostname_override", "ansible_winrm_kerberos_hostname_override"),
+    "negotiate_service": ("ansible_psrp_negotiate_service", "ansible_winrm_service"),
+    "negotiate_delegate": ("ansible_psrp_negotiate_delegate", "ansible_winrm_kerberos_delegation"),
+    "negotiate_send_cbt": ("ansible_psrp_negotiate_send_cbt", "ansible_winrm_send_cbt"),
+    "realm": ("ansible_psrp_realm", "ansible_winrm_realm"),  # appended to a user name without a domain
+}
+_TRUE, _FALSE = {"true", "yes", "on", "1", "y"}, {"false", "no", "off", "0", "n"}
+
+
+def negotiate_settings(h) -> dict:
+    """The Kerberos/Negotiate settings of an inventory host (see ``NEGOTIATE_VARS``); TargetError
+    naming the host and variable for a bad value."""
+    hv = getattr(h, "vars", None) or {}
+    winrm_first = getattr(h, "connection", "psrp") == "winrm"
+    out: dict = {}
+    for option, (psrp, winrm) in NEGOTIATE_VARS.items():
+        for var in ((winrm, psrp) if winrm_first else (psrp, winrm)):
+            if var in hv and hv[var] is not None and str(hv[var]).strip() != "":
+                value = hv[var]
+                if option in ("negotiate_delegate", "negotiate_send_cbt"):
+                    text = str(value).strip().lower()
+                    if text not in _TRUE | _FALSE:
+                        raise TargetError(f"{h.name}: {var}={value!r}: expected true or false")
+                    value = text in _TRUE
+                else:
+                    value = str(value).strip()
+                    if any(c.isspace() for c in value) or "/" in value and option != "negotiate_service":
+                        raise TargetError(f"{h.name}: {var}={value!r} is not a host, service or realm name")
+                out[option] = value
+                break
+    return out
+
+
 def to_spec(h, ov: Overrides = Overrides()) -> ConnectionSpec:
     """ConnectionSpec for an inventory host; enforces: Basic over plain HTTP only with encryption
     explicitly ``never`` (the inventory module already refuses it otherwise)."""
@@ -32,13 +68,19 @@ def to_spec(h, ov: Overrides = Overrides()) -> ConnectionSpec:
     if auth in ("basic", "certificate") and h.scheme == "http" and h.encryption != "never":
         raise TargetError(f"{h.name}: Basic/certificate auth over plain HTTP needs message encryption "
                           "turned off explicitly (ansible_psrp_message_encryption=never)")
+    neg = negotiate_settings(h)
+    user = ov.user or h.user
+    realm = neg.pop("realm", None)
+    if realm and user and "@" not in user and "\\" not in user:
+        user = f"{user}@{realm.upper()}"
     return ConnectionSpec(
+        **neg,
         name=h.name,
         address=h.address,
         port=int(h.port),
         scheme=h.scheme,
         auth=auth,
-        user=ov.user or h.user,
+        user=user,
         cert_validation=cert,  # type: ignore[arg-type]
         encryption=h.encryption or "auto",
         connection_timeout=float(ov.connection_timeout or h.connection_timeout or 10),
@@ -69,7 +111,8 @@ class FleetCredentials:
         out = []
         for s in specs:
             c = self._per.get(s.name)
-            out.append(replace(s, user=c.user) if c is not None and c.user else s)
+            keep = c is not None and c.user and s.user and s.user.lower().startswith(c.user.lower() + "@")
+            out.append(replace(s, user=c.user) if c is not None and c.user and not keep else s)
         return out
 
     def secrets(self) -> list[str]:

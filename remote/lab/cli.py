@@ -1,6 +1,6 @@
 """``port80 lab``: emulated Windows hosts speaking real WinRM/PSRP on loopback (mounted by remote/cli/app.py).
 
-    port80 lab serve [--profiles DIR] [--hosts N] [--tls/--no-tls] [--auth basic|ntlm] [--latency-ms N]
+    port80 lab serve [--profiles DIR] [--hosts N] [--tls/--no-tls] [--auth basic|ntlm|negotiate|kerberos] [--latency-ms N]
                      [--inventory-out FILE] [--base-address 127.0.1.1] [--port N] [--user U]
                      [--fault HOST=KIND[:ARG]]...
 """
@@ -47,6 +47,7 @@ def serve_lab(
     duration: Optional[float] = None,
     echo: Callable[[str], None] = print,
     on_ready: Optional[Callable[[LabFleet], None]] = None,
+    jea: Optional[Path] = None,
 ) -> int:
     """Serve the lab until Ctrl-C / SIGTERM / ``stop`` is set / ``duration`` seconds; returns an exit code."""
     from remote.lab.fleet.server import LabError, LabFleet
@@ -63,7 +64,7 @@ def serve_lab(
         fleet = LabFleet(
             profiles, hosts, tls_enabled=tls, auth=auth, user=user, password=lab_password(password),
             latency_ms=latency_ms, base_address=base_address, port=port, faults=fault_map,
-            allow_unencrypted=allow_unencrypted,
+            allow_unencrypted=allow_unencrypted, jea=jea,
         )
         fleet.start()
     except (LabError, ValueError) as e:
@@ -112,10 +113,22 @@ def _banner(fleet: LabFleet, inventory: Path, echo: Callable[[str], None]) -> No
         echo(f"  ... and {len(fleet.hosts) - len(shown)} more (see the inventory)")
     if fleet.ca_path:
         echo(f"CA certificate: {fleet.ca_path}")
+    if getattr(fleet, "jea_endpoint", None) is not None:
+        echo(f"JEA endpoint:   {fleet.jea_endpoint.name} (NoLanguage; the inventory sets ansible_psrp_configuration_name)")
     echo(f"inventory:      {inventory}")
     echo(f"user:           {fleet.user}    password: {fleet.password}"
          f"  (lab value; set {PASSWORD_ENV} to change it)")
-    echo("scan it with:")
+    kdc = getattr(fleet, "kdc", None)
+    if kdc is not None:
+        echo(f"Kerberos realm: {kdc.realm}, KDC {kdc.address}:{kdc.port} (log {kdc.log_path}); service principals "
+             f"HTTP/<host>.{kdc.realm.lower()}" + ("; NTLM is turned off" if fleet.auth == "kerberos" else ""))
+        echo("scan it with a ticket (no password asked):")
+        echo(f"  export KRB5_CONFIG={kdc.krb5_conf}")
+        echo(f"  kinit {fleet.user}@{kdc.realm}    # password above")
+        echo(f"  port80 scan -i {inventory}")
+        echo("or without a ticket (port80 gets its own, in a private cache):")
+    else:
+        echo("scan it with:")
     echo(f"  PORT80_PASSWORD='{fleet.password}' port80 scan -i {inventory}")
     echo("Ctrl-C stops the lab.")
 
@@ -133,8 +146,10 @@ def serve(
                                         "distinct names when more than bundles). Default: one per bundle."),
     tls: Optional[bool] = typer.Option(None, "--tls/--no-tls", help="HTTPS on 5986 (default with --auth basic) "
                                        "or HTTP on 5985 (default with --auth ntlm: message encryption)."),
-    auth: str = typer.Option("basic", "--auth", help="basic | ntlm (what the inventory says; every listener "
-                             "accepts both, like a Windows host with both enabled)."),
+    auth: str = typer.Option("basic", "--auth", help="basic | ntlm | negotiate | kerberos (what the inventory says; "
+                             "every listener accepts Basic and NTLM, like a Windows host with both enabled; "
+                             "negotiate and kerberos start the lab's own MIT KDC (OS package krb5-kdc) and accept "
+                             "Kerberos too; kerberos turns NTLM off)."),
     latency_ms: float = typer.Option(0.0, "--latency-ms", help="Milliseconds added to every request."),
     inventory_out: Path = typer.Option(Path("lab-inventory.ini"), "--inventory-out", "-o",
                                        help="Where to write the Ansible INI inventory."),
@@ -150,13 +165,15 @@ def serve(
                                     "garbage, reset, http500."),
     allow_unencrypted: bool = typer.Option(False, "--allow-unencrypted", help="Accept Basic over plain HTTP "
                                            "(Windows' AllowUnencrypted=true)."),
+    jea: Optional[Path] = typer.Option(None, "--jea", help="Folder written by `port80 jea`: every host also serves "
+                                       "that JEA session configuration (NoLanguage, only the role's commands)."),
     duration: Optional[float] = typer.Option(None, "--duration", hidden=True, help="Stop after N seconds."),
 ) -> None:
     """Serve a folder of bundles as emulated Windows hosts until Ctrl-C; writes an inventory to scan."""
     code = serve_lab(profiles=profiles, hosts=hosts, tls=tls, auth=auth, latency_ms=latency_ms,
                      inventory_out=inventory_out, base_address=base_address, port=port, user=user,
                      password=password, faults=fault, allow_unencrypted=allow_unencrypted, duration=duration,
-                     echo=lambda s: typer.echo(s))
+                     echo=lambda s: typer.echo(s), jea=jea)
     if code:
         raise typer.Exit(code)
 

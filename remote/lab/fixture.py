@@ -40,6 +40,7 @@ def lab_fleet(
     inventory: Optional[Path] = None,
     workdir: Optional[Path] = None,
     host_factory: Optional[Callable[[Path, Optional[str]], Any]] = None,
+    jea: Optional[Path] = None,
 ) -> Iterator[LabFleet]:
     """Start a lab fleet (default: the shipped demo fleet), optionally write its inventory, stop it on exit."""
     fleet = LabFleet(
@@ -56,6 +57,7 @@ def lab_fleet(
         allow_unencrypted=allow_unencrypted,
         workdir=workdir,
         host_factory=host_factory,
+        jea=jea,
     )
     with fleet:
         if inventory is not None:

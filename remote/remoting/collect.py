@@ -57,6 +57,11 @@ class ConnectionSpec:
     certificate_pem: Optional[str] = None
     certificate_key_pem: Optional[str] = None
     groups: list[str] = field(default_factory=list)  # the host's inventory groups (reports carry them)
+    # Kerberos/Negotiate: the SPN is <negotiate_service>/<negotiate_hostname_override or address>
+    negotiate_hostname_override: Optional[str] = None
+    negotiate_service: Optional[str] = None  # pypsrp's default: WSMAN
+    negotiate_delegate: bool = False
+    negotiate_send_cbt: bool = True
 
 
 @dataclass
@@ -118,6 +123,12 @@ def connect(spec: ConnectionSpec, password: Optional[str]):
     kwargs: dict[str, Any] = {}
     if spec.auth == "certificate":
         kwargs.update(certificate_pem=spec.certificate_pem, certificate_key_pem=spec.certificate_key_pem)
+    if spec.auth in ("negotiate", "kerberos", "ntlm"):
+        kwargs.update(negotiate_delegate=spec.negotiate_delegate, negotiate_send_cbt=spec.negotiate_send_cbt)
+        if spec.negotiate_hostname_override:
+            kwargs["negotiate_hostname_override"] = spec.negotiate_hostname_override
+        if spec.negotiate_service:
+            kwargs["negotiate_service"] = spec.negotiate_service
     from remote.remoting.transport import tune_wsman
 
     wsman = WSMan(
@@ -283,15 +294,16 @@ def collect(spec: ConnectionSpec, password: Optional[str],
 
     started = datetime.now(timezone.utc)
     out: Optional[Collected] = None
+    evidence, skipped = session_evidence(spec)
     try:
         with connect(spec, password) as wsman:
             with tuned_pool(RunspacePool(wsman, configuration_name=spec.configuration_name)) as pool:
-                results, errors = run_pipeline(pool, list(EVIDENCE), EVIDENCE)
-                missing = [k for k in EVIDENCE if k not in results]
-                if missing and len(missing) < len(EVIDENCE):
+                results, errors = run_pipeline(pool, list(evidence), evidence)
+                missing = [k for k in evidence if k not in results]
+                if missing and len(missing) < len(evidence):
                     # a statement broke the pipeline: ask again, one statement per kind still missing
                     for kind in missing:
-                        r, e = run_pipeline(pool, [kind], EVIDENCE)
+                        r, e = run_pipeline(pool, [kind], evidence)
                         results.update(r)
                         if kind in r:
                             errors.pop(kind, None)
@@ -305,6 +317,8 @@ def collect(spec: ConnectionSpec, password: Optional[str],
                     elif name in e:
                         errors[name] = e[name]
                 out = _collected(spec, results, errors, started)
+                if skipped:
+                    out.meta["jea"] = _jea_note(spec, skipped)
                 if on_evidence is not None:
                     on_evidence(out)
     except Exception as e:
@@ -357,7 +371,34 @@ def check(spec: ConnectionSpec, password: Optional[str]) -> dict[str, Any]:
     """Reachability, credentials and elevation, in one pool and one tiny pipeline."""
     from pypsrp.powershell import RunspacePool
 
+    evidence, skipped = session_evidence(spec)
     with connect(spec, password) as wsman:
         with tuned_pool(RunspacePool(wsman, configuration_name=spec.configuration_name)) as pool:
-            results, errors = run_pipeline(pool, ["os", "elevated"], EVIDENCE)
-    return _meta(spec, results, errors, datetime.now(timezone.utc))
+            results, errors = run_pipeline(pool, [k for k in ("os", "elevated") if k in evidence], evidence)
+    meta = _meta(spec, results, errors, datetime.now(timezone.utc))
+    if skipped:
+        meta["jea"] = _jea_note(spec, skipped)
+    return meta
+
+
+# the session configurations of a full PowerShell endpoint; any other name is taken for a constrained
+# (JEA, NoLanguage) endpoint: commands only, no script
+FULL_CONFIGURATIONS = frozenset({"microsoft.powershell", "microsoft.powershell32"})
+
+
+def session_evidence(spec: ConnectionSpec) -> tuple[dict[str, Callable], list[str]]:
+    """The evidence kinds to ask ``spec``'s endpoint for, and those skipped: on a JEA endpoint
+    (``ansible_psrp_configuration_name`` other than Microsoft.PowerShell) the kinds sent as scripts
+    (the elevation check) cannot run (NoLanguage) and are skipped."""
+    if (spec.configuration_name or "Microsoft.PowerShell").lower() in FULL_CONFIGURATIONS:
+        return EVIDENCE, []
+    from remote.remoting.jea import script_kinds
+
+    scripts = set(script_kinds())
+    return {k: b for k, b in EVIDENCE.items() if k not in scripts}, sorted(scripts & set(EVIDENCE))
+
+
+def _jea_note(spec: ConnectionSpec, skipped: list[str]) -> dict[str, Any]:
+    return {"configuration": spec.configuration_name, "skipped": skipped,
+            "why": "a JEA endpoint runs commands only (NoLanguage): script-based checks are skipped; its commands "
+                   "run as the endpoint's virtual account (a local administrator when RunAsVirtualAccount is set)"}

@@ -40,6 +40,8 @@ from pypsrp.messages import ApplicationPrivateData
 from pypsrp.serializer import Serializer
 from pypsrp.wsman import _TransportHTTP
 
+from remote.remoting import kerberos
+
 log = logging.getLogger("port80.transport")
 
 _CR, _LF = "_x000D_", "_x000A_"
@@ -311,6 +313,7 @@ class Port80Transport(_TransportHTTP):
 
     _port80_classic = False
     _port80_conn: Optional[_Connection] = None
+    _port80_ctx: Any = None  # the connection's security context once the handshake is done
 
     def _build_session(self) -> Any:
         session = super()._build_session()  # proxies (none: port80 passes no_proxy) and CA settings
@@ -332,7 +335,11 @@ class Port80Transport(_TransportHTTP):
             return None
         if self.auth == "basic" and self.username and self.password is not None:
             return "basic" if (self.ssl or not self.wrap_required) else None
-        if self.auth in ("ntlm", "negotiate") and self.wrap_required and not self.ssl:
+        if self.auth in ("ntlm", "negotiate", "kerberos") and self.wrap_required and not self.ssl:
+            return "negotiate"
+        if self.auth in ("negotiate", "kerberos") and self.ssl and not self.wrap_required:
+            # Kerberos over HTTPS: the same one-leg handshake (with channel binding), and the run's
+            # private credential cache (remote/remoting/kerberos.py) instead of a ticket per host
             return "negotiate"
         return None
 
@@ -343,13 +350,14 @@ class Port80Transport(_TransportHTTP):
         attempt = 0
         while True:
             try:
-                if mode == "negotiate" and self.encryption is None:
+                if mode == "negotiate" and self._port80_ctx is None:
                     try:
                         return self._port80_first(message, timeout)
                     except _Classic as e:
                         log.debug("%s: %s; pypsrp's handshake instead", self.server, e)
                         self._port80_classic = True
                         self.encryption = None
+                        self._port80_ctx = None
                         if self._port80_conn is not None:
                             self._port80_conn.close()
                             self._port80_conn = None
@@ -362,6 +370,7 @@ class Port80Transport(_TransportHTTP):
                     raise
                 if mode == "negotiate":
                     self.encryption = None  # the handshake starts again on a new connection
+                    self._port80_ctx = None
                 if self._port80_conn is not None:
                     self._port80_conn.close()
                 attempt += 1
@@ -369,13 +378,17 @@ class Port80Transport(_TransportHTTP):
 
     # ---- HTTP
 
-    def _port80_post(self, data: bytes, headers: dict, timeout: Any) -> _Response:
+    def _port80_connection(self) -> _Connection:
         if self._port80_conn is None:
             if self.session is None:
                 self.session = self._build_session()  # pypsrp's checks and settings (CA from the environment)
             tls = _tls_context(self.session.verify) if self.ssl else None
             self._port80_conn = _Connection(self.server, self.port, tls, float(self.connection_timeout),
                                             reconnect=self.auth == "basic")
+        return self._port80_conn
+
+    def _port80_post(self, data: bytes, headers: dict, timeout: Any) -> _Response:
+        self._port80_connection()
         if timeout is None:
             read = float(self.read_timeout)
         elif isinstance(timeout, tuple):
@@ -430,35 +443,78 @@ class Port80Transport(_TransportHTTP):
         if getattr(auth, "delegate", False):
             context_req |= spnego.ContextReq.delegate
         user, password = getattr(auth, "username", self.username), getattr(auth, "password", self.password)
-        context = spnego.client(
-            *_ntlm_credentials(user, password, self.auth),
-            hostname=getattr(auth, "hostname_override", None) or host,
-            service=getattr(auth, "service", "host"), context_req=context_req,
-            protocol=self.auth, options=spnego.NegotiateOptions.wrapping_winrm)
-        token = context.step()
+        target = getattr(auth, "hostname_override", None) or host
+        service = getattr(auth, "service", "host")
+        spn = f"{service}/{target}"
 
-        # leg 1: the first token on an empty POST (a new connection: NTLM authenticates a connection)
+        # a new connection: NTLM and Kerberos authenticate a connection; over HTTPS the channel binding
+        # (RFC 5929 tls-server-end-point, as pypsrp computes it) needs the server's certificate first
         if self._port80_conn is not None:
             self._port80_conn.close()
+            self._port80_conn = None
+        cbt = None
+        if self.ssl:
+            conn = self._port80_connection()
+            conn._open()
+            der = conn.conn.sock.getpeercert(True)
+            if der and getattr(auth, "send_cbt", True):
+                from pypsrp.negotiate import HTTPNegotiateAuth
+
+                cbt = spnego.channel_bindings.GssChannelBindings(
+                    application_data=b"tls-server-end-point:" + HTTPNegotiateAuth._get_certificate_hash(der))
+
+        kerberos_in_use = self.auth in kerberos.KERBEROS_AUTHS
+        try:
+            if kerberos_in_use:
+                creds: tuple = (kerberos.client_credentials(user, password, self.auth),)
+                kerberos_in_use = any(type(c).__name__ in ("KerberosCCache", "CredentialCache") for c in creds[0])
+            else:
+                creds = _ntlm_credentials(user, password, self.auth)
+            context = spnego.client(
+                *creds, hostname=target, service=service, context_req=context_req, channel_bindings=cbt,
+                protocol=self.auth, options=spnego.NegotiateOptions.wrapping_winrm if self.wrap_required else 0)
+            token = context.step()
+        except Exception as e:
+            if not kerberos_in_use and not isinstance(e, kerberos.KerberosError):
+                raise
+            raise _kerberos_failure(e, spn, user) from None
+
+        # leg 1: the first token on an empty POST
         r1 = self._port80_post(b"", {"Authorization": "Negotiate " + base64.b64encode(token).decode("ascii"),
                                      "Content-Length": "0"}, timeout)
         in_token = _auth_token(r1.headers)
-        if r1.status_code == 401 and in_token:
-            out = context.step(in_token)
-        elif r1.status_code == 200 and context.complete is False and in_token:
-            out = context.step(in_token)  # Kerberos: done in one leg (mutual authentication token)
-        else:
-            raise _Classic(f"HTTP {r1.status_code} to the first Negotiate token")
+        try:
+            if r1.status_code == 401 and in_token:
+                out = context.step(in_token)
+            elif r1.status_code == 200 and context.complete is False and in_token:
+                out = context.step(in_token)  # Kerberos: done in one leg (mutual authentication token)
+            elif r1.status_code == 401 and kerberos_in_use:
+                raise AuthenticationError(f"Kerberos: the host refused the ticket for {spn} (HTTP 401): is it the "
+                                          "host's service principal, and does the host accept Kerberos?")
+            else:
+                raise _Classic(f"HTTP {r1.status_code} to the first Negotiate token")
+        except (AuthenticationError, _Classic):
+            raise
+        except Exception as e:
+            if not kerberos_in_use:
+                raise
+            raise _kerberos_failure(e, spn, user) from None
         if hasattr(auth, "contexts"):
             auth.contexts[host] = context
         setattr(context, "response_auth_header", "negotiate")
-        self.encryption = WinRMEncryption(context, WinRMEncryption.SPNEGO)
-        payload, headers = self._port80_wrap(message)
+        self._port80_ctx = context
+        if self.wrap_required:
+            self.encryption = WinRMEncryption(context, WinRMEncryption.SPNEGO)
+            payload, headers = self._port80_wrap(message)
+        else:
+            payload, headers = message, {"Content-Type": "application/soap+xml;charset=UTF-8"}
         headers["Content-Length"] = str(len(payload))
         if out:
             headers["Authorization"] = "Negotiate " + base64.b64encode(out).decode("ascii")
         r2 = self._port80_post(payload, headers, timeout)
         if r2.status_code == 401:
+            if kerberos_in_use:
+                raise AuthenticationError(f"Kerberos: the host refused the session for {spn} (HTTP 401)")
             raise _Classic("HTTP 401 to the AUTHENTICATE token with the first message")
         final = _auth_token(r2.headers)
         if final and not context.complete:
@@ -467,6 +523,14 @@ class Port80Transport(_TransportHTTP):
             except Exception as e:
                 raise AuthenticationError(f"the host's final authentication token is not valid: {e}") from None
         return self._port80_reply(r2)
+
+
+def _kerberos_failure(exc: BaseException, spn: str, user: Optional[str]) -> AuthenticationError:
+    """An ``AuthenticationError`` (failure class ``auth``) whose message is the Kerberos reason, in one line."""
+    why = kerberos.reason(exc, spn=spn, user=kerberos.principal_name(user))
+    if why is None:
+        why = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+    return AuthenticationError(f"Kerberos: {why}")
 
 
 def tune_wsman(wsman: Any) -> None:

@@ -51,6 +51,11 @@ from remote.lab.engine.psrp import (  # noqa: F401  (names kept importable from 
 
 log = logging.getLogger("port80.lab.shell")
 
+# the configurations every Windows PowerShell 5.1 host has registered (lower case); others are JEA endpoints
+DEFAULT_CONFIGURATIONS = frozenset({"microsoft.powershell", "microsoft.powershell32", "microsoft.powershell.workflow",
+                                    "microsoft.windows.servermanagerworkflows"})
+CODE_RESOURCE_NOT_FOUND = 2150858811  # 0x80338000 + 0x3B: ERROR_WSMAN_INVALID_RESOURCE_URI
+
 
 class LabHostLike(Protocol):
     name: str
@@ -163,6 +168,8 @@ class HostRuntime:
         self._lock = threading.Lock()
         self.shells: dict[str, Shell] = {}
         self._app_data_table: Optional[dict] = None  # built at the first Create (costly: psrpcore objects)
+        # JEA session configurations (lower-case name -> remote.lab.engine.jea.JeaGate), besides the default ones
+        self.endpoints: dict[str, Any] = {}
 
     # ----------------------------------------------------------------------------- dispatch
 
@@ -214,6 +221,13 @@ class HostRuntime:
             return self._create_cmd_shell(req, body, client_ip, user, address)
         if not req.resource_uri.startswith(PS_RESOURCE_PREFIX):
             raise WSManFault(wsman.CODE_INTERNAL, f"The lab serves PowerShell remoting only, not {req.resource_uri}.")
+        configuration = req.resource_uri[len(PS_RESOURCE_PREFIX):].lower()
+        if configuration not in DEFAULT_CONFIGURATIONS and configuration not in self.endpoints:
+            # as Windows answers an unregistered configuration name (pypsrp#47); the subcode is a guess
+            raise WSManFault(CODE_RESOURCE_NOT_FOUND, "The WS-Management service cannot process the request. The "
+                             f"resource URI ({req.resource_uri}) was not found in the WS-Management catalog. The "
+                             "catalog contains the metadata that describes resources, or logical endpoints.",
+                             subcode="w:DestinationUnreachable", value="s:Sender")
         creation = body.find("{%s}creationXml" % wsman.NS["pwsh"])
         if creation is None or not (creation.text or "").strip():
             raise WSManFault(wsman.CODE_INTERNAL, "The WS-Management service cannot process the request: "
@@ -328,8 +342,10 @@ class HostRuntime:
         if p.state != PSInvocationState.Running:  # stopped meanwhile
             return
         statements = _statements_of(p.metadata)
+        gate = self.endpoints.get(shell.resource_uri[len(PS_RESOURCE_PREFIX):].lower()) if self.endpoints else None
         try:
-            ex = self.host.run(statements)
+            refused = gate.refuse(statements) if gate is not None else None
+            ex = refused if refused is not None else self.host.run(statements)
         except Exception as e:
             log.exception("lab %s: host.run failed for %s", self.machine, api.canonical_key(statements))
             ex = api.Execution(failed=True, failure=api.ErrorSpec(

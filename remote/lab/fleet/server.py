@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from remote.lab.protocol import tls
-from remote.lab.protocol.auth import LAB_DOMAIN, LAB_USER, NTLM_USERS, Credentials, lab_password
+from remote.lab.protocol.auth import LAB_DOMAIN, LAB_USER, NTLM_USERS, Credentials, KerberosAcceptor, lab_password
+from remote.lab.protocol.kdc import SERVICE as KRB_SERVICE, KDCError, LabKDC, principal_host
 from remote.lab.protocol.faults import Faults, FaultSpec, parse_faults
 from remote.lab.protocol.server import Acceptor, LabHTTPServer
 from remote.lab.engine.shell import HostRuntime
@@ -33,7 +34,8 @@ log = logging.getLogger("port80.lab.fleet")
 
 HTTP_PORT, HTTPS_PORT = 5985, 5986
 CERT_GROUP = 64  # hosts per TLS certificate
-AUTH_MODES = ("basic", "ntlm", "negotiate")
+AUTH_MODES = ("basic", "ntlm", "negotiate", "kerberos")
+KDC_MODES = ("negotiate", "kerberos")  # the lab runs its own KDC (remote/lab/protocol/kdc.py)
 
 
 class LabError(Exception):
@@ -118,6 +120,7 @@ class LabFleet:
         workdir: Optional[Path] = None,
         host_factory: Optional[Callable[[Path, Optional[str]], Any]] = None,
         group: str = "lab",
+        jea: Optional[Path] = None,
     ) -> None:
         auth = auth.lower()
         if auth not in AUTH_MODES:
@@ -147,6 +150,15 @@ class LabFleet:
         self.stopping = threading.Event()
         self._acceptor: Optional[Acceptor] = None
         self._ntlm_token: Optional[int] = None
+        self.kdc: Optional[LabKDC] = None  # with --auth kerberos|negotiate: the lab's own realm
+        self.jea_endpoint: Any = None  # remote.remoting.jea.Endpoint: a JEA configuration every host serves
+        if jea is not None:
+            from remote.remoting.jea import read_endpoint
+
+            try:
+                self.jea_endpoint = read_endpoint(Path(jea))
+            except (OSError, ValueError) as e:
+                raise LabError(f"--jea {jea}: {e}") from None
         self._started = False
 
     # ------------------------------------------------------------------------------ info
@@ -180,7 +192,14 @@ class LabFleet:
             kw["cert_validation"] = str(self.ca_path)
         elif self.auth == "basic":
             kw["encryption"] = "never"
+        if self.kdc is not None:
+            kw.update(negotiate_hostname_override=self.kerberos_host(h), negotiate_service=KRB_SERVICE)
         return kw
+
+    def kerberos_host(self, host: "LabHostEndpoint | str") -> str:
+        """The host's Kerberos name (its SPN is ``HTTP/<this>``), e.g. ``web-01.lab.test``."""
+        name = host if isinstance(host, str) else host.name
+        return principal_host(name, self.kdc.realm if self.kdc is not None else "LAB.TEST")
 
     # --------------------------------------------------------------------------- lifecycle
 
@@ -279,6 +298,13 @@ class LabFleet:
                     contexts[i] = ctx
         # every listener offers Negotiate (and Basic), as a Windows host with both enabled
         self._ntlm_token = NTLM_USERS.register(self.credentials)
+        if self.auth in KDC_MODES:
+            self.kdc = LabKDC(self.workdir / "kdc")
+            try:
+                self.kdc.create(self.user, self.password, [principal_host(h.name, self.kdc.realm) for _, h in made])
+                self.kdc.start()
+            except KDCError as e:
+                raise LabError(str(e)) from None
 
         self._acceptor = Acceptor()
         for (bundle, h), addr, port, ssl_context in zip(made, addrs, ports, contexts):
@@ -294,10 +320,19 @@ class LabFleet:
                 ep.port = ep._reserved.getsockname()[1]
             else:
                 runtime = HostRuntime(h, faults=faults, machine=h.name, stopping=self.stopping)
+                if self.jea_endpoint is not None:
+                    from remote.lab.engine.jea import JeaGate
+
+                    runtime.endpoints[self.jea_endpoint.name.lower()] = JeaGate(self.jea_endpoint)
                 try:
+                    kerberos = None
+                    if self.kdc is not None:
+                        kerberos = KerberosAcceptor(str(self.kdc.keytab), principal_host(h.name, self.kdc.realm),
+                                                    KRB_SERVICE)
                     server = LabHTTPServer(addr, port, runtime, self.credentials, ssl_context=ssl_context,
                                            allow_unencrypted=self.allow_unencrypted, latency_ms=self.latency_ms,
-                                           stopping=self.stopping)
+                                           stopping=self.stopping, kerberos=kerberos,
+                                           ntlm=self.auth != "kerberos")
                 except OSError as e:
                     raise LabError(f"{h.name}: cannot listen on {addr}:{port}: {e.strerror or e}"
                                    + (" (another lab running? use --port or --base-address)" if port else "")) \
@@ -327,6 +362,8 @@ class LabFleet:
         if self._ntlm_token is not None:
             NTLM_USERS.unregister(self._ntlm_token)
             self._ntlm_token = None
+        if self.kdc is not None:
+            self.kdc.stop()
         if self.workdir is not None and self._workdir_given is None:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -357,10 +394,15 @@ class LabFleet:
             "# written by port80 lab serve; password: set PORT80_PASSWORD (the lab's password is printed at start)",
             f"[{self.group}]",
         ]
+        if self.kdc is not None:
+            lines.insert(1, f"# Kerberos: export KRB5_CONFIG={self.kdc.krb5_conf} (realm {self.kdc.realm}; "
+                            f"no DNS: each host's Kerberos name is its negotiate_hostname_override)")
         for h in self.hosts:
             line = f"{h.name} ansible_host={h.address}"
             if group_port is None:
                 line += f" ansible_port={h.port}"
+            if self.kdc is not None:
+                line += f" ansible_psrp_negotiate_hostname_override={self.kerberos_host(h)}"
             lines.append(line)
         lines += [
             "",
@@ -371,6 +413,10 @@ class LabFleet:
             f"ansible_psrp_protocol={self.scheme}",
             f"ansible_psrp_auth={self.auth}",
         ]
+        if self.kdc is not None:
+            lines.append(f"ansible_psrp_negotiate_service={KRB_SERVICE}")
+        if self.jea_endpoint is not None:
+            lines.append(f"ansible_psrp_configuration_name={self.jea_endpoint.name}")
         if self.tls:
             lines += ["ansible_psrp_cert_validation=validate", f"ansible_psrp_ca_cert={self.ca_path}"]
         elif self.auth == "basic":

@@ -8,6 +8,12 @@
   ``application/HTTP-SPNEGO-session-encrypted``) framed with pypsrp's own ``WinRMEncryption`` around
   the acceptor context. An authenticated but unencrypted request over plain HTTP gets HTTP 500, as
   from a host with ``AllowUnencrypted=false``.
+* Negotiate/Kerberos (a lab started with a KDC, remote/lab/protocol/kdc.py): the same acceptor also
+  takes Kerberos tokens (raw or SPNEGO-wrapped) for the host's own service principal
+  ``HTTP/<host>`` only, with the key from the lab's keytab (``KerberosAcceptor``). A host with NTLM
+  turned off (``ntlm=False``, ``--auth kerberos``) answers an NTLM token with a bare 401. Message
+  encryption is the same framing; the protocol is ``application/HTTP-Kerberos-session-encrypted``
+  when the client authenticated with the ``Kerberos`` scheme, SPNEGO's otherwise.
 * Wrong credentials: 401, with the same challenge headers (pypsrp raises ``AuthenticationError``).
 
 pyspnego's NTLM acceptor reads its users from the file named by ``NTLM_USER_FILE`` (process-wide),
@@ -38,6 +44,7 @@ DEFAULT_PASSWORD = "Lab-Audit-2026!"  # the documented lab password (a lab value
 PASSWORD_ENV = "PORT80_LAB_PASSWORD"
 REALM = "WSMAN"
 SPNEGO_PROTOCOL = "application/HTTP-SPNEGO-session-encrypted"  # pypsrp WinRMEncryption.SPNEGO
+KERBEROS_PROTOCOL = "application/HTTP-Kerberos-session-encrypted"  # pypsrp WinRMEncryption.KERBEROS
 ENCRYPTED_CONTENT_TYPE = f'multipart/encrypted;protocol="{SPNEGO_PROTOCOL}";boundary="Encrypted Boundary"'
 
 
@@ -155,47 +162,114 @@ def challenge_headers(basic: bool, negotiate: bool) -> list[tuple[str, str]]:
     return h
 
 
-class NegotiateState:
-    """The Negotiate/NTLM state of one TCP connection."""
+class KerberosAcceptor:
+    """The Kerberos side of one emulated host: acceptor credentials for ``<service>/<host>`` from the
+    lab's keytab (a ticket for another host's principal is refused, as on Windows: the host cannot
+    decrypt it). Shared by the host's connections; the gssapi credential is acquired once."""
 
-    def __init__(self) -> None:
+    def __init__(self, keytab: str, host: str, service: str = "HTTP") -> None:
+        self.keytab, self.host, self.service = keytab, host, service
+        self._cred = None
+        self._lock = threading.Lock()
+
+    @property
+    def principal(self) -> str:
+        return f"{self.service}/{self.host}"
+
+    def credential(self):
+        with self._lock:
+            if self._cred is None:
+                import gssapi
+
+                name = gssapi.Name(f"{self.service}@{self.host}", name_type=gssapi.NameType.hostbased_service)
+                self._cred = gssapi.Credentials(name=name, usage="accept", store={b"keytab": self.keytab.encode()})
+            return self._cred
+
+    def context(self):
+        """A Kerberos acceptor (pyspnego over gssapi) with this host's credential, ready to sit in SPNEGO."""
+        import spnego
+
+        ctx = spnego.server(hostname=self.host, service=self.service, protocol="kerberos",
+                            options=spnego.NegotiateOptions.wrapping_winrm, _gssapi_credential=self.credential())
+        ctx._is_wrapped = True  # as pyspnego marks the mechanism contexts it builds inside SPNEGO
+        return ctx
+
+
+class NegotiateState:
+    """The Negotiate (NTLM and, with a KDC, Kerberos) state of one TCP connection."""
+
+    def __init__(self, kerberos: Optional[KerberosAcceptor] = None, ntlm: bool = True) -> None:
+        self.kerberos = kerberos
+        self.ntlm = ntlm
         self.ctx = None
         self.user: Optional[str] = None
+        self.protocol: Optional[str] = None  # "ntlm" / "kerberos" once complete
         self.encryption: Optional[WinRMEncryption] = None
 
     def reset(self) -> None:
         self.ctx = None
         self.user = None
+        self.protocol = None
         self.encryption = None
 
-    def step(self, token_b64: str) -> tuple[str, Optional[bytes]]:
+    def _new_context(self):
+        import spnego
+
+        if self.kerberos is None:
+            return spnego.server(protocol="negotiate", options=spnego.NegotiateOptions.wrapping_winrm)
+        from spnego._spnego import GSSMech  # pyspnego's mechanism ids (the keys of _available_contexts)
+
+        contexts = {GSSMech.kerberos: self.kerberos.context()}
+        if self.ntlm:
+            try:
+                ntlm = spnego.server(protocol="ntlm", options=spnego.NegotiateOptions.wrapping_winrm)
+                ntlm._is_wrapped = True
+                contexts[GSSMech.ntlm] = ntlm
+            except Exception as e:  # no NTLM_USER_FILE: Kerberos only
+                log.debug("lab: no NTLM acceptor: %s", e)
+        return spnego.server(protocol="negotiate", options=spnego.NegotiateOptions.wrapping_winrm,
+                             _available_contexts=contexts)
+
+    def step(self, token_b64: str, scheme: str = "negotiate") -> tuple[str, Optional[bytes]]:
         """One leg. Returns ("continue", out) / ("complete", out or None) / ("failed", None)."""
         try:
             token = base64.b64decode(token_b64.strip())
         except (binascii.Error, ValueError):
             self.reset()
             return "failed", None
+        if not self.ntlm and token.startswith(b"NTLMSSP\x00"):
+            log.debug("lab: NTLM token refused (NTLM is turned off on this host)")
+            self.reset()
+            return "failed", None
         if self.ctx is None or self.user is not None:
             # first leg, or a new handshake on an authenticated connection
             self.reset()
             try:
-                import spnego
-
-                self.ctx = spnego.server(protocol="negotiate", options=spnego.NegotiateOptions.wrapping_winrm)
-            except Exception as e:  # no NTLM_USER_FILE: a lab set up without NTLM
-                log.warning("lab: cannot create an NTLM acceptor: %s", e)
+                self.ctx = self._new_context()
+            except Exception as e:  # no NTLM_USER_FILE / keytab: a lab set up without them
+                log.warning("lab: cannot create an acceptor: %s", e)
                 return "failed", None
         try:
             out = self.ctx.step(token)
-        except Exception as e:  # wrong password, bad token: what Windows answers with a bare 401
-            log.debug("lab: NTLM step failed: %s", e)
+        except Exception as e:  # wrong password, bad token, ticket for another host: a bare 401
+            log.debug("lab: Negotiate step failed: %s", e)
+            self.reset()
+            return "failed", None
+        try:
+            protocol = self.ctx.negotiated_protocol
+        except Exception:
+            protocol = None
+        if not self.ntlm and protocol == "ntlm":
+            log.debug("lab: NTLM (inside SPNEGO) refused: NTLM is turned off on this host")
             self.reset()
             return "failed", None
         if self.ctx.complete:
             self.user = LAB_USER
+            self.protocol = protocol
             from pypsrp.encryption import WinRMEncryption
 
-            self.encryption = WinRMEncryption(self.ctx, SPNEGO_PROTOCOL)
+            enc = KERBEROS_PROTOCOL if scheme.lower() == "kerberos" else SPNEGO_PROTOCOL
+            self.encryption = WinRMEncryption(self.ctx, enc)
             return "complete", out
         return "continue", out
 
@@ -212,4 +286,5 @@ class NegotiateState:
     def wrap(self, body: bytes) -> tuple[str, bytes]:
         assert self.encryption is not None
         _, payload = self.encryption.wrap_message(body)
-        return ENCRYPTED_CONTENT_TYPE, payload
+        protocol = self.encryption.protocol or SPNEGO_PROTOCOL
+        return f'multipart/encrypted;protocol="{protocol}";boundary="Encrypted Boundary"', payload

@@ -31,7 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 
 from remote.lab.protocol import wsman
-from remote.lab.protocol.auth import REALM, Credentials, NegotiateState, challenge_headers
+from remote.lab.protocol.auth import REALM, Credentials, KerberosAcceptor, NegotiateState, challenge_headers
 from remote.lab.engine.shell import Hang, HostRuntime
 
 log = logging.getLogger("port80.lab.server")
@@ -101,7 +101,7 @@ class LabRequestHandler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        self.negotiate = NegotiateState()
+        self.negotiate = NegotiateState(self.server.kerberos, self.server.ntlm)
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
         log.debug("%s %s", self.address_string(), format % args)
@@ -144,6 +144,8 @@ class LabHTTPServer(ThreadingHTTPServer):
         negotiate: bool = True,
         latency_ms: float = 0.0,
         stopping: Optional[threading.Event] = None,
+        kerberos: Optional[KerberosAcceptor] = None,
+        ntlm: bool = True,
     ) -> None:
         if not ipaddress.ip_address(address).is_loopback:
             raise ValueError(f"{address}: the lab listens on loopback addresses only")
@@ -155,6 +157,8 @@ class LabHTTPServer(ThreadingHTTPServer):
         self.allow_unencrypted = allow_unencrypted
         self.basic = basic
         self.negotiate = negotiate
+        self.kerberos = kerberos  # the host's Kerberos acceptor (a lab with a KDC), else NTLM only
+        self.ntlm = ntlm  # False: NTLM turned off on this host (Kerberos only)
         self.latency = (latency_ms + runtime.faults.latency_ms) / 1000.0
         self.stopping = stopping or runtime.stopping
         self.stats = HostStats()
@@ -342,7 +346,7 @@ class LabHTTPServer(ThreadingHTTPServer):
                 return
         elif scheme in ("negotiate", "ntlm", "kerberos") and self.negotiate:
             self.stats.count(action="auth")
-            result, out = neg.step(value)
+            result, out = neg.step(value, scheme)
             if result == "failed":
                 self._challenge(h, bare=True)
                 return
