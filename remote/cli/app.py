@@ -158,12 +158,14 @@ def _setup_logging(verbose: int, secrets: list[str]) -> None:
 
 def _load_targets(inventory: Path, limit: Optional[str], shard: Optional[str], user: Optional[str],
                   no_cert_validation: bool):
-    from remote.inventory.ansible_ini import InventoryError, load_inventory, parse_shard
+    from remote.inventory.ansible_ini import InventoryError, parse_shard
     from remote.inventory.ansible_ini import shard as take_shard
     from remote.inventory.targets import Overrides, TargetError, to_spec
 
+    from remote.inventory.ansible_cli import load_any  # INI, or any source through ansible-inventory
+
     try:
-        inv = load_inventory(inventory)
+        inv = load_any(inventory)
         hosts = inv.hosts(limit)
         if shard:
             k, n = parse_shard(shard)
