@@ -217,7 +217,7 @@ class NegotiateState:
 
         if self.kerberos is None:
             return spnego.server(protocol="negotiate", options=spnego.NegotiateOptions.wrapping_winrm)
-        from spnego._spnego import GSSMech  # pyspnego's mechanism ids (the keys of _available_contexts)
+        from spnego._spnego import GSSMech  # pyspnego's mechanism ids (the keys of _negotiate_contexts)
 
         contexts = {GSSMech.kerberos: self.kerberos.context()}
         if self.ntlm:
@@ -228,7 +228,7 @@ class NegotiateState:
             except Exception as e:  # no NTLM_USER_FILE: Kerberos only
                 log.debug("lab: no NTLM acceptor: %s", e)
         return spnego.server(protocol="negotiate", options=spnego.NegotiateOptions.wrapping_winrm,
-                             _available_contexts=contexts)
+                             _negotiate_contexts=contexts)
 
     def step(self, token_b64: str, scheme: str = "negotiate") -> tuple[str, Optional[bytes]]:
         """One leg. Returns ("continue", out) / ("complete", out or None) / ("failed", None)."""
