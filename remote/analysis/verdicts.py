@@ -37,6 +37,7 @@ from remote.analysis import binding
 from remote.analysis.urls import parse_url, url_key
 
 HTTP_SYS_PID = 4
+MAX_PID = 0xFFFFFFFF  # a Windows process ID is a DWORD
 FAILED_STATUSES = ("unreachable", "tls", "auth", "timeout", "winrm", "error", "local")
 
 
@@ -232,6 +233,7 @@ def _verdict(port: int, ev: Evidence, owners: _Owners) -> PortVerdict:
     v.iplisten = list(iplisten)
 
     source, source_kind = _listener_source(ev)
+    no_pid: list[str] = []  # listeners whose PID is missing or not a process ID (-5, 10^23, garbage)
     if source is not None:
         seen = set()
         for s in source.sockets:
@@ -240,6 +242,9 @@ def _verdict(port: int, ev: Evidence, owners: _Owners) -> PortVerdict:
                 if key in seen:
                     continue
                 seen.add(key)
+                if s.pid is None or not 0 <= s.pid <= MAX_PID:
+                    no_pid.append(f"{_file(source_kind)}:{s.line}")
+                    continue
                 v.listeners.append(Listener(
                     address=_show_address(s.local_address, s.ipv6), port=port, pid=s.pid,
                     process=owners.name(s.pid) or s.owner, evidence=f"{_file(source_kind)}:{s.line}"))
@@ -264,8 +269,13 @@ def _verdict(port: int, ev: Evidence, owners: _Owners) -> PortVerdict:
     if user:
         holders.append("process")
     v.holders = holders
+    if no_pid:  # something listens, owner unknown: never a "PID None" process
+        v.notes.append(f"a listener on port {port} has no readable process ID ({', '.join(no_pid[:5])}): "
+                       "its owner is unknown")
     if holders:
         v.holder = "+".join(holders)
+    elif no_pid:
+        v.holder = "unknown"
     elif source is not None:
         v.holder = "free"
     else:

@@ -111,6 +111,10 @@ def _parse_row(tokens: list[str], no: int, warnings: list[str]) -> Optional[Sock
     rest = tokens[3:]
     pid = to_int(rest[-1]) if rest else None
     words = rest[:-1] if pid is not None else rest
+    if pid is None and rest and any(c.isdigit() for c in rest[-1]) and normalize_state(rest[-1]) is None:
+        # the PID column holds something that is not a process ID (-5, 10^23, garbage): no PID
+        warnings.append(f"line {no}: PID {rest[-1][:40]!r} is not a process ID; kept without one")
+        words = rest[:-1]
     word = " ".join(words)
     state: Optional[str] = None
     if proto == "TCP":

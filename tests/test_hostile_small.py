@@ -1,0 +1,51 @@
+"""Issue 16, the smaller ones: each a class of hostile or broken input, each a clear outcome."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from remote.analysis.verdicts import analyze_bundle, analyze_evidence, parse_evidence
+from remote.evidence.bundle import read_bundle
+from remote.lab.fleet import demo_fleet_dir
+from remote.parsers import PARSERS
+
+LISTEN = "  TCP    0.0.0.0:80             0.0.0.0:0              LISTENING       {pid}\r\n"
+
+
+@pytest.mark.parametrize("pid", ["-5", "100000000000000000000000", "4294967296", "1e400", "0x4", "12ab"])
+def test_listening_row_with_a_bad_pid_is_no_pid_none_process(pid):
+    texts = {"netstat": "Active Connections\r\n\r\n  Proto  Local Address          Foreign Address        State           PID\r\n"
+             + LISTEN.format(pid=pid) + LISTEN.format(pid=4).replace("0.0.0.0:80 ", "[::]:80    ")}
+    ev = parse_evidence(texts)
+    v = analyze_evidence("h", ev, [80]).ports[0]
+    assert v.holder == "http.sys", (v.holder, v.listeners)
+    assert all(l.pid == 4 for l in v.listeners)
+    assert any("no readable process ID" in n and "netstat.txt:4" in n for n in v.notes), v.notes
+    assert "PID None" not in json.dumps([n for n in v.notes])
+
+
+def test_only_a_bad_pid_listener_is_unknown_not_free():
+    ev = parse_evidence({"netstat": LISTEN.format(pid="-1")})
+    v = analyze_evidence("h", ev, [80]).ports[0]
+    assert v.holder == "unknown" and v.listeners == []
+    assert any("PID" in w and "'-1'" in w for w in ev.netstat.warnings), ev.netstat.warnings
+
+
+@pytest.mark.parametrize("text", ["this is not JSON at all {", "[" * 200_000 + "]" * 200_000,
+                                  '{"a": ' * 100_000 + "1" + "}" * 100_000])
+def test_unreadable_services_json_is_partial_like_a_missing_one(tmp_path, text):
+    b = tmp_path / "h"
+    b.mkdir()
+    src = demo_fleet_dir() / "branchcache"
+    for f in src.iterdir():
+        (b / f.name).write_bytes(f.read_bytes())
+    (b / "tasklist.txt").unlink()  # else tasklist stands in for services
+    missing = analyze_bundle(read_bundle(b), [80]) if (b / "services.json").unlink() is None else None
+    assert missing.status == "partial"
+    (b / "services.json").write_text(text, encoding="utf-8")
+    r = analyze_bundle(read_bundle(b), [80])
+    assert r.status == "partial" and "services.json" in r.error, (r.status, r.error)
+    assert PARSERS["services"](text).error
