@@ -49,3 +49,14 @@ def test_unreadable_services_json_is_partial_like_a_missing_one(tmp_path, text):
     r = analyze_bundle(read_bundle(b), [80])
     assert r.status == "partial" and "services.json" in r.error, (r.status, r.error)
     assert PARSERS["services"](text).error
+
+
+@pytest.mark.parametrize("path", ["/API/", "/wsmanx/", "/", "/WSMAN/extra/"])
+def test_non_wsman_url_in_winrm_process_is_not_the_compatibility_listener(path):
+    from remote.analysis import knowledge
+
+    p = knowledge.identify(path, 80, services=["WinRM"])
+    assert p.key not in ("winrm-compat", "winrm"), (path, p.key)
+    assert "EnableCompatibilityHttpListener" not in p.advice
+    assert knowledge.identify("/wsman/", 80, services=["WinRM"]).key == "winrm-compat"
+    assert knowledge.identify("/WSMAN/", 5985, services=["WinRM"]).key == "winrm"

@@ -137,6 +137,10 @@ def identify(path: str, port: int, services: Iterable[str] = (), queue_name: Opt
         if p.services and svc & p.services and not p.reservation_only and (not p.ports or port in p.ports):
             if p.key in ("winrm-compat",) and port not in (80, 443):
                 continue
+            if p.critical and p.path:
+                # WinRM is known by its URL (/wsman/), not by its process: another URL in WinRM's
+                # svchost or queue (a hostile or unknown registrant) must not get "do not touch" advice
+                continue
             return p
     if queue_name:
         return _BY_KEY["iis"]
