@@ -60,3 +60,22 @@ def test_non_wsman_url_in_winrm_process_is_not_the_compatibility_listener(path):
     assert "EnableCompatibilityHttpListener" not in p.advice
     assert knowledge.identify("/wsman/", 80, services=["WinRM"]).key == "winrm-compat"
     assert knowledge.identify("/WSMAN/", 5985, services=["WinRM"]).key == "winrm"
+
+
+def test_missing_ca_cert_file_is_an_inventory_error_with_file_and_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from remote.cli.app import app
+
+    inv = tmp_path / "inv.ini"
+    inv.write_text("[web]\nweb01 ansible_host=127.0.0.1\n\n[web:vars]\nansible_user=a\n"
+                   f"ansible_psrp_ca_cert={tmp_path / 'nope.pem'}\n", encoding="utf-8")
+    for cmd in (["scan", "--evidence-dir", str(tmp_path / "ev")], ["check"]):
+        res = CliRunner().invoke(app, [*cmd, "-i", str(inv)], env={"PORT80_PASSWORD": "x"})
+        assert res.exit_code == 2, res.output
+        assert f"{inv}:6: web01: ansible_psrp_ca_cert" in res.output and "no such file" in res.output, res.output
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x", encoding="utf-8")
+    inv.write_text(inv.read_text(encoding="utf-8").replace("nope.pem", "ca.pem"), encoding="utf-8")
+    res = CliRunner().invoke(app, ["inventory", "-i", str(inv)])
+    assert res.exit_code == 0, res.output

@@ -213,6 +213,7 @@ class HostConfig:
     password_from_inventory: bool = False
     cert_validation: bool = True
     ca_cert: Optional[str] = None
+    ca_cert_line: int = 0  # the line that set ca_cert (a missing file is reported there)
     connection_timeout: Union[int, float] = DEFAULT_CONNECTION_TIMEOUT
     read_timeout: Union[int, float] = DEFAULT_READ_TIMEOUT
     operation_timeout: Union[int, float] = DEFAULT_OPERATION_TIMEOUT
@@ -859,10 +860,10 @@ class _Resolver:
             if not cert_validation and scheme == "https":
                 self.warn_host(v.line, "server certificate validation is off (ignore): the server is not authenticated", name)
 
-        ca_cert = None
+        ca_cert, ca_cert_line = None, 0
         got = pick_flavoured("ca_cert")
         if got is not None:
-            ca_cert = got[1].text.strip() or None
+            ca_cert, ca_cert_line = got[1].text.strip() or None, got[1].line
 
         timeouts: dict[str, Union[int, float]] = {
             "connection_timeout": DEFAULT_CONNECTION_TIMEOUT,
@@ -980,6 +981,7 @@ class _Resolver:
             user=user,
             cert_validation=cert_validation,
             ca_cert=ca_cert,
+            ca_cert_line=ca_cert_line,
             connection_timeout=timeouts["connection_timeout"],
             read_timeout=timeouts["read_timeout"],
             operation_timeout=timeouts["operation_timeout"],

@@ -1,8 +1,10 @@
 """From inventory hosts (remote.inventory.ansible_ini.HostConfig) to connection specs the collector uses,
-with the secure defaults and the per-host password source. No IO, no pypsrp."""
+with the secure defaults and the per-host password source. No pypsrp; the only IO is checking that
+a CA certificate file named by the inventory exists."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Optional
 
@@ -64,6 +66,11 @@ def to_spec(h, ov: Overrides = Overrides()) -> ConnectionSpec:
     cert: object = validate
     if validate and getattr(h, "ca_cert", None):
         cert = h.ca_cert
+        if h.scheme == "https" and not os.path.isfile(os.path.expanduser(h.ca_cert)):
+            # an inventory error (file:line), not a "FileNotFoundError" per host at connect time
+            where = f"{getattr(h, 'source', '<inventory>')}:{getattr(h, 'ca_cert_line', 0) or getattr(h, 'line', 0)}"
+            raise TargetError(f"{where}: {h.name}: ansible_psrp_ca_cert {h.ca_cert!r}: no such file (the CA "
+                              "certificate to validate the host's TLS certificate with)")
     auth = (h.auth or "negotiate").lower()
     if auth in ("basic", "certificate") and h.scheme == "http" and h.encryption != "never":
         raise TargetError(f"{h.name}: Basic/certificate auth over plain HTTP needs message encryption "
