@@ -79,3 +79,25 @@ def test_missing_ca_cert_file_is_an_inventory_error_with_file_and_line(tmp_path)
     inv.write_text(inv.read_text(encoding="utf-8").replace("nope.pem", "ca.pem"), encoding="utf-8")
     res = CliRunner().invoke(app, ["inventory", "-i", str(inv)])
     assert res.exit_code == 0, res.output
+
+
+@pytest.mark.parametrize("edit", ["nested", "1e400"])
+def test_lab_serve_names_a_bundle_it_cannot_model(tmp_path, edit):
+    import shutil
+    import subprocess
+    import sys
+
+    b = tmp_path / "fleet" / "bad-one"
+    shutil.copytree(demo_fleet_dir() / "branchcache", b)
+    shutil.copytree(demo_fleet_dir() / "branchcache", tmp_path / "fleet" / "good-one")
+    if edit == "nested":
+        (b / "services.json").write_text("[" * 200_000 + "]" * 200_000, encoding="utf-8")
+    else:
+        text = (b / "services.json").read_text(encoding="utf-8")
+        (b / "services.json").write_text(text.replace('"ProcessId":  3924', '"ProcessId":  1e400', 1), encoding="utf-8")
+    res = subprocess.run([sys.executable, "-m", "remote", "lab", "serve", "--profiles", str(tmp_path / "fleet"),
+                          "--port", "0", "-o", str(tmp_path / "inv.ini")], capture_output=True, timeout=120)
+    out = (res.stdout + res.stderr).decode()
+    assert res.returncode == 2, out
+    lines = [x for x in out.splitlines() if x.strip()]
+    assert len(lines) == 1 and str(b) in lines[0] and "Traceback" not in out, out

@@ -263,16 +263,25 @@ class LabFleet:
         made: list[tuple[Path, Any]] = []
         natural: dict[Path, str] = {}
         used: set[str] = set()
+        def make(b: Path, name: Optional[str]) -> Any:
+            try:
+                return self.host_factory(b, name)
+            except LabError:
+                raise
+            except Exception as e:  # a bundle the engine cannot model (nesting, 1e400, …): one line naming it
+                msg = " ".join(str(e).split())[:200]
+                raise LabError(f"{b}: cannot serve this bundle ({type(e).__name__}: {msg})") from None
+
         for i in range(n):
             b = bundles[i % len(bundles)]
             rnd = i // len(bundles)
             if rnd == 0:
-                h = self.host_factory(b, None)
+                h = make(b, None)
                 natural[b] = h.name
                 if h.name in used:
-                    h = self.host_factory(b, _unique(h.name, used))
+                    h = make(b, _unique(h.name, used))
             else:
-                h = self.host_factory(b, _unique(f"{natural[b]}-{rnd + 1}", used))
+                h = make(b, _unique(f"{natural[b]}-{rnd + 1}", used))
             used.add(h.name)
             made.append((b, h))
         unknown = set(self.fault_overrides) - used
