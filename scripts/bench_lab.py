@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import signal
 import sys
 import threading
@@ -26,11 +25,9 @@ from pathlib import Path
 
 def raise_nofile() -> int:
     """Raise the open-file limit to its hard maximum (thousands of listeners and connections)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        return hard
-    return soft
+    from remote.runner.limits import raise_nofile as raise_to_hard
+
+    return raise_to_hard()
 
 
 def _write_json(path: Path, doc: dict) -> None:

@@ -115,3 +115,15 @@ def test_parse_command_outputs_json(tmp_path):
     assert r.exit_code == 2
     r = CliRunner().invoke(app, ["parse", "netstat", str(tmp_path / "missing.txt")])
     assert r.exit_code == 2 and "missing.txt: cannot read" in r.output
+
+
+def test_write_bundle_returns_what_read_bundle_reads_back(tmp_path):
+    from remote.evidence.bundle import Bundle, read_bundle, write_bundle
+
+    b = Bundle(host="h1", texts={"netstat": "\ufeffProto  Local\r\n  TCP 0.0.0.0:80\r\n", "urlacl": "",
+                                 "services": '[{"Name": "W3SVC", "État": "ümlaut"}]', "iplisten": None},
+               meta={"host": "h1", "commands": {"netstat": "netstat.exe -ano"}, "tuple": (1, 2), "elevated": True})
+    got = write_bundle(tmp_path / "h1", b)
+    back = read_bundle(tmp_path / "h1")
+    assert (got.host, got.texts, got.meta, got.path, got.problems) == (
+        back.host, back.texts, back.meta, back.path, back.problems)

@@ -321,7 +321,7 @@ def test_unknown_ansible_and_plain_variables_are_kept():
 def test_typo_in_a_psrp_variable_and_unknown_port80_variable_warn():
     i = inv("[web]\nw1\n[web:vars]\nansible_psrp_protocl=http\nport80_port=80\n")
     assert "inv.ini:4: unknown variable 'ansible_psrp_protocl' (did you mean 'ansible_psrp_protocol'?)" in i.warnings
-    assert "inv.ini:5: unknown port80 variable 'port80_port' (known: port80_ports)" in i.warnings
+    assert "inv.ini:5: unknown port80 variable 'port80_port' (known: port80_ports, port80_segment)" in i.warnings
     assert i.host("w1").scheme == "https"  # the typo does not take effect
     assert i.host("w1").vars["ansible_psrp_protocl"] == "http"
 

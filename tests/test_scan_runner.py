@@ -83,13 +83,13 @@ def test_hung_host_never_delays_the_others(tmp_path: Path, silent):
     opts = ScanOptions(ports=[80], evidence_dir=tmp_path, forks=2, timeout=3.0)
     finished = []
     scan = Scan(targets, lambda s: "x", opts)
-    orig = scan._record
+    orig = scan.record
 
     def record(report, fh):
         finished.append((report.host, time.monotonic()))
         orig(report, fh)
 
-    scan._record = record
+    scan.record = record  # type: ignore[method-assign]
     t0 = time.monotonic()
     scan.run()
     times = dict(finished)
@@ -132,6 +132,6 @@ def test_a_host_that_breaks_analysis_does_not_stop_the_fleet(tmp_path: Path, mon
     s = Scan([spec("a", free_port()), spec("b", free_port())], lambda s: None,
              ScanOptions(ports=[80], evidence_dir=tmp_path, forks=2, timeout=5))
     # feed a successful collection straight into the finishing step (the part under test)
-    rep = s._safe_finish(spec("ok-host", 1), Collected(texts={"netstat": "x"}, meta={}), None, 0.1)
+    rep = s.finish_host(spec("ok-host", 1), Collected(texts={"netstat": "x"}, meta={}), None, 0.1)
     assert rep.status == "local" and "parser bug" in rep.error  # port80's failure, not the host's: --resume re-runs it
     assert (tmp_path / "ok-host" / "netstat.txt").read_text() == "x"  # the evidence is kept

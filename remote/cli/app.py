@@ -221,18 +221,50 @@ def _check_fleet_options(forks: int, timeout: float) -> None:
 
 
 def run_fleet(specs, creds, ports, evidence_dir: Path, forks: int, timeout: float, resume: bool,
-              mode: str = "scan"):
+              mode: str = "scan", cluster: Optional[str] = None, segments: Optional[dict] = None, batch: int = 0):
+    from remote.runner.cluster import ClusterError
     from remote.runner.scan import Scan, ScanOptions
 
     _check_fleet_options(forks, timeout)
+    if batch < 0:
+        raise fail("--batch must be 0 (= --forks) or more")
+    if not cluster:
+        _check_forks_fit(forks)
     opts = ScanOptions(ports=ports, evidence_dir=evidence_dir, forks=forks, timeout=timeout, resume=resume,
-                       progress=sys.stderr.isatty(), mode=mode)
+                       progress=sys.stderr.isatty(), mode=mode, cluster=cluster, segments=segments or {}, batch=batch)
     scan = Scan(creds.apply_users(specs), creds.password_for, opts, secrets=creds.secrets())
     try:
         reports = scan.run()
+    except ClusterError as e:
+        raise fail(str(e))
     except OSError as e:
         raise fail(f"{evidence_dir}: {e.strerror or e}", _local_exit(e))
     return scan, reports
+
+
+def _check_forks_fit(forks: int) -> None:
+    """Raise the open-file limit as far as allowed; one line when --forks cannot fit in it."""
+    from remote.runner.limits import ForksTooHigh, fit_forks
+
+    try:
+        fit_forks(forks)
+    except ForksTooHigh as e:
+        raise fail(str(e))
+
+
+def _segments(hosts) -> dict:
+    """host -> port80_segment (inventory variable), checked as a Dask resource name."""
+    from remote.runner.cluster import SEGMENT_VAR, check_segment
+
+    out = {}
+    for h in hosts:
+        try:
+            seg = check_segment(h.name, (getattr(h, "vars", None) or {}).get(SEGMENT_VAR))
+        except ValueError as e:
+            raise fail(str(e))
+        if seg:
+            out[h.name] = seg
+    return out
 
 
 def _local_exit(e: OSError) -> int:
@@ -255,6 +287,9 @@ def scan(
                                                 "(default: ./port80-scan-<timestamp>)."),
     resume: bool = typer.Option(False, "--resume", help="Skip hosts already in EVIDENCE_DIR/results.jsonl."),
     shard: Optional[str] = typer.Option(None, "--shard", help="K/N: scan only the K-th of N stable slices."),
+    cluster: Optional[str] = typer.Option(None, "--cluster", help="Run the hosts on this Dask scheduler's workers "
+                                          "(tcp://HOST:8786; pip install \"port80[dask]\"; docs/scale.md)."),
+    batch: int = typer.Option(0, "--batch", help="With --cluster: hosts per Dask task (default: --forks)."),
     fmt: str = FormatOpt,
     output: Optional[Path] = OutputOpt,
     fail_if_held: bool = FailIfHeldOpt,
@@ -282,7 +317,8 @@ def scan(
     from remote.runner import signals
 
     with signals.stop_signals():  # SIGTERM/SIGHUP end a scan as Ctrl-C does: reports for what finished
-        scan_, reports = run_fleet(specs, creds, ports, evidence_dir, forks, timeout, resume)
+        scan_, reports = run_fleet(specs, creds, ports, evidence_dir, forks, timeout, resume, cluster=cluster,
+                                   segments=_segments(hosts) if cluster else None, batch=batch)
         try:
             paths = scan_.write_reports()
         except OSError as e:
@@ -470,6 +506,7 @@ def fix(
     _setup_logging(verbose, creds.secrets())
     specs = creds.apply_users(specs)
     _check_fleet_options(forks, timeout)
+    _check_forks_fit(forks)
     evidence_dir = evidence_dir or _default_evidence_dir("port80-undo" if undo else "port80-fix")
     opts = FixOptions(port=port, strategy=strategy or "undo", iplisten=list(iplisten or []),
                       force_services=list(force_service or []), evidence_dir=evidence_dir, journal=journal,

@@ -123,7 +123,7 @@ CONNECTION_VARS: dict[str, str] = {
     "ansible_winrm_cert_key_pem": "cert_key_pem",
     **{name: "password" for name in PASSWORD_VARS},
 }
-PORT80_VARS = ("port80_ports",)
+PORT80_VARS = ("port80_ports", "port80_segment")  # port80_segment: Dask placement (remote/runner/cluster.py)
 
 # Ansible psrp/winrm options port80 does not use: accepted silently (kept in ``vars``)
 _KNOWN_UNUSED = frozenset(

@@ -26,6 +26,14 @@ class DeadlineExceeded(Exception):
     """port80's own per-host deadline ran out."""
 
 
+class Classified(Exception):
+    """A failure classified where it happened (a Dask worker): its class and one-line message."""
+
+    def __init__(self, status: str, error: str) -> None:
+        super().__init__(error)
+        self.status, self.error = status, error
+
+
 def _chain(exc: BaseException) -> Iterable[BaseException]:
     seen = set()
     while exc is not None and id(exc) not in seen:
@@ -64,6 +72,8 @@ def classify(exc: BaseException, secrets: Iterable[str] = ()) -> tuple[str, str]
 
     secrets = list(secrets)
     chain = list(_chain(exc))
+    if isinstance(exc, Classified):
+        return exc.status, one_line(exc.error, secrets)
     if isinstance(exc, DeadlineExceeded):
         return "timeout", one_line(str(exc) or "per-host deadline exceeded", secrets)
     if isinstance(exc, AuthenticationError) or (isinstance(exc, WinRMTransportError) and exc.code == 401):

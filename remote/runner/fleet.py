@@ -34,8 +34,9 @@ GC_EVERY = 100  # finished hosts between two full garbage collections (see Fleet
 DEFER_QUIET_S = 0.02  # deferred results are processed when no host message came for this long...
 DEFER_MAX_S = 1.5  # ...or when the oldest waited this long
 GC_GEN0 = 10000  # gen-0 threshold while a fleet runs (Python's default is 700)
-THREAD_STACK = 512 * 1024  # worker thread stack size (see _worker_stack)
+FINISHERS = 4  # threads that process results (see FleetRunner: ``process``)
 _CLOSED = object()
+_PROCESSED = -1  # token of a message from a finisher thread
 
 
 @dataclass
@@ -89,7 +90,9 @@ class Context:
         return self._handed
 
 
-class _Progress:
+class Progress:
+    """The progress line on stderr (done/total, counts per status, hosts running)."""
+
     def __init__(self, total: int, enabled: bool):
         self.total, self.enabled, self.done = total, enabled, 0
         self.counts: dict[str, int] = {}
@@ -116,18 +119,6 @@ class _Progress:
             sys.stderr.write("\n")
 
 
-def _worker_stack() -> Callable[[], None]:
-    """Set a smaller stack for the worker threads started from now on; returns how to restore it.
-    A thread's stack is reserved address space, touched only as deep as it goes: the default (8 MB
-    on Linux) costs no RSS but 1,000 hosts in flight reserve 8 GB of address space; a task's deepest
-    stack (pypsrp, TLS, XML) is well under 512 KB (scripts/bench_fleet.py --scale measures it)."""
-    try:
-        old = threading.stack_size(THREAD_STACK)
-    except (ValueError, RuntimeError):  # a platform that does not allow it
-        return lambda: None
-    return lambda: threading.stack_size(old)
-
-
 class FleetRunner(Generic[T]):
     """Runs ``task`` over jobs, ``forks`` at once, each within ``timeout`` seconds.
 
@@ -149,12 +140,26 @@ class FleetRunner(Generic[T]):
 
     def __init__(self, task: Callable[[T, Context], Any], on_result: Callable[[Result[T]], Optional[str]], *,
                  forks: int, timeout: float, progress: bool = False, defer: bool = False,
+                 process: Optional[Callable[[Result[T]], Result[T]]] = None, finishers: int = FINISHERS,
                  gc_every: int = GC_EVERY, thread_name: str = "port80") -> None:
-        self.task, self.on_result = task, on_result
+        self.task, self.on_result, self.process = task, on_result, process
         self.forks, self.timeout = max(1, int(forks)), float(timeout)
         self.progress, self.defer, self.gc_every = progress, defer, gc_every
+        self.finishers = max(1, int(finishers))
         self.thread_name = thread_name
         self.interrupted = False
+
+    def _finisher(self, todo: "queue.SimpleQueue", out: "queue.SimpleQueue") -> None:
+        assert self.process is not None
+        while True:
+            result = todo.get()
+            if result is None:
+                return
+            try:
+                done = self.process(result)
+            except BaseException as e:  # noqa: BLE001 - a failure is data, also here
+                done = Result(result.job, None, e, result.elapsed)
+            out.put((_PROCESSED, done, None, False))
 
     def _work(self, token: int, job: Job[T], ctx: Context, out: "queue.SimpleQueue") -> None:
         try:
@@ -173,7 +178,7 @@ class FleetRunner(Generic[T]):
         """Run every job; returns True when interrupted (Ctrl-C) before all were done."""
         pending = list(jobs)
         pending.reverse()
-        progress = _Progress(len(pending), self.progress)
+        progress = Progress(len(pending), self.progress)
         out: "queue.SimpleQueue" = queue.SimpleQueue()
         # token -> (job, started, ctx); insertion order is start order, and every job has the same
         # timeout, so the first entry has the earliest deadline (O(1) per message, not O(forks))
@@ -182,9 +187,18 @@ class FleetRunner(Generic[T]):
         backlog: list[tuple[Result[T], float]] = []  # deferred results, with the time they came in
         token = 0
         finished = 0
+        processing = 0  # results handed to the finisher threads, not back yet
         timeout = self.timeout
+        todo: "queue.SimpleQueue" = queue.SimpleQueue()
+        finishers = []
+        if self.process is not None:
+            for i in range(self.finishers):
+                t = threading.Thread(target=self._finisher, args=(todo, out), daemon=True,
+                                     name=f"{self.thread_name}-finish-{i}")
+                t.start()
+                finishers.append(t)
 
-        def finish(result: Result[T]) -> None:
+        def record(result: Result[T]) -> None:
             nonlocal finished
             status = self.on_result(result)
             progress.update(status, len(active))
@@ -192,15 +206,22 @@ class FleetRunner(Generic[T]):
             if self.gc_every and finished % self.gc_every == 0 and pending:
                 gc.collect()  # only while hosts are still to start: memory is flat when none comes after
 
+        def finish(result: Result[T]) -> None:
+            nonlocal processing
+            if self.process is None:
+                record(result)
+            else:
+                processing += 1
+                todo.put(result)
+
         def flush() -> None:
             while backlog:
                 finish(backlog.pop(0)[0])
 
         gc_threshold = gc.get_threshold()
         gc.set_threshold(max(gc_threshold[0], GC_GEN0), *gc_threshold[1:])
-        restore_stack = _worker_stack()
         try:
-            while pending or active or closing or backlog:
+            while pending or active or closing or backlog or processing:
                 while pending and len(active) + len(closing) < self.forks:
                     job = pending.pop()
                     token += 1
@@ -219,7 +240,10 @@ class FleetRunner(Generic[T]):
                 except queue.Empty:
                     tok = None
                     flush()
-                if tok is not None and value is _CLOSED:
+                if tok == _PROCESSED:
+                    processing -= 1
+                    record(value)
+                elif tok is not None and value is _CLOSED:
                     closing.pop(tok, None)
                     entry = active.pop(tok, None)
                     if entry is not None:  # cannot happen (a result always comes first); never lose a host
@@ -256,10 +280,16 @@ class FleetRunner(Generic[T]):
             for _, _, ctx in active.values():
                 ctx.cancel.set()
         finally:
-            restore_stack()
             try:
                 flush()
+                while processing:  # every result handed to a finisher is recorded before run() returns
+                    tok, value, _, _ = out.get()
+                    if tok == _PROCESSED:
+                        processing -= 1
+                        record(value)
             finally:
+                for _ in finishers:
+                    todo.put(None)
                 progress.close()
                 gc.set_threshold(*gc_threshold)
         return self.interrupted
@@ -274,4 +304,4 @@ def bounded(spec: Any, deadline: float) -> Any:
                    connection_timeout=max(1.0, min(float(spec.connection_timeout), deadline)))
 
 
-__all__ = ["Context", "FleetRunner", "Job", "Result", "bounded", "GC_EVERY"]
+__all__ = ["Context", "FleetRunner", "Job", "Progress", "Result", "bounded", "GC_EVERY"]

@@ -17,11 +17,11 @@ import json
 import logging
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
+from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Optional
 
-from remote.evidence.bundle import Bundle, read_bundle, write_bundle
+from remote.evidence.bundle import Bundle, write_bundle
 from remote.remoting.collect import Collected, ConnectionSpec, check, collect
 from remote.evidence.textio import REPLACED_NOTE, valid_unicode
 from remote.report.sanitize import json_text
@@ -47,6 +47,9 @@ class ScanOptions:
     resume: bool = False
     progress: bool = False
     mode: str = "scan"  # "scan" collects evidence; "check" only tests reachability/credentials/elevation
+    cluster: Optional[str] = None  # a Dask scheduler address: the hosts run on its workers (remote/runner/cluster.py)
+    segments: dict[str, str] = field(default_factory=dict)  # host -> network segment (inventory port80_segment)
+    batch: int = 0  # hosts per Dask task (0: --forks)
 
 
 def safe_dirname(name: str) -> str:
@@ -125,6 +128,18 @@ def repair_results(path: Path) -> Optional[str]:
     return what
 
 
+def host_task(spec: ConnectionSpec, ctx: Context, mode: str,
+              password_for: Callable[[ConnectionSpec], Optional[str]]) -> Any:
+    """One host's task for the fleet runner (here or on a Dask worker): collect (or check), handing
+    the complete evidence over before the session is closed, so it is stored and analysed while the
+    Delete request is on the wire."""
+    password = password_for(spec)
+    spec = bounded(spec, ctx.deadline)
+    if mode == "check":
+        return check(spec, password)
+    return collect(spec, password, on_evidence=ctx.hand_over)
+
+
 class Scan:
     def __init__(self, targets: list[ConnectionSpec], password_for: Callable[[ConnectionSpec], Optional[str]],
                  opts: ScanOptions, secrets: Iterable[str] = ()):
@@ -142,14 +157,7 @@ class Scan:
 
     # -- one host ---------------------------------------------------------------------------------
     def _task(self, spec: ConnectionSpec, ctx: Context) -> Any:
-        """One host's task for the fleet runner: collect (or check), handing the complete evidence
-        over before the session is closed, so it is stored and analysed while the Delete request
-        is on the wire."""
-        password = self.password_for(spec)
-        spec = bounded(spec, ctx.deadline)
-        if self.opts.mode == "check":
-            return check(spec, password)
-        return collect(spec, password, on_evidence=ctx.hand_over)
+        return host_task(spec, ctx, self.opts.mode, self.password_for)
 
     def _dirname(self, spec: ConnectionSpec) -> str:
         if spec.name not in self._dirnames:
@@ -192,8 +200,8 @@ class Scan:
             meta["error"] = err
         meta["elapsed_s"] = round(elapsed, 3)
         meta["groups"] = list(spec.groups)
-        write_bundle(bdir, Bundle(host=spec.name, texts=collected.texts, meta=meta))
-        report = analyze_bundle(read_bundle(bdir), self.opts.ports)
+        written = write_bundle(bdir, Bundle(host=spec.name, texts=collected.texts, meta=meta))
+        report = analyze_bundle(written, self.opts.ports)  # the bundle as read back from disk
         report.host = spec.name
         return report
 
@@ -210,7 +218,7 @@ class Scan:
         report.evidence_dir, report.groups = str(self.dir / self._dirname(spec)), list(spec.groups)
         return report
 
-    def _safe_finish(self, spec: ConnectionSpec, result, exc: Optional[BaseException], elapsed: float) -> HostReport:
+    def finish_host(self, spec: ConnectionSpec, result, exc: Optional[BaseException], elapsed: float) -> HostReport:
         """``_finish``, but a failure while writing or analysing one host (disk full, a parser bug)
         becomes that host's ``local`` line instead of stopping the fleet; its evidence stays on disk."""
         try:
@@ -218,7 +226,7 @@ class Scan:
         except Exception as e:  # noqa: BLE001 - one host's problem must not stop the others
             return self._local_failure(spec, e, "could not process this host's evidence")
 
-    def _record(self, report: HostReport, fh) -> None:
+    def record(self, report: HostReport, fh) -> None:
         """Append the host's results line: text UTF-8 cannot hold (a lone surrogate) is written as
         U+FFFD and noted in the host's warnings, never raised."""
         from remote.report.render import host_from_dict, host_to_dict
@@ -233,17 +241,30 @@ class Scan:
         fh.flush()
 
     # -- the fleet ----------------------------------------------------------------------------------
-    def _on_result(self, fh: Any) -> Callable[[Result[ConnectionSpec]], str]:
-        def on_result(result: Result[ConnectionSpec]) -> str:
+    def _process(self, result: Result[ConnectionSpec]) -> Result[ConnectionSpec]:
+        """In a finisher thread: the host's result becomes its bundle on disk and its report."""
+        report = self.finish_host(result.job.item, result.value, result.exc, result.elapsed)
+        return replace(result, value=report, exc=None)
+
+    def record_finished(self, spec: ConnectionSpec, report: HostReport, fh: IO[str]) -> HostReport:
+        """Record a finished host's report in results.jsonl (and in ``reports``), inside the per-host
+        guard: a failure to write it fails that host only."""
+        try:
+            self.record(report, fh)
+        except Exception as e:  # noqa: BLE001 - e.g. results.jsonl on a full disk
+            report = self._local_failure(spec, e, "could not write this host's result")
+            self.reports[report.host] = report  # still in report.json/csv if those can be written
+        return report
+
+    def _on_result(self, fh: IO[str]) -> Callable[[Result[ConnectionSpec]], str]:
+        def on_result(result: Result[ConnectionSpec]) -> str:  # in run()'s thread: the one writer of results.jsonl
             # everything done for one host is inside this guard: one host can fail only itself
             spec = result.job.item
-            try:
-                report = self._safe_finish(spec, result.value, result.exc, result.elapsed)
-                self._record(report, fh)
-            except Exception as e:  # noqa: BLE001 - e.g. results.jsonl on a full disk
-                report = self._local_failure(spec, e, "could not write this host's result")
-                self.reports[report.host] = report  # still in report.json/csv if those can be written
-            return report.status
+            if result.exc is not None:  # the finisher failed outside finish_host's own guard
+                report = self._local_failure(spec, result.exc, "could not process this host's evidence")
+                self.reports[report.host] = report
+                return report.status
+            return self.record_finished(spec, result.value, fh).status
 
         return on_result
 
@@ -256,11 +277,17 @@ class Scan:
             todo = [t for t in todo if t.name not in self.reports]
         for t in self.targets:
             self._dirname(t)
+        if self.opts.cluster:
+            from remote.runner.cluster import run_on_cluster
+
+            with open(self.results_path, "a", encoding="utf-8") as fh:
+                self.interrupted = run_on_cluster(self, todo, fh)
+            return self.ordered()
         with open(self.results_path, "a", encoding="utf-8") as fh:
-            # complete evidence (collect's hand-over) is stored and analysed when the hosts in flight
-            # leave the CPU alone: see FleetRunner's ``defer``
+            # complete evidence (collect's hand-over) is stored and analysed by finisher threads when
+            # the hosts in flight leave the CPU alone: see FleetRunner's ``defer`` and ``process``
             runner = FleetRunner(self._task, self._on_result(fh), forks=self.opts.forks, timeout=self.opts.timeout,
-                                 progress=self.opts.progress, defer=True)
+                                 progress=self.opts.progress, defer=True, process=self._process)
             self.interrupted = runner.run(Job(t.name, t) for t in todo)
         return self.ordered()
 

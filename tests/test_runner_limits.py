@@ -1,0 +1,56 @@
+"""Open-file limits for many hosts in flight (remote/runner/limits.py) and --forks above them."""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+import textwrap
+
+from remote.runner.limits import ForksTooHigh, fit_forks, needed_fds, raise_nofile
+
+
+def test_raise_nofile_reaches_the_hard_limit_and_fit_forks_accepts_what_fits():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    got = raise_nofile()
+    assert got >= soft and (hard == resource.RLIM_INFINITY or got == hard)
+    if hard != resource.RLIM_INFINITY:
+        assert fit_forks(hard - needed_fds(0)) == hard
+
+
+def test_forks_above_the_hard_limit_is_one_clear_line():
+    # in a child whose hard limit is low, so this process keeps its own
+    code = textwrap.dedent("""
+        import resource
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 512))
+        from remote.runner.limits import ForksTooHigh, fit_forks
+        assert fit_forks(400) == 512
+        try:
+            fit_forks(5000)
+        except ForksTooHigh as e:
+            print(e)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    line = out.stdout.strip()
+    assert "\n" not in line
+    assert line.startswith("--forks 5000 needs about 5064 open files, and this system allows 512")
+    assert "--forks 448 or less" in line
+
+
+def test_the_cli_says_it_in_one_line(tmp_path):
+    inv = tmp_path / "inv.ini"
+    inv.write_text("[w]\nh1 ansible_host=127.0.0.1\n")
+    code = textwrap.dedent(f"""
+        import resource, sys
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 512))
+        sys.argv = ["port80", "scan", "-i", {str(inv)!r}, "--forks", "5000", "--evidence-dir", {str(tmp_path / 'ev')!r}]
+        from remote.cli.app import main
+        main()
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={"PORT80_PASSWORD": "x", "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith("port80: error: --forks 5000 needs about 5064 open files")
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "ev").exists()
