@@ -278,13 +278,17 @@ def check(policy: Policy, reports: list["HostReport"]) -> list[Violation]:
     src = policy.source
     for r in reports:
         ports = {p.port: p for p in r.ports}
+        unknown: set[int] = set()  # one "cannot check" per port, from the first rule that asks
         for rule, chosen in zip(policy.rules, selected):
             if r.host not in chosen:
                 continue
             for port in rule.ports:
-                p = ports.get(port)
-                v = _check_port(rule, src, r, port, p)
-                out.extend(v)
+                for v in _check_port(rule, src, r, port, ports.get(port)):
+                    if v.check == "unknown":
+                        if port in unknown:
+                            continue
+                        unknown.add(port)
+                    out.append(v)
     return out
 
 

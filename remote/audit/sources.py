@@ -31,6 +31,20 @@ def run_id(text: str) -> Optional[int]:
     return int(t) if t.isdigit() else None
 
 
+def _ordered(reports: list["HostReport"], path: Path) -> list["HostReport"]:
+    """The scan's own host order (report.json: inventory order) when there is one, else by name:
+    results.jsonl is in the order hosts finished."""
+    import json
+
+    order: dict[str, int] = {}
+    doc = (path if path.is_dir() else path.parent) / "report.json"
+    try:
+        order = {h["host"]: i for i, h in enumerate(json.loads(doc.read_text(encoding="utf-8"))["hosts"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return sorted(reports, key=lambda r: (order.get(r.host, len(order)), r.host))
+
+
 def load_folder(path: Path, ports: Optional[list[int]] = None) -> Loaded:
     from remote.evidence.bundle import BundleError, find_bundles, read_bundle
     from remote.runner.scan import RESULTS, merge_results
@@ -44,8 +58,7 @@ def load_folder(path: Path, ports: Optional[list[int]] = None) -> Loaded:
             reports = merge_results([target])
         except (OSError, ValueError) as e:
             raise SourceError(f"{path}: cannot read ({e})") from None
-        order = {r.host: i for i, r in enumerate(reports)}
-        return Loaded(str(path), sorted(reports, key=lambda r: order[r.host]), path=path)
+        return Loaded(str(path), _ordered(reports, path), path=path)
     from remote.analysis.verdicts import analyze_bundle
 
     try:
