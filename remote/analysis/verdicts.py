@@ -14,11 +14,11 @@ Reservations (urlacl) never hold a port; they are listed with their users.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from remote.analysis import knowledge
-from remote.evidence.bundle import FILES, Bundle
-from remote.parsers import PARSERS
+from remote.evidence.bundle import Bundle
+from remote.evidence.kinds import FILES, KINDS, PARSED, REQUIRED
 from remote.parsers.records import (
     ExcludedPortRangeResult,
     GetServiceResult,
@@ -106,35 +106,86 @@ class HostReport:
     groups: list[str] = field(default_factory=list)  # inventory groups (host.json "groups" of a scan)
 
 
-@dataclass
 class Evidence:
-    """Parsed evidence of one host (any part may be None: missing)."""
+    """Parsed evidence of one host by kind (remote/evidence/kinds.py); a kind absent was not collected."""
 
-    netstat: Optional[NetstatResult] = None
-    servicestate: Optional[ServiceStateResult] = None
-    urlacl: Optional[UrlAclResult] = None
-    iplisten: Optional[IpListenResult] = None
-    services: Optional[ServicesResult] = None
-    tasklist: Optional[TasklistResult] = None
-    processes: Optional[ProcessesResult] = None
-    sslcert: Optional[SslCertResult] = None
-    excludedportrange: Optional[ExcludedPortRangeResult] = None
-    excludedportrange6: Optional[ExcludedPortRangeResult] = None
-    iis_sites: Optional[IisSitesResult] = None
-    iis_apppools: Optional[IisAppPoolsResult] = None
-    nettcpconnection: Optional[NetstatResult] = None
-    getservice: Optional[GetServiceResult] = None  # the service dependency graph (port80 fix orders by it)
+    def __init__(self, **parsed: Any) -> None:
+        unknown = set(parsed) - set(KINDS)
+        if unknown:
+            raise TypeError(f"not evidence kinds: {', '.join(sorted(unknown))}")
+        self.parsed: dict[str, Any] = {k: v for k, v in parsed.items() if v is not None}
+
+    def get(self, kind: str) -> Any:
+        return self.parsed.get(kind)
 
     def usable(self, kind: str) -> bool:
-        r = getattr(self, kind)
+        r = self.parsed.get(kind)
         return r is not None and not r.error
+
+    # typed views of the kinds the verdict rules read
+    @property
+    def netstat(self) -> Optional[NetstatResult]:
+        return self.parsed.get("netstat")
+
+    @property
+    def servicestate(self) -> Optional[ServiceStateResult]:
+        return self.parsed.get("servicestate")
+
+    @property
+    def urlacl(self) -> Optional[UrlAclResult]:
+        return self.parsed.get("urlacl")
+
+    @property
+    def iplisten(self) -> Optional[IpListenResult]:
+        return self.parsed.get("iplisten")
+
+    @property
+    def services(self) -> Optional[ServicesResult]:
+        return self.parsed.get("services")
+
+    @property
+    def tasklist(self) -> Optional[TasklistResult]:
+        return self.parsed.get("tasklist")
+
+    @property
+    def processes(self) -> Optional[ProcessesResult]:
+        return self.parsed.get("processes")
+
+    @property
+    def sslcert(self) -> Optional[SslCertResult]:
+        return self.parsed.get("sslcert")
+
+    @property
+    def excludedportrange(self) -> Optional[ExcludedPortRangeResult]:
+        return self.parsed.get("excludedportrange")
+
+    @property
+    def excludedportrange6(self) -> Optional[ExcludedPortRangeResult]:
+        return self.parsed.get("excludedportrange6")
+
+    @property
+    def iis_sites(self) -> Optional[IisSitesResult]:
+        return self.parsed.get("iis_sites")
+
+    @property
+    def iis_apppools(self) -> Optional[IisAppPoolsResult]:
+        return self.parsed.get("iis_apppools")
+
+    @property
+    def nettcpconnection(self) -> Optional[NetstatResult]:
+        return self.parsed.get("nettcpconnection")
+
+    @property
+    def getservice(self) -> Optional[GetServiceResult]:  # the service dependency graph (port80 fix orders by it)
+        return self.parsed.get("getservice")
 
 
 def parse_evidence(texts: dict[str, Optional[str]]) -> Evidence:
     ev = Evidence()
-    for kind, text in texts.items():
-        if text is not None and kind in PARSERS and hasattr(ev, kind):
-            setattr(ev, kind, PARSERS[kind](text))
+    for kind in PARSED:
+        text = texts.get(kind)
+        if text is not None:
+            ev.parsed[kind] = KINDS[kind].parse(text)
     return ev
 
 
@@ -201,12 +252,10 @@ def analyze_evidence(host: str, ev: Evidence, ports: list[int]) -> HostReport:
     report = HostReport(host=host)
     owners = _Owners(ev)
     problems = []
-    for kind in ("netstat", "servicestate", "urlacl", "iplisten", "services"):
-        r = getattr(ev, kind)
+    for kind in REQUIRED:
+        r = ev.get(kind)
         if r is None:
-            if kind == "services" and ev.usable("tasklist"):
-                continue
-            if kind == "netstat" and ev.usable("nettcpconnection"):
+            if any(ev.usable(k) for k in KINDS[kind].stand_ins):
                 continue
             problems.append(f"{FILES[kind]} missing")
         elif r.error:

@@ -17,6 +17,7 @@ import typer
 from remote import __version__
 from remote.cli import audit as audit_cli
 from remote.report.sanitize import json_text, shown
+from remote.evidence.kinds import KINDS
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False)
 
@@ -74,21 +75,20 @@ def version() -> None:
 
 @app.command("parse")
 def parse_cmd(
-    kind: str = typer.Argument(..., help="netstat | servicestate | urlacl | iplisten | tasklist | services | processes"),
+    kind: str = typer.Argument(..., help=" | ".join(k for k in KINDS if KINDS[k].parser)),
     file: Path = typer.Argument(..., help="A file holding that command's output (any Windows encoding)."),
 ) -> None:
     """Parse one command's output and print the records as JSON."""
-    from remote.parsers import PARSERS
-    from remote.parsers.records import to_dict
     from remote.evidence.textio import decode_text
+    from remote.parsers.records import to_dict
 
-    if kind not in PARSERS:
-        raise fail(f"unknown kind {kind!r} (choose from {', '.join(PARSERS)})")
+    if kind not in KINDS or not KINDS[kind].parser:
+        raise fail(f"unknown kind {kind!r} (choose from {', '.join(k for k in KINDS if KINDS[k].parser)})")
     try:
         data = file.read_bytes()
     except OSError as e:
         raise fail(f"{file}: cannot read ({e.strerror or e})")
-    result = to_dict(PARSERS[kind](decode_text(data)))
+    result = to_dict(KINDS[kind].parse(decode_text(data)))
     typer.echo(json_text(json.dumps(result, indent=2, ensure_ascii=False)))
 
 

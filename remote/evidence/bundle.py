@@ -1,7 +1,8 @@
 """Evidence bundles: one folder per host, the raw text Windows printed (see docs/evidence-bundle.md).
 
 The same format is written by `port80 scan`, read by `port80 analyze` and served by the lab.
-This module is the only place that knows the file names; reading and writing are the only IO.
+File names come from the evidence-kind registry (remote/evidence/kinds.py); reading and writing
+are the only IO.
 """
 
 from __future__ import annotations
@@ -12,30 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+from remote.evidence.kinds import COMMANDS, FILES  # kind -> file name, and the command text on the host
 from remote.evidence.textio import REPLACED_NOTE, decode_text, valid_unicode, valid_unicode_value
 
-# evidence kind -> file name, and the command that produced it on the host
-FILES: dict[str, str] = {
-    "netstat": "netstat.txt",
-    "servicestate": "servicestate.txt",
-    "urlacl": "urlacl.txt",
-    "iplisten": "iplisten.txt",
-    "services": "services.json",
-    "tasklist": "tasklist.txt",
-    "processes": "processes.json",
-    "getservice": "getservice.json",
-}
-COMMANDS: dict[str, str] = {
-    "netstat": "netstat.exe -ano",
-    "servicestate": "netsh.exe http show servicestate view=requestq",
-    "urlacl": "netsh.exe http show urlacl",
-    "iplisten": "netsh.exe http show iplisten",
-    "services": "Get-CimInstance Win32_Service | Select-Object Name,DisplayName,State,StartMode,ProcessId | ConvertTo-Json",
-    "tasklist": "tasklist.exe /svc",
-    "processes": "Get-Process | Select-Object Id,ProcessName,Path | ConvertTo-Json",
-    "getservice": "Get-Service | Select-Object Name,DisplayName,Status,StartType,DependentServices,ServicesDependedOn"
-                  " (names) | ConvertTo-Json",
-}
+__all__ = ["COMMANDS", "FILES", "HOST_FILE", "Bundle", "BundleError", "find_bundles", "read_bundle", "write_bundle"]
+
 HOST_FILE = "host.json"
 MAX_FILE_BYTES = 64 * 1024 * 1024  # a bigger evidence file is refused, not read into memory
 

@@ -92,13 +92,15 @@ class ScriptedHost:
     @classmethod
     def from_bundle(cls, path: Path, name: Optional[str] = None) -> "ScriptedHost":
         """Answers the bundle's text evidence to ``<command> | Out-String`` (e.g. ``netstat.exe -ano | Out-String``)."""
-        from remote.evidence.bundle import COMMANDS, read_bundle
+        from remote.evidence.bundle import read_bundle
+        from remote.evidence.kinds import KINDS, Native
 
         b = read_bundle(Path(path))
         answers: dict[str, Answer] = {}
         for kind, text in b.texts.items():
-            if text is not None and kind in COMMANDS and not COMMANDS[kind].endswith("ConvertTo-Json"):
-                answers[f"{COMMANDS[kind]} | Out-String"] = text
+            command = KINDS[kind].command
+            if text is not None and isinstance(command, Native):
+                answers[command.statement] = text
         lab = b.meta.get("lab") if isinstance(b.meta.get("lab"), dict) else {}
         return cls(name or b.host, answers, faults=lab.get("fault") or {}, psversion=lab.get("psversion") or {},
                    bundle_dir=Path(path))

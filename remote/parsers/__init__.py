@@ -3,6 +3,10 @@
 No parser raises, whatever the input: each returns what it could plus warnings.
 """
 
+from typing import Any, Callable
+
+from remote.evidence.kinds import KINDS
+
 from .common import detect_error
 from .excludedportrange import parse_excludedportrange
 from .iis_apppools import parse_iis_apppools
@@ -17,22 +21,8 @@ from .sslcert import parse_sslcert
 from .tasklist import parse_tasklist
 from .urlacl import parse_urlacl
 
-PARSERS = {
-    "netstat": parse_netstat,
-    "servicestate": parse_servicestate,
-    "urlacl": parse_urlacl,
-    "iplisten": parse_iplisten,
-    "tasklist": parse_tasklist,
-    "services": parse_services_json,
-    "processes": parse_processes_json,
-    "sslcert": parse_sslcert,
-    "excludedportrange": parse_excludedportrange,
-    "excludedportrange6": parse_excludedportrange,
-    "iis_sites": parse_iis_sites,
-    "iis_apppools": parse_iis_apppools,
-    "nettcpconnection": parse_nettcpconnection,
-    "getservice": parse_getservice,
-}
+# kind -> parser, from the evidence-kind registry (remote/evidence/kinds.py)
+PARSERS: dict[str, Callable[[str], Any]] = {k.name: k.parse for k in KINDS.values() if k.parser}
 
 __all__ = [
     "PARSERS",

@@ -17,26 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional, Union
 
-from remote.evidence.bundle import COMMANDS
+from remote.evidence.kinds import COLLECTED, COMMANDS, KINDS, MARKER, attribute_error
 
 log = logging.getLogger("port80.collect")
-
-MARKER = "port80:evidence:"
-ELEVATION_CHECK = (
-    "([Security.Principal.WindowsPrincipal][Security.Principal.WindowsIdentity]::GetCurrent())"
-    ".IsInRole([Security.Principal.WindowsBuiltInRole]::Administrator)"
-)
-
-# Get-Service with its dependency lists as names (a script: calculated properties do not cross PSRP as
-# script blocks). [string] casts give the enum words on PowerShell 5.1 and 7 alike; [string[]] keeps a list
-# a JSON array (null when empty).
-GETSERVICE_SCRIPT = (
-    "Get-Service | Select-Object Name, DisplayName, @{Name='Status';Expression={[string]$_.Status}}, "
-    "@{Name='StartType';Expression={[string]$_.StartType}}, "
-    "@{Name='DependentServices';Expression={[string[]]$_.DependentServices.Name}}, "
-    "@{Name='ServicesDependedOn';Expression={[string[]]$_.ServicesDependedOn.Name}} | ConvertTo-Json"
-)
-
 
 @dataclass
 class ConnectionSpec:
@@ -73,45 +56,11 @@ class Collected:
     command_errors: dict[str, str] = field(default_factory=dict)  # kind -> why it failed
 
 
-def _native(*words: str) -> Callable:
-    def build(ps):
-        ps.add_cmdlet(words[0])
-        for w in words[1:]:
-            ps.add_argument(w)
-        ps.add_cmdlet("Out-String")
-
-    return build
-
-
-def _json(cmdlet: str, params: dict, props: list[str]) -> Callable:
-    def build(ps):
-        ps.add_cmdlet(cmdlet)
-        for k, v in params.items():
-            ps.add_parameter(k, v)
-        ps.add_cmdlet("Select-Object").add_parameter("Property", props)
-        ps.add_cmdlet("ConvertTo-Json")
-
-    return build
-
-
-# evidence kind -> how to ask for it. Read-only commands only.
-EVIDENCE: dict[str, Callable] = {
-    "netstat": _native("netstat.exe", "-ano"),
-    "servicestate": _native("netsh.exe", "http", "show", "servicestate", "view=requestq"),
-    "urlacl": _native("netsh.exe", "http", "show", "urlacl"),
-    "iplisten": _native("netsh.exe", "http", "show", "iplisten"),
-    "services": _json("Get-CimInstance", {"ClassName": "Win32_Service"},
-                      ["Name", "DisplayName", "State", "StartMode", "ProcessId"]),
-    "processes": _json("Get-Process", {}, ["Id", "ProcessName", "Path"]),
-    "os": _json("Get-CimInstance", {"ClassName": "Win32_OperatingSystem"},
-                ["CSName", "Caption", "Version", "BuildNumber"]),
-    "elevated": lambda ps: ps.add_script(ELEVATION_CHECK),
-    # the service dependency graph (remote/parsers/getservice.py): names, not ServiceController objects
-    "getservice": lambda ps: ps.add_script(GETSERVICE_SCRIPT),
-}
-FALLBACK: dict[str, tuple[str, Callable]] = {
-    # when Win32_Service cannot be read, tasklist /svc still maps PIDs to services
-    "services": ("tasklist", _native("tasklist.exe", "/svc")),
+# evidence kind -> how to ask for it (remote/evidence/kinds.py; read-only commands only)
+EVIDENCE: dict[str, Callable[[Any], None]] = {k: KINDS[k].build for k in COLLECTED}
+# kind -> (the kind asked for instead when it yields nothing, how to ask for that one)
+FALLBACK: dict[str, tuple[str, Callable[[Any], None]]] = {
+    k.name: (k.fallback, KINDS[k.fallback].build) for k in KINDS.values() if k.fallback
 }
 
 
@@ -245,22 +194,7 @@ def _error_kind(rec: Any, kinds: list[str]) -> Optional[str]:
     text = " ".join(str(getattr(rec, a, "") or "") for a in ("command_name", "invocation_name", "message", "fq_error"))
     inv = getattr(rec, "invocation", None) or getattr(rec, "invocation_info", None)
     text += " " + str(inv or "") + " " + str(rec)
-    low = text.lower()
-    table = {
-        "netstat": ("netstat",), "servicestate": ("servicestate",), "urlacl": ("urlacl",),
-        "iplisten": ("iplisten",), "services": ("win32_service",), "os": ("win32_operatingsystem",),
-        "processes": ("get-process",), "elevated": ("windowsprincipal", "isinrole"),
-        "getservice": ("get-service", "servicecommand"),
-    }
-    for kind in kinds:
-        if any(w in low for w in table.get(kind, ())):
-            return kind
-    for kind in kinds:
-        if kind in ("servicestate", "urlacl", "iplisten") and "netsh" in low:
-            return kind
-    if "get-ciminstance" in low and "services" in kinds:
-        return "services"
-    return None
+    return attribute_error(text, kinds)
 
 
 def _one_line(text: str) -> str:
@@ -309,13 +243,13 @@ def collect(spec: ConnectionSpec, password: Optional[str],
                             errors.pop(kind, None)
                         elif kind in e:
                             errors[kind] = e[kind]
-                if "services" not in results or not as_text(results["services"]).strip():
-                    name, build = FALLBACK["services"]
-                    r, e = run_pipeline(pool, [name], {name: build})
-                    if name in r:
-                        results[name] = r[name]
-                    elif name in e:
-                        errors[name] = e[name]
+                for kind, (name, build) in FALLBACK.items():
+                    if kind in EVIDENCE and (kind not in results or not as_text(results[kind]).strip()):
+                        r, e = run_pipeline(pool, [name], {name: build})
+                        if name in r:
+                            results[name] = r[name]
+                        elif name in e:
+                            errors[name] = e[name]
                 out = _collected(spec, results, errors, started)
                 if skipped:
                     out.meta["jea"] = _jea_note(spec, skipped)
@@ -333,7 +267,7 @@ def collect(spec: ConnectionSpec, password: Optional[str],
 def _collected(spec: ConnectionSpec, results: dict[str, Any], errors: dict[str, str], started: datetime) -> Collected:
     out = Collected()
     for kind, items in results.items():
-        if kind in ("os", "elevated"):
+        if KINDS[kind].file is None:  # os, elevated: host.json only
             continue
         out.texts[kind] = as_text(items)
     out.command_errors = errors

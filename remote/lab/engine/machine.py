@@ -7,28 +7,17 @@ import re
 from collections import OrderedDict
 from typing import Any, Optional
 
+from remote.evidence.kinds import FILES as EVIDENCE_FILES
 from remote.lab.engine import formats as cmd
 from remote.lab.engine.httpsys import (Queue, _content, _eol, _jkey, _load_json_records, parse_iplisten,
                                        parse_queues, render_iplisten, render_requestq, render_session, split_keep)
 
 # evidence kind → bundle file the machine reads and re-renders (a new kind the lab serves is a new row)
-FILES = {
-    "netstat": "netstat.txt",
-    "servicestate": "servicestate.txt",
-    "servicestate_session": "servicestate_session.txt",
-    "urlacl": "urlacl.txt",
-    "iplisten": "iplisten.txt",
-    "services": "services.json",
-    "tasklist": "tasklist.txt",
-    "processes": "processes.json",
-    "getservice": "getservice.json",
-    # issue 13: served as they are (no state re-renders them)
-    "sslcert": "sslcert.txt",
-    "excludedportrange": "excludedportrange.txt",
-    "excludedportrange6": "excludedportrange6.txt",
-    "iis_sites": "iis_sites.txt",
-    "iis_apppools": "iis_apppools.txt",
-}
+# kind -> bundle file: the evidence-kind registry's, plus the session view of servicestate a bundle may carry
+# and issue 13's kinds, served as they are (no state re-renders them) before the scan collects them
+FILES = {**EVIDENCE_FILES, "servicestate_session": "servicestate_session.txt",
+         "sslcert": "sslcert.txt", "excludedportrange": "excludedportrange.txt",
+         "excludedportrange6": "excludedportrange6.txt", "iis_sites": "iis_sites.txt", "iis_apppools": "iis_apppools.txt"}
 
 
 # svchost group and account of common services (Win32_Service.PathName / StartName; not in the evidence)
