@@ -590,3 +590,25 @@ def test_psversion_defaults_per_os():
     h = LabHost("x", None, {}, {"hostname": "OLD", "os_version": "6.3.9600",
                                 "lab": {"psversion": {"PSVersion": "5.1.14409.1018"}}})
     assert h.psversion["PSVersion"] == "5.1.14409.1018" and h.psversion["PSRemotingProtocolVersion"] == "2.2"
+
+
+def test_get_service_required_and_dependent_services_from_the_bundle():
+    h = host("iis-worker")
+    got = [(s.Name, s.Status) for s in h.run(cmdline("Get-Service WinRM -RequiredServices")).output]
+    assert got == [("NSI", "Running"), ("HTTP", "Running"), ("RPCSS", "Running")]  # as the real capture shows
+    deps = {s.Name for s in h.run(cmdline("Get-Service WAS -DependentServices")).output}
+    assert deps == {"W3SVC", "NetMsmqActivator", "NetPipeActivator", "NetTcpActivator"}
+
+
+def test_start_service_needs_its_requirements_enabled():
+    h = host("iis-worker")
+    original = h.snapshot()
+    h.run(cmdline("Stop-Service WAS -Force"))
+    h.run(cmdline("Set-Service WAS -StartupType Disabled"))
+    ex = h.run(cmdline("Start-Service W3SVC"))
+    assert ex.errors[0].message == ("Service 'World Wide Web Publishing Service (W3SVC)' cannot be started due to "
+                                    "the following error: Cannot start service W3SVC on computer '.'.")
+    assert h.machine.service("W3SVC")["State"] == "Stopped"
+    h.run(cmdline("Set-Service WAS -StartupType Manual"))
+    h.run(cmdline("Start-Service W3SVC,NetMsmqActivator,NetPipeActivator,NetTcpActivator"))
+    assert h.snapshot() == original

@@ -252,8 +252,9 @@ def service_controller(m: Any, s: dict, as_typed: Optional[str] = None, nested: 
     def ctl(names: list[str]) -> list:
         if nested:
             return []
-        return [service_controller(m, m.service(n) or {"Name": n, "DisplayName": n, "State": "Running"}, nested=True)
-                for n in names]
+        # spelled as the registry's list spells them (a real -RequiredServices shows NSI and RPCSS, not nsi, RpcSs)
+        return [service_controller(m, dict(m.service(n) or {"DisplayName": n, "State": "Running"}, Name=n),
+                                   nested=True) for n in names]
 
     required = ctl(m.depends_on_names(str(s.get("Name"))))
     props = {"Name": s.get("Name"), "RequiredServices": required, "CanPauseAndContinue": False,
@@ -431,8 +432,28 @@ def _match_services(ctx: Context, names: Optional[list[str]], display: Optional[
 def _get_service(ctx: Context, b: dict, data: list) -> list:
     names = b.get("Name")
     found = _match_services(ctx, names, b.get("DisplayName"), "GetServiceCommand")
+    if b.get("DependentServices") or b.get("RequiredServices"):
+        # the objects' own lists (from the bundle's Get-Service evidence), as -RequiredServices prints them
+        # (tests/fixtures/getservice/…-winrm-requiredservices.txt: NSI, HTTP, RPCSS)
+        key = "DependentServices" if b.get("DependentServices") else "RequiredServices"
+        return [d for s in found for d in service_controller(ctx.m, s).get(key)]
     typed = {s["Name"]: next((n for n in names or [] if n.lower() == str(s["Name"]).lower()), None) for s in found}
     return [service_controller(ctx.m, s, typed.get(s["Name"])) for s in found]
+
+
+def _requirement_chain(m: Any, name: str) -> list[str]:
+    """The listed services ``name`` needs, directly or not, deepest first (the start order)."""
+    out: list[str] = []
+
+    def visit(n: str, path: tuple) -> None:
+        for d in m.requirements(n):
+            if d.lower() not in path and d not in out:
+                visit(d, path + (d.lower(),))
+                if d not in out:
+                    out.append(d)
+
+    visit(name, (name.lower(),))
+    return out
 
 
 def _service_label(s: dict) -> str:
@@ -506,9 +527,21 @@ def _start_service(ctx: Context, b: dict, data: list) -> list:
                 category=CAT_OPEN_ERROR, exception_type="Microsoft.PowerShell.Commands.ServiceCommandException",
                 target=s["Name"], command_name="Start-Service"))
             continue
-        for d in ctx.m.requirements(s["Name"]):
-            if ctx.m.service(d).get("StartMode") != "Disabled":
-                ctx.changed = ctx.m.set_service_running(d, True) or ctx.changed
+        # the SCM starts what the service needs first, deepest first; a disabled one fails the start
+        # (ERROR_SERVICE_DEPENDENCY_FAIL), which ServiceController reports as "Cannot start service X on
+        # computer '.'." like any other start failure
+        chain = _requirement_chain(ctx.m, str(s["Name"]))
+        if any(ctx.m.service(d).get("StartMode") == "Disabled" and ctx.m.service(d).get("State") != "Running"
+               for d in chain):
+            ctx.error(api.ErrorSpec(
+                message=(f"Service '{_service_label(s)}' cannot be started due to the following error: Cannot start "
+                         f"service {s['Name']} on computer '.'."),
+                fully_qualified_error_id="CouldNotStartService,Microsoft.PowerShell.Commands.StartServiceCommand",
+                category=CAT_OPEN_ERROR, exception_type="Microsoft.PowerShell.Commands.ServiceCommandException",
+                target=s["Name"], command_name="Start-Service"))
+            continue
+        for d in chain:
+            ctx.changed = ctx.m.set_service_running(d, True) or ctx.changed
         ctx.changed = ctx.m.set_service_running(s["Name"], True) or ctx.changed
         if b.get("PassThru"):
             out.append(service_controller(ctx.m, ctx.m.service(s["Name"])))
