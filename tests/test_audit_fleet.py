@@ -6,7 +6,6 @@ in the HTML, and every JSON output validated against the report schema."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from pathlib import Path

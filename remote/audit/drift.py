@@ -47,7 +47,7 @@ def _products(p: "PortVerdict") -> set[str]:
 
 
 def _processes(p: "PortVerdict") -> set[str]:
-    return {l.process or f"PID {l.pid}" for l in p.listeners if l.pid != 4}
+    return {ls.process or f"PID {ls.pid}" for ls in p.listeners if ls.pid != 4}
 
 
 def _port_changes(host: str, a: "PortVerdict", b: "PortVerdict") -> list[Change]:
@@ -69,10 +69,10 @@ def _port_changes(host: str, a: "PortVerdict", b: "PortVerdict") -> list[Change]
     for prod in sorted(_products(b) - _products(a)):
         out.append(Change(host, b.port, "product-added", "", prod))
     for proc in sorted(_processes(a) - _processes(b)):
-        ev = next((l.evidence for l in a.listeners if (l.process or f"PID {l.pid}") == proc), "")
+        ev = next((ls.evidence for ls in a.listeners if (ls.process or f"PID {ls.pid}") == proc), "")
         out.append(Change(host, b.port, "process-removed", proc, "", ev))
     for proc in sorted(_processes(b) - _processes(a)):
-        ev = next((l.evidence for l in b.listeners if (l.process or f"PID {l.pid}") == proc), "")
+        ev = next((ls.evidence for ls in b.listeners if (ls.process or f"PID {ls.pid}") == proc), "")
         out.append(Change(host, b.port, "process-added", "", proc, ev))
     return sorted(out, key=lambda c: (KINDS.index(c.change), c.before, c.after))
 

@@ -245,7 +245,7 @@ class History:
             host_rows.append((run_id, r.host, r.address, r.status, r.error, json.dumps(list(r.groups)),
                               r.evidence_dir, r.collected_at, json.dumps(host_to_dict(r), ensure_ascii=False)))
             for p in r.ports:
-                procs = sorted({l.process or f"PID {l.pid}" for l in p.listeners if l.pid != 4})
+                procs = sorted({ls.process or f"PID {ls.pid}" for ls in p.listeners if ls.pid != 4})
                 port_rows.append((run_id, r.host, p.port, p.holder, json.dumps(p.holders), json.dumps(procs)))
                 for g in p.registrations:
                     reg_rows.append((run_id, r.host, p.port, g.url, g.queue, g.product, g.product_key,

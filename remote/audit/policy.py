@@ -264,10 +264,10 @@ def _things(p: "PortVerdict") -> list[tuple[str, list[str], str]]:
     for g in p.registrations:
         if g.product or g.product_key:
             out.append((g.product or g.product_key, [g.product_key, g.product], g.evidence))
-    for l in p.listeners:
-        if l.pid != 4:
-            name = l.process or f"PID {l.pid}"
-            out.append((name, [name], l.evidence))
+    for ls in p.listeners:
+        if ls.pid != 4:
+            name = ls.process or f"PID {ls.pid}"
+            out.append((name, [name], ls.evidence))
     return out
 
 
@@ -306,7 +306,8 @@ def _check_port(rule: Rule, src: str, r: "HostReport", port: int, p: Optional["P
             return [viol("unknown", "unknown", f"cannot check port {port}: {why}")]
         return []
     out: list[Violation] = []
-    first_ev = next((x.evidence for x in [*p.listeners, *p.registrations] if x.evidence), "")
+    lines = [x.evidence for x in p.listeners] + [g.evidence for g in p.registrations]
+    first_ev = next((x for x in lines if x), "")
     if rule.must_be_free and p.holder != "free":
         out.append(viol("must_be_free", p.holder, f"port {port} must be free; held by {p.holder}", first_ev))
     if rule.allowed_holders is not None:
@@ -386,7 +387,7 @@ def learn(reports: list["HostReport"], label: str = "") -> str:
                 continue
             held = ("free",) if p.holder == "free" else tuple(sorted(p.holders or p.holder.split("+")))
             prods = tuple(sorted({g.product_key or g.product for g in p.registrations if g.product_key or g.product}
-                                 | {l.process or f"PID {l.pid}" for l in p.listeners if l.pid != 4}))
+                                 | {ls.process or f"PID {ls.pid}" for ls in p.listeners if ls.pid != 4}))
             groups.setdefault((held, prods), []).append(r.host)
         for (held, prods), names in sorted(groups.items(), key=lambda kv: kv[1][0]):
             pattern = _cover(names, members)

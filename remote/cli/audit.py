@@ -103,16 +103,16 @@ class AuditRun:
                 raise _fail(f"{e} (needed by --fail-on-drift)")
             _warn(f"{e}: this run is not recorded")
         if self.changes:
-            from remote.audit.drift import render
+            from remote.audit import drift
 
-            typer.echo(render(self.changes, "table", self.previous_label, "this run"), err=True, nl=False)
+            typer.echo(drift.render(self.changes, "table", self.previous_label, "this run"), err=True, nl=False)
         elif self.changes is not None and self.previous_label:
             typer.echo(f"port80: drift: nothing changed since {self.previous_label}", err=True)
         if self.policy is not None:
-            from remote.audit.policy import check, render
+            from remote.audit import policy as pol
 
-            self.violations = check(self.policy, reports)
-            typer.echo(render(self.violations, "table", self.policy.source, "this run", len(reports)), err=True,
+            self.violations = pol.check(self.policy, reports)
+            typer.echo(pol.render(self.violations, "table", self.policy.source, "this run", len(reports)), err=True,
                        nl=False)
 
     def _previous(self, h):

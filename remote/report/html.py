@@ -146,7 +146,7 @@ def _status_class(status: str) -> str:
 
 def _products(p: "PortVerdict") -> list[str]:
     out = [g.product for g in p.registrations if g.product]
-    out += [l.process or f"PID {l.pid}" for l in p.listeners if l.pid != 4]
+    out += [ls.process or f"PID {ls.pid}" for ls in p.listeners if ls.pid != 4]
     return list(dict.fromkeys(out))
 
 
@@ -188,7 +188,7 @@ def _host_detail(i: int, r: "HostReport", violations: list, changes: list) -> st
     for p in r.ports:
         out.append(f"<h4>Port {e(p.port)}: {e(p.holder)}</h4>")
         out.append(_kv_table(["listener", "PID", "process", "evidence"],
-                             [[f"{l.address}:{l.port}", l.pid, l.process, l.evidence] for l in p.listeners]))
+                             [[f"{ls.address}:{ls.port}", ls.pid, ls.process, ls.evidence] for ls in p.listeners]))
         out.append(_kv_table(["registration", "queue", "PIDs", "processes", "services", "product", "advice",
                               "evidence"],
                              [[g.url, g.queue, ", ".join(map(str, g.pids)), ", ".join(g.processes),
