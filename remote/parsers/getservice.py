@@ -47,7 +47,8 @@ def _status(v: Any) -> Optional[str]:
 
 def _start_type(v: Any) -> Optional[str]:
     if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return _START_ENUM.get(to_int(v) if to_int(v) is not None else -1, str(v))
+        n = to_int(v)
+        return _START_ENUM.get(n if n is not None else -1, str(v))
     s = _text(v)
     return None if s is None else _START_WORDS.get(s.casefold(), s)
 

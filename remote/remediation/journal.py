@@ -70,11 +70,11 @@ def read_journal(lines: Iterable[str]) -> Journal:
                 by_key[(e.run, e.host, e.seq)] = e
                 j.entries.append(e)
             elif ev in OUTCOMES:
-                e = by_key.get((str(rec.get("run", "")), str(rec["host"]), int(rec["seq"])))
-                if e is None:
+                found = by_key.get((str(rec.get("run", "")), str(rec["host"]), int(rec["seq"])))
+                if found is None:
                     j.warnings.append(f"line {no}: a result without its intent; ignored")
                 else:
-                    e.outcome, e.error = ev, rec.get("error")
+                    found.outcome, found.error = ev, rec.get("error")
             else:
                 j.warnings.append(f"line {no}: unknown event {ev!r}; ignored")
         except (ValueError, KeyError, TypeError) as exc:
@@ -84,7 +84,7 @@ def read_journal(lines: Iterable[str]) -> Journal:
 
 def undo_plans(journal: Journal, port: Optional[int] = None) -> list[HostPlan]:
     """Per host, the inverse of everything applied (or of unknown outcome), newest first."""
-    port = port if port is not None else next((r.get("port") for r in journal.runs if r.get("port")), 80)
+    port = port if port is not None else int(next((r.get("port") for r in journal.runs if r.get("port")), 80) or 80)
     order: list[str] = []
     for e in journal.entries:
         if e.host not in order:

@@ -103,7 +103,7 @@ class Action:
         if self.kind == "start-service":
             return "Start-Service", [("Name", self.target)], False
         if self.kind == "set-start-mode":
-            return "Set-Service", [("Name", self.target), ("StartupType", _SET_SERVICE_WORD[self.value])], False
+            return "Set-Service", [("Name", self.target), ("StartupType", _SET_SERVICE_WORD[self.value or ""])], False
         verb = "add" if self.kind == "iplisten-add" else "delete"
         return "netsh.exe", [(None, "http"), (None, verb), (None, "iplisten"), (None, f"ipaddress={self.target}")], True
 
@@ -243,12 +243,14 @@ def facts_from_texts(texts: dict[str, Optional[str]]) -> HostFacts:
     if facts.services is None and facts.graph is not None:
         facts.services = {k: ServiceState(n.name, norm_state(n.status), norm_mode(n.start_type))
                           for k, n in facts.graph.nodes.items()}
-    if facts.services is None and texts.get("tasklist") is not None:
-        res = PARSERS["tasklist"](texts["tasklist"])
+    tasklist = texts.get("tasklist")
+    if facts.services is None and tasklist is not None:
+        res = PARSERS["tasklist"](tasklist)
         if not res.error and res.processes:
             facts.services = {s.lower(): ServiceState(s, "Running", None) for p in res.processes for s in p.services}
-    if texts.get("iplisten") is not None:
-        res = PARSERS["iplisten"](texts["iplisten"])
+    iplisten = texts.get("iplisten")
+    if iplisten is not None:
+        res = PARSERS["iplisten"](iplisten)
         if not res.error:
             facts.iplisten = list(res.addresses)
     return facts
@@ -449,8 +451,8 @@ def _plan_services(plan: HostPlan, v: PortVerdict, facts: HostFacts, force_servi
         plan.notes.append(f"{name} stops with: " + (", ".join(deps) if deps else "nothing else")
                           if g is not None else f"{name} stops with: unknown (no dependency graph)")
     if not plan.actions:
-        names = ", ".join(n for n, _ in targets)
-        plan.reason = (f"{names} already stopped and disabled, yet port {port} is still registered: "
+        listed = ", ".join(n for n, _ in targets)
+        plan.reason = (f"{listed} already stopped and disabled, yet port {port} is still registered: "
                        "the evidence is stale or another process holds the registration")
         return plan
     plan.status = "planned"
