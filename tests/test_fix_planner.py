@@ -116,9 +116,9 @@ def test_iis_targets_behind_the_controller_dependents_first():
     adapter = plan.actions[2]
     assert "running dependent of WAS" in adapter.why and "-Force" in adapter.why
     assert adapter.before == {"state": "Running", "start_mode": "Auto"}
-    assert plan.stops_with == {"WAS": ["W3SVC", "NetMsmqActivator", "NetPipeActivator", "NetTcpActivator"],
+    assert plan.stops_with == {"WAS": ["NetMsmqActivator", "NetPipeActivator", "NetTcpActivator", "W3SVC"],
                                "W3SVC": []}
-    assert "WAS stops with: W3SVC, NetMsmqActivator, NetPipeActivator, NetTcpActivator" in plan.notes
+    assert "WAS stops with: NetMsmqActivator, NetPipeActivator, NetTcpActivator, W3SVC" in plan.notes
     assert not any("STOP" in n for n in plan.notes)
     assert not hasattr(rm, "STOP_ORDER")
 

@@ -125,7 +125,7 @@ def graph():
 
 def test_graph_dependents_requirements_and_order():
     g = graph()
-    assert dependents_of(g, "was") == ["W3SVC", "NetPipeActivator"]
+    assert dependents_of(g, "was") == ["NetPipeActivator", "W3SVC"]
     assert dependents_of(g, "WAS", running_only=True) == ["W3SVC"]
     assert requirements_of(g, "W3SVC") == ["HTTP", "WAS", "RPCSS"]
     assert stop_order(g, ["WAS", "NetPipeActivator", "W3SVC"]) == ["NetPipeActivator", "W3SVC", "WAS"]

@@ -100,7 +100,7 @@ def dependents_of(g: ServiceGraph, name: str, *, running_only: bool = False) -> 
     """Every service that needs ``name`` (directly or not): what stops with it. In stop order
     (dependents first); ``running_only``: only those not stopped now."""
     key = name.lower()
-    found = [k for k in g.needs if k != key and key in _closure(g, k)]
+    found = sorted(k for k in g.needs if k != key and key in _closure(g, k))  # independent ones by name
     if running_only:
         found = [k for k in found if g.running(k)]
     return stop_order(g, [g.name(k) for k in found])
