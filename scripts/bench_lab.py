@@ -1,6 +1,6 @@
 """The lab, in its own process, for scripts/bench_fleet.py: ``port80 lab serve`` plus request counters.
 
-    python scripts/bench_lab.py --state-dir DIR [--profiles DIR] [--hosts N] [--auth basic|ntlm]
+    python scripts/bench_lab.py --state-dir DIR [--profiles DIR] [--hosts N] [--auth basic|ntlm|kerberos]
                                 [--latency-ms N] [--base-address 127.80.0.1]
 
 Runs the real lab (``remote.lab.cli.serve_lab``: the code behind ``port80 lab serve``) until SIGINT or
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--state-dir", type=Path, required=True)
     ap.add_argument("--profiles", type=Path, default=None)
     ap.add_argument("--hosts", type=int, default=None)
-    ap.add_argument("--auth", default="basic", choices=["basic", "ntlm"])
+    ap.add_argument("--auth", default="basic", choices=["basic", "ntlm", "kerberos"])
     ap.add_argument("--latency-ms", type=float, default=0.0)
     ap.add_argument("--base-address", default="127.80.0.1",
                     help="first host's loopback address (default: away from port80 lab serve's 127.0.1.1)")
@@ -85,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
             "addresses": {h.name: [h.address, h.port] for h in fleet.hosts},
             "scheme": fleet.scheme, "auth": fleet.auth, "ca": str(fleet.ca_path) if fleet.ca_path else None,
             "nofile": nofile,
+            # --auth kerberos: the lab's KDC (its krb5.conf for the client, its log for the AS exchanges)
+            "krb5_conf": str(fleet.kdc.krb5_conf) if getattr(fleet, "kdc", None) else None,
+            "kdc_log": str(fleet.kdc.log_path) if getattr(fleet, "kdc", None) else None,
         })
 
     try:

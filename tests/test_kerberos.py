@@ -233,3 +233,22 @@ def test_principal_names():
     assert kerberos.principal_name("LAB\\auditor") == "auditor"
     assert kerberos.principal_name("auditor@lab.test") == "auditor@LAB.TEST"
     assert kerberos.principal_name("auditor") == "auditor"
+
+
+def test_no_password_no_ticket_says_kinit(krb_lab, tmp_path):
+    code, output, hosts = _scan(krb_lab.inventory_path, tmp_path,
+                                {"KRB5CCNAME": f"FILE:{tmp_path / 'none'}", "PORT80_PASSWORD": None})
+    assert code == 2 and "kinit" in output and "no Kerberos ticket" in output
+
+
+def test_expired_ticket_is_named(krb_lab, tmp_path):
+    import time
+
+    cc = f"FILE:{tmp_path / 'cc'}"
+    env = dict(os.environ, KRB5_CONFIG=str(krb_lab.kdc.krb5_conf), KRB5CCNAME=cc)
+    p = subprocess.run(["kinit", "-l", "2s", f"{krb_lab.user}@{krb_lab.kdc.realm}"], input=krb_lab.password + "\n",
+                       text=True, capture_output=True, env=env, timeout=30)
+    assert p.returncode == 0, p.stderr
+    time.sleep(3)
+    code, output, hosts = _scan(krb_lab.inventory_path, tmp_path, {"KRB5CCNAME": cc, "PORT80_PASSWORD": None})
+    assert code == 2 and "expired" in output

@@ -228,6 +228,15 @@ def _needs_global_password(hosts: Sequence["HostConfig"], user: Optional[str]) -
     return False
 
 
+def _kerberos_hint(hosts: Optional[Sequence["HostConfig"]]) -> Optional[str]:
+    """For Kerberos/Negotiate hosts: why the ticket cache could not be used instead of a password."""
+    if not hosts or not any(getattr(h, "auth", "") in ("kerberos", "negotiate") for h in hosts):
+        return None
+    from remote.remoting.kerberos import ticket_problem
+
+    return f"or kinit for a Kerberos ticket ({ticket_problem()})"
+
+
 def _has_kerberos_ticket() -> bool:
     from remote.remoting.kerberos import default_ticket
 
@@ -283,7 +292,8 @@ def resolve_credentials(
             raise CredentialsError(f"empty password entered: {HOW_TO_GIVE_A_PASSWORD}")
         password, password_source = str(answer).rstrip("\r\n"), "prompt"
     else:
-        raise CredentialsError(f"no password: {HOW_TO_GIVE_A_PASSWORD}")
+        hint = _kerberos_hint(hosts)
+        raise CredentialsError(f"no password: {HOW_TO_GIVE_A_PASSWORD}" + (f"; {hint}" if hint else ""))
 
     return Credentials(user, password, user_source=user_source, password_source=password_source, warnings=warnings)
 

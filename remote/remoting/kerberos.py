@@ -152,6 +152,21 @@ def default_ticket() -> Optional[str]:
         return None
 
 
+def ticket_problem() -> str:
+    """Why the default credential cache holds no usable ticket, in a few words."""
+    if not available():
+        return MISSING
+    import gssapi
+
+    try:
+        cred = gssapi.Credentials(usage="initiate", mechs=[gssapi.MechType.kerberos])
+        if (cred.lifetime or 0) > 0:
+            return f"a valid ticket for {cred.name} is in the cache"
+        return "the Kerberos ticket has expired"
+    except Exception as e:
+        return reason(e) or "no Kerberos ticket in the default credential cache"
+
+
 def client_credentials(user: Optional[str], password: Optional[str], protocol: str) -> list[Any]:
     """``spnego.client`` credentials for one host's Kerberos/Negotiate context.
 
