@@ -230,11 +230,11 @@ def _needs_global_password(hosts: Sequence["HostConfig"], user: Optional[str]) -
 
 def _kerberos_hint(hosts: Optional[Sequence["HostConfig"]]) -> Optional[str]:
     """For Kerberos/Negotiate hosts: why the ticket cache could not be used instead of a password."""
-    if not hosts or not any(getattr(h, "auth", "") in ("kerberos", "negotiate") for h in hosts):
+    if not hosts or not any(getattr(h, "auth", "") == "kerberos" for h in hosts):
         return None
     from remote.remoting.kerberos import ticket_problem
 
-    return f"or kinit for a Kerberos ticket ({ticket_problem()})"
+    return f"or run kinit for a Kerberos ticket ({ticket_problem()})"
 
 
 def _has_kerberos_ticket() -> bool:

@@ -164,7 +164,8 @@ def ticket_problem() -> str:
             return f"a valid ticket for {cred.name} is in the cache"
         return "the Kerberos ticket has expired"
     except Exception as e:
-        return reason(e) or "no Kerberos ticket in the default credential cache"
+        why = reason(e) or ""
+        return "the Kerberos ticket has expired" if "expired" in why else "no Kerberos ticket in the credential cache"
 
 
 def client_credentials(user: Optional[str], password: Optional[str], protocol: str) -> list[Any]:
