@@ -191,6 +191,9 @@ def _tls_context(verify: Any) -> Any:
     milliseconds per host). Validation is the same: ``verify`` True = requests' CA bundle (certifi),
     a path = that CA file or directory, False = no validation (the user opted out)."""
     key = verify if isinstance(verify, (bool, str)) else str(verify)
+    ctx = _TLS_CONTEXTS.get(key)  # built once: then no lock (1,000 hosts connect in the same instant)
+    if ctx is not None:
+        return ctx
     with _TLS_LOCK:
         ctx = _TLS_CONTEXTS.get(key)
         if ctx is None:
