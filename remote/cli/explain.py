@@ -1,0 +1,41 @@
+"""`port80 explain`: one host and port in plain sentences."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from remote.cli.app import app, fail
+
+
+@app.command()
+def explain(
+    host: str = typer.Argument(..., help="The host to explain (inventory name, hostname or bundle folder name)."),
+    paths: Optional[List[Path]] = typer.Argument(None, help="Scan folders or evidence bundles (default: .)."),
+    port: int = typer.Option(80, "--port", "-p", help="The port to explain."),
+) -> None:
+    """One host and port in plain sentences: who holds it, the evidence lines, why, and how to free it."""
+    from remote.analysis.verdicts import analyze_bundle
+    from remote.evidence.bundle import BundleError, find_bundles, read_bundle
+    from remote.report.explain import explain as explain_text
+
+    try:
+        dirs = find_bundles(paths or [Path(".")])
+    except BundleError as e:
+        raise fail(str(e))
+    want = host.casefold()
+    found = []
+    for d in dirs:
+        b = read_bundle(d)
+        names = {str(x).casefold() for x in (b.host, b.meta.get("host"), b.meta.get("hostname"), d.name) if x}
+        if want in names:
+            found.append(b)
+    if not found:
+        raise fail(f"{host}: no evidence bundle for this host in {', '.join(str(p) for p in paths or ['.'])}")
+    if len(found) > 1:
+        raise fail(f"{host}: {len(found)} bundles match ({', '.join(str(b.path) for b in found)}); name one folder")
+    b = found[0]
+    report = analyze_bundle(b, [port])
+    typer.echo(explain_text(report, port, b.texts), nl=False)
