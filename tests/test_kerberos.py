@@ -252,3 +252,31 @@ def test_expired_ticket_is_named(krb_lab, tmp_path):
     time.sleep(3)
     code, output, hosts = _scan(krb_lab.inventory_path, tmp_path, {"KRB5CCNAME": cc, "PORT80_PASSWORD": None})
     assert code == 2 and "expired" in output
+
+
+def test_inventory_negotiate_settings_reach_the_spec():
+    from remote.inventory.ansible_ini import parse_inventory
+    from remote.inventory.targets import TargetError, to_spec
+
+    inv = parse_inventory(
+        "[w]\n"
+        "a ansible_psrp_auth=kerberos ansible_psrp_negotiate_hostname_override=a.corp.example.com "
+        "ansible_psrp_negotiate_service=HTTP ansible_psrp_negotiate_delegate=true ansible_user=bob "
+        "ansible_psrp_realm=corp.example.com\n"
+        "b ansible_connection=winrm ansible_winrm_transport=kerberos ansible_winrm_kerberos_hostname_override=b.corp "
+        "ansible_winrm_service=WSMAN ansible_winrm_kerberos_delegation=no ansible_winrm_send_cbt=false\n"
+        "c ansible_psrp_negotiate_delegate=maybe\n", "inv.ini")
+    a, b, c = (to_spec(h) if h.name != "c" else h for h in inv.hosts())
+    assert (a.auth, a.negotiate_hostname_override, a.negotiate_service, a.negotiate_delegate, a.user) == \
+        ("kerberos", "a.corp.example.com", "HTTP", True, "bob@CORP.EXAMPLE.COM")
+    assert (b.auth, b.negotiate_hostname_override, b.negotiate_service, b.negotiate_delegate, b.negotiate_send_cbt) == \
+        ("kerberos", "b.corp", "WSMAN", False, False)
+    with pytest.raises(TargetError, match="c: ansible_psrp_negotiate_delegate"):
+        to_spec(c)
+    from remote.remoting.collect import connect
+
+    wsman = connect(a, "pw")
+    auth_kw = {k: getattr(wsman.transport, k) for k in ("negotiate_hostname_override", "negotiate_service",
+                                                        "negotiate_delegate")}
+    assert auth_kw == {"negotiate_hostname_override": "a.corp.example.com", "negotiate_service": "HTTP",
+                       "negotiate_delegate": True}

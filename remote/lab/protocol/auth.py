@@ -30,7 +30,7 @@ import os
 import tempfile
 import threading
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # spnego and pypsrp load when a connection authenticates, not with the CLI
@@ -201,7 +201,7 @@ class NegotiateState:
     def __init__(self, kerberos: Optional[KerberosAcceptor] = None, ntlm: bool = True) -> None:
         self.kerberos = kerberos
         self.ntlm = ntlm
-        self.ctx = None
+        self.ctx: Any = None
         self.user: Optional[str] = None
         self.protocol: Optional[str] = None  # "ntlm" / "kerberos" once complete
         self.encryption: Optional[WinRMEncryption] = None
