@@ -19,6 +19,8 @@ from typing import Any, Optional
 from remote.analysis import knowledge
 from remote.evidence.bundle import Bundle
 from remote.evidence.kinds import FILES, KINDS, PARSED, REQUIRED
+from remote.enums import StrEnum
+from remote.runner.failures import FAILED, HostStatus
 from remote.parsers.records import (
     ExcludedPortRangeResult,
     GetServiceResult,
@@ -37,8 +39,17 @@ from remote.analysis import binding
 from remote.analysis.urls import parse_url, url_key
 
 HTTP_SYS_PID = 4
+
+
+class Holder(StrEnum):
+    """Who holds a port (README "How port80 decides")."""
+
+    HTTP_SYS = "http.sys"  # a PID 4 listener and/or a live HTTP.sys registration
+    PROCESS = "process"  # a user-mode process listens
+    BOTH = "http.sys+process"  # both, on different addresses
+    FREE = "free"  # the listener table was read and nothing listens
+    UNKNOWN = "unknown"  # the evidence needed is missing
 MAX_PID = 0xFFFFFFFF  # a Windows process ID is a DWORD
-FAILED_STATUSES = ("unreachable", "tls", "auth", "timeout", "winrm", "error", "local")
 
 
 @dataclass
@@ -79,8 +90,8 @@ class ReservationView:
 @dataclass
 class PortVerdict:
     port: int
-    holder: str
-    holders: list[str] = field(default_factory=list)
+    holder: Holder
+    holders: list[Holder] = field(default_factory=list)  # http.sys and/or process
     listeners: list[Listener] = field(default_factory=list)
     registrations: list[Registration] = field(default_factory=list)
     reservations: list[ReservationView] = field(default_factory=list)
@@ -95,7 +106,7 @@ class PortVerdict:
 @dataclass
 class HostReport:
     host: str
-    status: str = "ok"
+    status: HostStatus = HostStatus.OK
     error: Optional[str] = None
     address: Optional[str] = None
     os_version: Optional[str] = None
@@ -269,7 +280,7 @@ def analyze_evidence(host: str, ev: Evidence, ports: list[int]) -> HostReport:
         report.warnings.append(f"{FILES['getservice']}: no complete dependency lists (port80 fix cannot order the "
                                "services it stops)")
     if problems:
-        report.status = "partial"
+        report.status = HostStatus.PARTIAL
         report.error = "; ".join(problems)
     for port in ports:
         report.ports.append(_verdict(port, ev, owners))
@@ -277,7 +288,7 @@ def analyze_evidence(host: str, ev: Evidence, ports: list[int]) -> HostReport:
 
 
 def _verdict(port: int, ev: Evidence, owners: _Owners) -> PortVerdict:
-    v = PortVerdict(port=port, holder="unknown")
+    v = PortVerdict(port=port, holder=Holder.UNKNOWN)
     iplisten = ev.iplisten.addresses if ev.usable("iplisten") else []
     v.iplisten = list(iplisten)
 
@@ -312,23 +323,23 @@ def _verdict(port: int, ev: Evidence, owners: _Owners) -> PortVerdict:
 
     kernel = [l for l in v.listeners if l.pid == HTTP_SYS_PID]
     user = [l for l in v.listeners if l.pid != HTTP_SYS_PID]
-    holders = []
+    holders: list[Holder] = []
     if kernel or v.registrations:
-        holders.append("http.sys")
+        holders.append(Holder.HTTP_SYS)
     if user:
-        holders.append("process")
-    v.holders = holders
+        holders.append(Holder.PROCESS)
+    v.holders = list(holders)
     if no_pid:  # something listens, owner unknown: never a "PID None" process
         v.notes.append(f"a listener on port {port} has no readable process ID ({', '.join(no_pid[:5])}): "
                        "its owner is unknown")
     if holders:
-        v.holder = "+".join(holders)
+        v.holder = Holder.BOTH if len(holders) == 2 else holders[0]
     elif no_pid:
-        v.holder = "unknown"
+        v.holder = Holder.UNKNOWN
     elif source is not None:
-        v.holder = "free"
+        v.holder = Holder.FREE
     else:
-        v.holder = "unknown"
+        v.holder = Holder.UNKNOWN
         v.notes.append("netstat output missing or unreadable: cannot tell whether anything listens")
 
     _notes(v, ev, kernel, user)
@@ -452,17 +463,17 @@ def analyze_bundle(bundle: Bundle, ports: list[int]) -> HostReport:
     report.groups = [str(g) for g in meta.get("groups") or [] if isinstance(g, str)]
     report.warnings = bundle.problems + report.warnings
     scan_status = meta.get("status")
-    if scan_status in FAILED_STATUSES:
-        report.status = scan_status
+    if scan_status in FAILED:
+        report.status = HostStatus(scan_status)
         report.error = meta.get("error") or report.error
-    elif scan_status == "partial" and meta.get("error"):
-        report.status = "partial"
+    elif scan_status == HostStatus.PARTIAL and meta.get("error"):
+        report.status = HostStatus.PARTIAL
         report.error = meta.get("error")
     return report
 
 
 def failed_host(host: str, status: str, error: str, ports: list[int], address: Optional[str] = None) -> HostReport:
     """A host whose evidence could not be collected: every requested port is ``unknown``."""
-    return HostReport(host=host, status=status, error=error, address=address,
-                      ports=[PortVerdict(port=p, holder="unknown", notes=[f"not scanned: {status}"]) for p in ports])
+    return HostReport(host=host, status=HostStatus(status), error=error, address=address,
+                      ports=[PortVerdict(port=p, holder=Holder.UNKNOWN, notes=[f"not scanned: {status}"]) for p in ports])
 

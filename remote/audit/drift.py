@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
-from remote.analysis.verdicts import FAILED_STATUSES as FAILED
+from remote.runner.failures import FAILED
 
 if TYPE_CHECKING:
     from remote.analysis.verdicts import HostReport, PortVerdict

@@ -31,6 +31,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Optional
 
+from remote.errors import Port80Error
+
 if TYPE_CHECKING:
     from remote.analysis.verdicts import HostReport
 
@@ -94,7 +96,7 @@ MIGRATIONS: list[list[str]] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class HistoryError(Exception):
+class HistoryError(Port80Error):
     """The history database cannot be used (message names the file)."""
 
 

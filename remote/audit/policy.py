@@ -36,7 +36,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Optional
 
-from remote.analysis.verdicts import FAILED_STATUSES as FAILED
+from remote.errors import Port80Error
+from remote.runner.failures import FAILED
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -56,7 +57,7 @@ FORMATS = ("table", "json", "csv", "markdown")
 CSV_COLUMNS = ["host", "port", "rule", "check", "found", "message", "evidence", "evidence_dir"]
 
 
-class PolicyError(Exception):
+class PolicyError(Port80Error):
     """A policy that cannot be used: ``str()`` is ``file:line: what is wrong``."""
 
 

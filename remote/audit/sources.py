@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
+from remote.errors import Port80Error
 from remote.audit.history import History, HistoryError, Run
 
 if TYPE_CHECKING:
     from remote.analysis.verdicts import HostReport
 
 
-class SourceError(Exception):
+class SourceError(Port80Error):
     """A run or folder that cannot be loaded (message names it)."""
 
 

@@ -72,13 +72,13 @@ def check_format(fmt: str) -> str:
 
 
 def fleet_exit_code(reports, fail_if_held: bool) -> int:
-    from remote.analysis.verdicts import FAILED_STATUSES
+    from remote.runner.failures import FAILED
 
     if fail_if_held and any(
-        r.status not in FAILED_STATUSES and any(p.holder not in ("free", "unknown") for p in r.ports) for r in reports
+        r.status not in FAILED and any(p.holder not in ("free", "unknown") for p in r.ports) for r in reports
     ):
         return EXIT_HELD
-    if any(r.status in FAILED_STATUSES for r in reports):
+    if any(r.status in FAILED for r in reports):
         return EXIT_FAILED_HOSTS
     return EXIT_OK
 

@@ -160,5 +160,5 @@ def fix(
     emit(rr.render_outcomes(plans, outcomes, fmt, title="undo" if undo else "apply", journal=str(opts.journal_path)),
           output)
     typer.echo(f"evidence: {evidence_dir}  journal: {opts.journal_path}", err=True)
-    bad = scan_failed or any(o.status != "ok" or not rm.verified_ok(o.verified or "") for o in outcomes.values())
+    bad = scan_failed or any(o.status != "ok" or not (o.verified is not None and o.verified.ok) for o in outcomes.values())
     raise typer.Exit(EXIT_FAILED_HOSTS if bad else EXIT_OK)

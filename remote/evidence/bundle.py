@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+from remote.errors import Port80Error
 from remote.evidence.kinds import COMMANDS, FILES  # kind -> file name, and the command text on the host
 from remote.evidence.textio import REPLACED_NOTE, decode_text, valid_unicode, valid_unicode_value
 
@@ -22,7 +23,7 @@ HOST_FILE = "host.json"
 MAX_FILE_BYTES = 64 * 1024 * 1024  # a bigger evidence file is refused, not read into memory
 
 
-class BundleError(Exception):
+class BundleError(Port80Error):
     """A bundle folder that cannot be read at all (message names the path)."""
 
 

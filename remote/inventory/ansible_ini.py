@@ -46,6 +46,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, NamedTuple, Optional, Sequence, Union
 
+from remote.errors import Port80Error
 from remote.inventory.credentials import Secret
 
 __all__ = [
@@ -167,7 +168,7 @@ _RANGE_RE = re.compile(r"\[([^\[\]]*)\]")
 _LIMIT_SUBSCRIPT_RE = re.compile(r"^(.+)\[(?:(-?[0-9]+)|([0-9]+):([0-9]*))\]$")
 
 
-class InventoryError(Exception):
+class InventoryError(Port80Error):
     """An inventory that cannot be used. ``str()`` is ``file:line: what is wrong``."""
 
     def __init__(self, message: str, source: Optional[str] = None, line: Optional[int] = None) -> None:
@@ -184,7 +185,7 @@ class InventoryError(Exception):
         return self.message
 
 
-class ShardError(ValueError):
+class ShardError(Port80Error, ValueError):
     """A bad ``--shard K/N``."""
 
 

@@ -32,6 +32,8 @@ import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional, Sequence
 
+from remote.errors import Port80Error
+
 if TYPE_CHECKING:  # pragma: no cover
     from remote.inventory.ansible_ini import HostConfig
 
@@ -62,7 +64,7 @@ HOW_TO_GIVE_A_PASSWORD = (
 _NEEDS_USER_AND_PASSWORD = frozenset({"basic", "ntlm", "credssp"})
 
 
-class CredentialsError(Exception):
+class CredentialsError(Port80Error):
     """A credential could not be resolved; ``str()`` says what is wrong and how to fix it."""
 
 

@@ -8,10 +8,11 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
+from remote.errors import Port80Error
 from remote.remoting.collect import ConnectionSpec
 
 
-class TargetError(Exception):
+class TargetError(Port80Error):
     """A host whose settings cannot be used as given (message names the host)."""
 
 

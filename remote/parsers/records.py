@@ -10,6 +10,7 @@ Parsers never raise: they return what they could, plus warnings.
 
 from __future__ import annotations
 
+from enum import Enum
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Optional
 
@@ -18,6 +19,8 @@ def to_dict(obj: Any) -> Any:
     """Plain JSON-ready form of a record (dataclass → dict, recursively)."""
     if hasattr(obj, "__dataclass_fields__"):
         return {f.name: to_dict(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, Enum):  # port80's str-valued enums (status, holder): their plain value
+        return obj.value
     if isinstance(obj, (list, tuple)):
         return [to_dict(x) for x in obj]
     if isinstance(obj, dict):

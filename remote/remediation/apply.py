@@ -24,10 +24,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
+from remote.errors import Port80Error
 from remote.remediation import journal as rj
 from remote.remediation import plan as rm
 from remote.remediation import render as rr
-from remote.analysis.verdicts import FAILED_STATUSES, HostReport
+from remote.analysis.verdicts import HostReport
+from remote.runner.failures import FAILED, HostStatus
 from remote.evidence.bundle import read_bundle
 from remote.remoting.collect import EVIDENCE, ConnectionSpec, as_text, connect, run_pipeline, tuned_pool
 from remote.runner.failures import classify, one_line
@@ -75,11 +77,11 @@ def read_journal_file(path: Path) -> rj.Journal:
 # --- one host ------------------------------------------------------------------------------------------
 
 
-class ActionFailed(Exception):
+class ActionFailed(Port80Error):
     """An action whose outcome is known to be a failure (error record, or the state read back is wrong)."""
 
 
-class OutcomeUnknown(Exception):
+class OutcomeUnknown(Port80Error):
     """The action ran, but what it did could not be read back."""
 
 
@@ -239,7 +241,7 @@ class FixOptions:
 
 def load_facts(report: HostReport) -> rm.HostFacts:
     """The planner's facts from the host's evidence bundle (empty when there is none)."""
-    if not report.evidence_dir or report.status in FAILED_STATUSES:
+    if not report.evidence_dir or report.status in FAILED:
         return rm.HostFacts()
     return rm.facts_from_texts(read_bundle(Path(report.evidence_dir)).texts)
 
@@ -273,7 +275,7 @@ class Fixer:
         self.reports = self.scan(self.order, "scan")
         plans = []
         for name in self.order:
-            report = self.reports.get(name) or HostReport(host=name, status="error", error="not scanned (interrupted)")
+            report = self.reports.get(name) or HostReport(host=name, status=HostStatus.ERROR, error="not scanned (interrupted)")
             plans.append(rm.plan_host(report, load_facts(report), port=self.opts.port, strategy=self.opts.strategy,
                                       iplisten=rm.iplisten_for(name, common, per_host),
                                       force_services=self.opts.force_services))
@@ -315,7 +317,7 @@ class Fixer:
             o.verified = rm.verify(p, report)
             v = next((x for x in report.ports if x.port == p.port), None) if report else None
             journal.write("verified", host=p.host, verified=o.verified,
-                          holder=v.holder if v and report.status not in FAILED_STATUSES else "unknown",
+                          holder=v.holder if v and report.status not in FAILED else "unknown",
                           who=rm.who_holds(v) if v else "")
 
     def _write_plan(self, plans: list[HostPlan], name: str) -> None:

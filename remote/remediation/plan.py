@@ -43,7 +43,8 @@ from typing import Any, Iterable, Optional, Sequence
 
 from remote.analysis import knowledge
 from remote.analysis.servicegraph import ServiceGraph, dependents_of, graph_from_text, remoting_needs, stop_order
-from remote.analysis.verdicts import FAILED_STATUSES, HTTP_SYS_PID, HostReport, PortVerdict
+from remote.analysis.verdicts import HTTP_SYS_PID, HostReport, PortVerdict
+from remote.runner.failures import FAILED
 from remote.parsers import PARSERS
 from remote.parsers.services import _START_WORDS
 from remote.parsers.records import to_dict
@@ -320,7 +321,7 @@ def plan_host(report: HostReport, facts: HostFacts, *, port: int = 80, strategy:
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r} (choose from {', '.join(STRATEGIES)})")
     plan = HostPlan(host=report.host, port=port, strategy=strategy, status="skipped", address=report.address)
-    if report.status in FAILED_STATUSES:
+    if report.status in FAILED:
         plan.reason = f"not scanned: {report.status}" + (f" ({report.error})" if report.error else "")
         return plan
     v = next((p for p in report.ports if p.port == port), None)
@@ -562,35 +563,45 @@ def iplisten_for(host: str, common: list[str], per_host: dict[str, list[str]]) -
 # --- verification ------------------------------------------------------------------------------------
 
 
-def verify(plan: HostPlan, report: Optional[HostReport]) -> str:
-    """One word and detail for the host after the change, from the re-scan's report."""
+def verify(plan: HostPlan, report: Optional[HostReport]) -> "Verified":
+    """One word and detail for the host after the change, from the re-scan's report (``.ok``: the change
+    did what it was for)."""
     if report is None:
-        return "unknown (not re-scanned)"
-    if report.status in FAILED_STATUSES:
-        return f"unknown ({report.status}: {report.error or 'no detail'})"
+        return Verified("unknown (not re-scanned)", False)
+    if report.status in FAILED:
+        return Verified(f"unknown ({report.status}: {report.error or 'no detail'})", False)
     v = next((p for p in report.ports if p.port == plan.port), None)
     if v is None or v.holder == "unknown":
-        return f"unknown (cannot tell who holds port {plan.port})"
+        return Verified(f"unknown (cannot tell who holds port {plan.port})", False)
     if plan.strategy == "undo":
         now = v.holder if v.holder == "free" else f"held by {who_holds(v)}"
         was = plan.holder if plan.holder == "free" else f"held by {plan.who or plan.holder}"
         same = (v.holder == plan.holder and (v.holder == "free" or who_holds(v) == plan.who)) or plan.holder == "unknown"
-        return (f"as before: {now}" if same else f"differs: now {now}, before {was}")
+        return Verified(f"as before: {now}", True) if same else Verified(f"differs: now {now}, before {was}", False)
     if plan.strategy == "iplisten":
         allowed = plan.actions[-1].expected()["iplisten"] if plan.actions else []
         kernel = [l for l in v.listeners if l.pid == HTTP_SYS_PID]
         outside = [l.address for l in kernel if not any(same_ip(l.address.strip("[]"), a) for a in allowed)]
         if outside:
-            return (f"not restricted yet: HTTP.sys still listens on {', '.join(outside)} (the HTTP service reads "
-                    "the list at start)")
-        return "restricted: HTTP.sys listens only on " + (", ".join(l.address for l in kernel) or "no address")
+            return Verified(f"not restricted yet: HTTP.sys still listens on {', '.join(outside)} (the HTTP service "
+                            "reads the list at start)", False)
+        return Verified("restricted: HTTP.sys listens only on " + (", ".join(l.address for l in kernel) or "no address"),
+                        True)
     if v.holder == "free":
-        return "free"
-    return f"still held by {who_holds(v)}"
+        return Verified("free", True)
+    return Verified(f"still held by {who_holds(v)}", False)
 
 
-def verified_ok(text: str) -> bool:
-    return text == "free" or text.startswith("restricted") or text.startswith("as before")
+class Verified(str):
+    """The verification sentence (journal, outcome table), and whether it means success (``ok``): decided
+    where the sentence is made, never read back from its words."""
+
+    ok: bool
+
+    def __new__(cls, text: str, ok: bool) -> "Verified":
+        v = super().__new__(cls, text)
+        v.ok = ok
+        return v
 
 
 @dataclass
@@ -603,4 +614,4 @@ class HostOutcome:
     applied: list[str] = field(default_factory=list)  # commands
     failed: Optional[str] = None  # the command that failed
     not_run: list[str] = field(default_factory=list)
-    verified: Optional[str] = None
+    verified: Optional[Verified] = None

@@ -32,13 +32,15 @@ import threading
 import uuid
 from typing import Any, Optional
 
+from remote.errors import Port80Error
+
 log = logging.getLogger("port80.kerberos")
 
 KERBEROS_AUTHS = ("kerberos", "negotiate")
 MISSING = 'Kerberos support is not installed: pip install "port80[kerberos]" (pyspnego[kerberos]: gssapi, krb5)'
 
 
-class KerberosError(Exception):
+class KerberosError(Port80Error):
     """Kerberos could not authenticate (message: one line, the reason)."""
 
 

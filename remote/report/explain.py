@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import Optional
 
 from remote.analysis import knowledge
-from remote.analysis.verdicts import FAILED_STATUSES, HostReport, PortVerdict
+from remote.analysis.verdicts import HostReport, PortVerdict
+from remote.runner.failures import FAILED
 from remote.report.render import _who
 
 HTTP_SYS_PID = 4
@@ -39,7 +40,7 @@ def headline(report: HostReport, v: PortVerdict) -> str:
 
 def explain(report: HostReport, port: int, texts: Optional[dict] = None) -> str:
     lines: list[str] = []
-    if report.status in FAILED_STATUSES:
+    if report.status in FAILED:
         lines.append(f"{report.host}, port {port}: not scanned ({report.status}): {report.error or 'no evidence'}.")
         lines.append("Nothing can be said about the port without the host's evidence; rerun the scan "
                      f"(port80 scan -i INVENTORY --limit {report.host}).")

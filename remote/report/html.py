@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from html import escape
 from typing import TYPE_CHECKING, Any, Optional
 
-from remote.analysis.verdicts import FAILED_STATUSES as FAILED
+from remote.runner.failures import FAILED
 from remote.report.render import failure_groups, summarize
 from remote.report.schema import SCHEMA_VERSION
 

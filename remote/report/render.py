@@ -17,11 +17,12 @@ from typing import Any, Iterable, Optional
 
 from tabulate import tabulate
 
-from remote.analysis.verdicts import HostReport, Listener, PortVerdict, Registration, ReservationView
+from remote.analysis.verdicts import Holder, HostReport, Listener, PortVerdict, Registration, ReservationView
 from remote.report.formats import FORMATS  # noqa: F401 - re-exported
 from remote.parsers.records import to_dict
 from remote.report.sanitize import csv_cell, cut, json_text, md, shown, valid_unicode
 from remote.report.schema import SCHEMA_VERSION
+from remote.runner.failures import HostStatus
 
 CSV_COLUMNS = [
     "host", "address", "status", "error", "port", "holder", "listeners", "url", "queue", "pids",
@@ -49,10 +50,21 @@ def host_from_dict(d: dict[str, Any]) -> HostReport:
         pv.listeners = [build(Listener, x) for x in p.get("listeners") or []]
         pv.registrations = [build(Registration, x) for x in p.get("registrations") or []]
         pv.reservations = [build(ReservationView, x) for x in p.get("reservations") or []]
+        pv.holder = _member(Holder, pv.holder)
+        pv.holders = [_member(Holder, h) for h in pv.holders]
         ports.append(pv)
     r = build(HostReport, {**d, "ports": []})
+    r.status = _member(HostStatus, r.status)
     r.ports = ports
     return r
+
+
+def _member(enum: Any, value: Any) -> Any:
+    """The enum member with this value; a value port80 does not know stays as it was read."""
+    try:
+        return enum(value)
+    except ValueError:
+        return value
 
 
 def summarize(reports: list[HostReport]) -> dict[str, Any]:
@@ -136,7 +148,7 @@ def _blocker_text(b: dict) -> str:
 
 def csv_rows(reports: list[HostReport]) -> Iterable[dict[str, str]]:
     for r in reports:
-        for p in r.ports or [PortVerdict(port=0, holder="unknown")]:
+        for p in r.ports or [PortVerdict(port=0, holder=Holder.UNKNOWN)]:
             base = {
                 "host": r.host, "address": r.address or "", "status": r.status, "error": r.error or "",
                 "port": p.port, "holder": p.holder,

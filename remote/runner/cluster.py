@@ -29,6 +29,7 @@ import re
 import secrets as _random
 from typing import IO, TYPE_CHECKING, Any, Optional
 
+from remote.errors import Port80Error
 from remote.remoting.collect import Collected, ConnectionSpec
 from remote.runner.failures import Classified, classify, one_line
 from remote.runner.fleet import Context, FleetRunner, Job, Progress, Result
@@ -43,7 +44,7 @@ SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 CONNECT_TIMEOUT_S = 20
 
 
-class ClusterError(Exception):
+class ClusterError(Port80Error):
     """The Dask cluster cannot be used as asked (one line: what and why)."""
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+from remote.errors import Port80Error
+
 try:
     import resource
 except ImportError:  # not on POSIX: nothing to raise
@@ -18,7 +20,7 @@ BASE_FDS = 64  # interpreter, stdio, results.jsonl, evidence files being written
 FDS_PER_HOST = 1  # one keep-alive connection per host in flight
 
 
-class ForksTooHigh(ValueError):
+class ForksTooHigh(Port80Error, ValueError):
     """--forks needs more open files than the system allows (one line: numbers and the way out)."""
 
 

@@ -25,7 +25,7 @@ from remote.evidence.bundle import Bundle, write_bundle
 from remote.remoting.collect import Collected, ConnectionSpec, check, collect
 from remote.evidence.textio import REPLACED_NOTE, valid_unicode
 from remote.report.sanitize import json_text
-from remote.runner.failures import DISK_FULL_ERRNOS, LOCAL, classify, one_line, partial_message
+from remote.runner.failures import DISK_FULL_ERRNOS, LOCAL, HostStatus, classify, one_line, partial_message
 from remote.runner.fleet import Context, FleetRunner, Job, Result, bounded
 
 if TYPE_CHECKING:
@@ -185,12 +185,12 @@ class Scan:
             return report
         if self.opts.mode == "check":
             meta = dict(result)
-            report = HostReport(host=spec.name, address=spec.address, status="ok", evidence_dir=None,
+            report = HostReport(host=spec.name, address=spec.address, status=HostStatus.OK, evidence_dir=None,
                                 os_version=meta.get("os_version"))
             if meta.get("elevated") is False:
-                report.status, report.error = "partial", "session is not elevated (netsh http output may be incomplete)"
+                report.status, report.error = HostStatus.PARTIAL, "session is not elevated (netsh http output may be incomplete)"
             elif meta.get("errors"):
-                report.status, report.error = "partial", partial_message(meta["errors"])
+                report.status, report.error = HostStatus.PARTIAL, partial_message(meta["errors"])
             return report
         collected: Collected = result
         meta = dict(collected.meta)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from remote.errors import Port80Error
 from remote.lab.protocol import tls
 from remote.lab.protocol.auth import LAB_DOMAIN, LAB_USER, NTLM_USERS, Credentials, KerberosAcceptor, lab_password
 from remote.lab.protocol.kdc import SERVICE as KRB_SERVICE, KDCError, LabKDC, principal_host
@@ -38,7 +39,7 @@ AUTH_MODES = ("basic", "ntlm", "negotiate", "kerberos")
 KDC_MODES = ("negotiate", "kerberos")  # the lab runs its own KDC (remote/lab/protocol/kdc.py)
 
 
-class LabError(Exception):
+class LabError(Port80Error):
     """The lab cannot be set up as asked (message says why)."""
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional, Union
 
+from remote.errors import Port80Error
 from remote.lab.protocol import wsman
 
 KINDS = (
@@ -45,7 +46,7 @@ WSMAN_ACTIONS = ("create", "receive", "command", "send", "signal", "delete", "ge
 DEFAULT_FAULT_MESSAGE = "The WS-Management service cannot process the request. (lab fault)"
 
 
-class FaultError(ValueError):
+class FaultError(Port80Error, ValueError):
     """A fault specification that cannot be used (message says why)."""
 
 

@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Iterable, Optional
 
+from remote.errors import Port80Error
+
 DEFAULT_REALM = "LAB.TEST"
 SERVICE = "HTTP"  # the SPN class Windows clients ask for a WinRM listener (HTTP/host; AD maps it to HOST/)
 PACKAGES = "krb5-kdc krb5-admin-server krb5-user"
@@ -34,7 +36,7 @@ TOOLS = ("krb5kdc", "kdb5_util", "kadmin.local")
 _SBIN = ("/usr/sbin", "/sbin", "/usr/local/sbin")
 
 
-class KDCError(Exception):
+class KDCError(Port80Error):
     """The lab's KDC cannot be set up (message says why, in one line)."""
 
 
