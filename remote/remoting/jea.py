@@ -1,7 +1,8 @@
 """A least-privilege JEA endpoint for port80: the role capability (.psrc) and session configuration
-(.pssc) exposing exactly the read-only commands the collector runs, derived from the collector's own
-table of evidence kinds (``remote/remoting/collect.py`` ``EVIDENCE`` + ``FALLBACK``): each kind's
-builder is run against a recorder, so a new evidence kind changes the endpoint by itself.
+(.pssc) exposing exactly the read-only commands the collector runs, derived from the evidence-kind
+registry (``remote/evidence/kinds.py``) through the collector's builders made from its rows
+(``collect.EVIDENCE`` + ``FALLBACK``): each builder is run against a recorder, so a new evidence kind
+changes the endpoint by itself.
 
 What the files say (PowerShell's JEA, Windows PowerShell 5.1):
 

@@ -12,8 +12,10 @@ host waits for. The common case (ASCII text whose only escapes are CR and LF) is
 ``str.replace`` calls; anything else takes pypsrp's own code.
 
 ``Port80Transport`` (``tune_wsman``): pypsrp's WSMan transport, posting pypsrp's messages on one
-keep-alive connection per host and authenticating NTLM in two requests instead of four; see
-``Port80Transport`` for what, why and when pypsrp's own path is kept.
+keep-alive connection per host and authenticating NTLM in two requests instead of four, Kerberos in
+one (the AP-REQ on an empty POST, answered 200 with the AP-REP; over HTTP and, with channel
+binding, HTTPS) from the credential ``remote/remoting/kerberos.py`` picks (the user's ticket, or the
+run's private cache); see ``Port80Transport`` for what, why and when pypsrp's own path is kept.
 """
 
 from __future__ import annotations
