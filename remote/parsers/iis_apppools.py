@@ -1,4 +1,4 @@
-"""IIS application pools: ``Get-IISAppPool | Out-String -Width 4096`` → :class:`IisAppPoolsResult`.
+"""IIS application pools: ``Get-IISAppPool | Out-String -Width 512`` → :class:`IisAppPoolsResult`.
 
 Why this source: three captures of its table in the corpus (raw/get-iisapppool: a book lab, the
 Microsoft docs example, a zh-TW host with the six default pools), columns ``Name  Status  CLR Ver

@@ -1,4 +1,4 @@
-"""IIS sites: ``Get-Website | Out-String -Width 4096`` → :class:`IisSitesResult`.
+"""IIS sites: ``Get-Website | Out-String -Width 512`` → :class:`IisSitesResult`.
 
 Why this source: the corpus holds six captures of this table — ``Get-Website`` and
 ``Get-ChildItem IIS:\\Sites`` (WebAdministration, IIS 7.5 / Server 2008 R2 and later) and

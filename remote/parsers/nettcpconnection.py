@@ -1,5 +1,5 @@
 """``Get-NetTCPConnection -State Listen | Select-Object LocalAddress,LocalPort,OwningProcess | Out-String
--Width 4096`` → :class:`NetstatResult` (the listener source where ``netstat.exe`` is unavailable, e.g.
+-Width 512`` → :class:`NetstatResult` (the listener source where ``netstat.exe`` is unavailable, e.g.
 a JEA role that exposes only cmdlets).
 
 The table shape is the one real capture in the corpus (raw/netstat/htb-overwatch-oxdf-get-nettcpconnection:
