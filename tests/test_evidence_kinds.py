@@ -38,7 +38,8 @@ def test_every_command_is_read_only():
         if c is None:
             assert not k.collected and not k.file, k
         elif isinstance(c, Native):
-            assert c.words[0] in ("netstat.exe", "tasklist.exe") or c.words[:3] == ("netsh.exe", "http", "show"), k
+            assert c.words[0] in ("netstat.exe", "tasklist.exe") or c.words[:3] == ("netsh.exe", "http", "show") \
+                or (c.words[:2] == ("netsh.exe", "int") and c.words[3] == "show"), k
         elif isinstance(c, CmdletJson):
             assert c.cmdlet.startswith("Get-"), k
         else:

@@ -147,11 +147,20 @@ GETSERVICE_SCRIPT = (
     "@{Name='ServicesDependedOn';Expression={[string[]]$_.ServicesDependedOn.Name}} | ConvertTo-Json"
 )
 
+# issue 13's scripts. The IIS cmdlets exist only where IIS's PowerShell modules are installed: guarded, so a
+# host without IIS answers nothing instead of failing the statement (no IIS is not an error). Out-String's
+# width keeps long binding lists on one line; the tables' shapes are the corpus captures (remote/parsers/).
+IIS_SITES_SCRIPT = "if (Get-Command Get-Website -ErrorAction Ignore) { Get-Website | Out-String -Width 512 }"
+IIS_APPPOOLS_SCRIPT = "if (Get-Command Get-IISAppPool -ErrorAction Ignore) { Get-IISAppPool | Out-String -Width 512 }"
+NETTCP_SCRIPT = ("Get-NetTCPConnection -State Listen | Select-Object LocalAddress,LocalPort,OwningProcess | "
+                 "Out-String -Width 512")
+
 # Order matters: it is the order of the statements in the scan's pipeline and of the problems a
 # partial host reports.
 _ROWS = (
     Kind("netstat", Native(("netstat.exe", "-ano")), "netstat.txt",
-         "remote.parsers.netstat:parse_netstat", required=True, stand_ins=("nettcpconnection",),
+         "remote.parsers.netstat:parse_netstat", required=True, fallback="nettcpconnection",
+         stand_ins=("nettcpconnection",),
          error_words=("netstat",),
          content="output of `netstat.exe -ano`", need="yes: without it port80 cannot say a port is free"),
     Kind("servicestate", Native(("netsh.exe", "http", "show", "servicestate", "view=requestq")), "servicestate.txt",
@@ -189,17 +198,33 @@ _ROWS = (
                  "`ServicesDependedOn` (the pipeline below)",
          need="recommended for `port80 fix`: the service dependency graph (without it a plan that stops "
               "several services is refused)"),
-    # parsed and analysed when given (tests, `port80 parse`), not collected yet: issue 13 gives them a
-    # command, a bundle file and a lab handler
-    Kind("sslcert", None, None, "remote.parsers.sslcert:parse_sslcert", collected=False),
-    Kind("excludedportrange", None, None, "remote.parsers.excludedportrange:parse_excludedportrange",
-         collected=False),
-    Kind("excludedportrange6", None, None, "remote.parsers.excludedportrange:parse_excludedportrange",
-         collected=False),
-    Kind("iis_sites", None, None, "remote.parsers.iis_sites:parse_iis_sites", collected=False),
-    Kind("iis_apppools", None, None, "remote.parsers.iis_apppools:parse_iis_apppools", collected=False),
-    Kind("nettcpconnection", None, None, "remote.parsers.nettcpconnection:parse_nettcpconnection",
-         collected=False),
+    # issue 13: certificate bindings, excluded port ranges, IIS sites and app pools, and the listener table
+    # where netstat is unavailable (README "How port80 decides"; none is required: missing -> bindable null)
+    Kind("sslcert", Native(("netsh.exe", "http", "show", "sslcert")), "sslcert.txt",
+         "remote.parsers.sslcert:parse_sslcert", error_words=("sslcert",), shared_words=("netsh",),
+         content="output of `netsh.exe http show sslcert`", need="optional (certificate bindings: `tls`)"),
+    Kind("excludedportrange", Native(("netsh.exe", "int", "ipv4", "show", "excludedportrange", "protocol=tcp")),
+         "excludedportrange.txt", "remote.parsers.excludedportrange:parse_excludedportrange",
+         error_words=("ipv4 show excludedportrange",),
+         content="output of `netsh.exe int ipv4 show excludedportrange protocol=tcp`",
+         need="optional (without it `bindable` is null)"),
+    Kind("excludedportrange6", Native(("netsh.exe", "int", "ipv6", "show", "excludedportrange", "protocol=tcp")),
+         "excludedportrange6.txt", "remote.parsers.excludedportrange:parse_excludedportrange",
+         error_words=("ipv6 show excludedportrange",),
+         content="output of `netsh.exe int ipv6 show excludedportrange protocol=tcp`", need="optional"),
+    Kind("iis_sites", Script(IIS_SITES_SCRIPT), "iis_sites.txt", "remote.parsers.iis_sites:parse_iis_sites",
+         error_words=("get-website",),
+         content="`Get-Website` table (empty where IIS's WebAdministration module is absent)",
+         need="optional (IIS site names and bindings)"),
+    Kind("iis_apppools", Script(IIS_APPPOOLS_SCRIPT), "iis_apppools.txt",
+         "remote.parsers.iis_apppools:parse_iis_apppools", error_words=("get-iisapppool",),
+         content="`Get-IISAppPool` table (empty where the IISAdministration module is absent)",
+         need="optional (app pool states)"),
+    Kind("nettcpconnection", Script(NETTCP_SCRIPT), "nettcpconnection.txt",
+         "remote.parsers.nettcpconnection:parse_nettcpconnection", collected=False,
+         error_words=("nettcpconnection",),
+         content="`Get-NetTCPConnection -State Listen` table — asked for when `netstat.txt` is empty or missing",
+         need="optional (stands in for netstat)"),
 )
 KINDS: dict[str, Kind] = {k.name: k for k in _ROWS}
 

@@ -14,10 +14,7 @@ from remote.lab.engine.httpsys import (Queue, _content, _eol, _jkey, _load_json_
 
 # evidence kind → bundle file the machine reads and re-renders (a new kind the lab serves is a new row)
 # kind -> bundle file: the evidence-kind registry's, plus the session view of servicestate a bundle may carry
-# and issue 13's kinds, served as they are (no state re-renders them) before the scan collects them
-FILES = {**EVIDENCE_FILES, "servicestate_session": "servicestate_session.txt",
-         "sslcert": "sslcert.txt", "excludedportrange": "excludedportrange.txt",
-         "excludedportrange6": "excludedportrange6.txt", "iis_sites": "iis_sites.txt", "iis_apppools": "iis_apppools.txt"}
+FILES = {**EVIDENCE_FILES, "servicestate_session": "servicestate_session.txt"}
 
 
 # svchost group and account of common services (Win32_Service.PathName / StartName; not in the evidence)
