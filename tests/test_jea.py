@@ -4,6 +4,7 @@ commands); port80 scans through it with the same verdicts as through the full en
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from typer.testing import CliRunner
 from remote.cli.app import app
 from remote.lab.fixture import lab_fleet
 from remote.lab.fleet import demo_fleet_dir
-from remote.remoting import jea
+from remote.remoting import collect, jea
 
 HEALTHY = ["branchcache", "free", "iis-idle", "iis-worker", "iplisten-split", "nginx", "not-elevated",
            "server2022-processes", "ssrs", "winrm-compat"]
@@ -51,8 +52,12 @@ def test_files_expose_exactly_the_collector_commands(jea_dir):
     psrc = (jea_dir / "Port80Audit.psrc").read_text(encoding="utf-8-sig")
     pssc = (jea_dir / "Port80Audit.pssc").read_text(encoding="utf-8-sig")
     install = (jea_dir / "INSTALL.txt").read_text(encoding="utf-8-sig")
-    assert "ValidatePattern('^(http)$')" in psrc and "ValidatePattern('^(show)$')" in psrc
-    assert "ValidatePattern('^(servicestate|urlacl|iplisten)$')" in psrc
+    # netsh: "http show servicestate|urlacl|iplisten|sslcert" and "int ipv4|ipv6 show excludedportrange
+    # protocol=tcp" (issue 13), one pattern per argument position; no position admits add/delete/set
+    assert "ValidatePattern('^(http|int)$')" in psrc and "ValidatePattern('^(show|ipv4|ipv6)$')" in psrc
+    assert "ValidatePattern('^(servicestate|urlacl|iplisten|sslcert|show)$')" in psrc
+    assert "ValidatePattern('^(view=requestq|excludedportrange)$')" in psrc
+    assert not re.search(r"ValidatePattern\('[^']*\b(add|delete|set)\b", psrc)
     assert "ValidateSet = 'Win32_Service', 'Win32_OperatingSystem'" in psrc
     for cmdlet in ("Write-Output", "Select-Object", "ConvertTo-Json", "Out-String", "Get-Process"):
         assert f"'{cmdlet}'" in psrc
@@ -79,7 +84,7 @@ def test_scan_through_jea_equals_full_endpoint(healthy, jea_dir, tmp_path):
     assert not any("windowsprincipal" in str(k).lower() for k in logs)  # no script reached the host
     host_json = next((tmp_path / "jea" / "ev").rglob("host.json"))
     meta = json.loads(host_json.read_text(encoding="utf-8"))
-    assert meta["jea"]["skipped"] == sorted(jea.script_kinds())
+    assert meta["jea"]["skipped"] == sorted(set(jea.script_kinds()) & set(collect.EVIDENCE))  # fallbacks not asked
 
 
 def test_jea_session_is_nolanguage_with_only_the_role(healthy, jea_dir, tmp_path):
