@@ -6,6 +6,7 @@ import codecs
 import json
 import shutil
 import threading
+import time
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -160,7 +161,8 @@ def _one_bundle(tmp_path: Path, name: str = "h") -> Path:
 
 
 def test_request_counts_per_session(bundles):
-    """One session = Create, Receive (pool open), Command, Receive (all output at once), Delete."""
+    """One session = Create, Receive ×2 (the pool open, as recorded: real-message-flow-summary.txt), Command,
+    Receive (all output at once), Delete."""
     for mode, extra in ((dict(auth="basic", tls=True), 0), (dict(auth="ntlm", tls=False), 3)):
         with lab_fleet(bundles, host_factory=bundle_host_factory(), **mode) as fleet:
             host = fleet.host("web-01")
@@ -169,9 +171,10 @@ def test_request_counts_per_session(bundles):
                 ps.add_cmdlet("netstat.exe").add_argument("-ano").add_cmdlet("Out-String")
                 ps.invoke()
             st = host.stats()
-            assert st["requests"] == 5 + extra, st
-            assert st["actions"]["Receive"] == 2
-            assert st["connections"] == 1  # keep-alive
+            assert st["requests"] == 6 + extra, st
+            assert st["actions"]["Receive"] == 3
+            # keep-alive; pypsrp's blank NTLM probe gets a bare 401, after which HTTP.sys closes the connection
+            assert st["connections"] == (2 if extra else 1), st
             if extra:
                 assert st["actions"]["auth"] == 3 and st["status"].get("401") == 2
 
@@ -234,7 +237,8 @@ def test_large_output_respects_max_envelope_size(tmp_path):
             assert all(n <= m for m, n in receives), receives
             assert {m for m, _ in receives} == ({153600, 512000} if env == 153600 else {env})
             assert len(receives) > 2 + len(big.encode()) * 4 // 3 // max(m for m, _ in receives)
-            assert max(n for _, n in receives) > 0.8 * min(m for m, _ in receives[1:])  # and fills them
+            # and fills them, up to Windows' ~128 KiB of PSRP data per Receive (real-receive-fragment-sizes.txt)
+            assert max(n for _, n in receives) > 0.8 * min(min(m for m, _ in receives[1:]), 131072 * 4 // 3)
 
 
 def test_pipeline_input_stop_is_alive_and_psversion(tmp_path):
@@ -265,6 +269,9 @@ def test_wrong_password_is_401(bundles):
                 RunspacePool(wsman_for(fleet, fleet.hosts[0], password="wrong")).open()
             with pytest.raises(AuthenticationError):
                 RunspacePool(wsman_for(fleet, fleet.hosts[0], username="someone")).open()
+            deadline = time.monotonic() + 3  # the lab counts a reply just after sending it
+            while fleet.hosts[0].stats().get("status", {}).get("401", 0) < 2 and time.monotonic() < deadline:
+                time.sleep(0.02)
             st = fleet.hosts[0].stats()
             assert st.get("status", {}).get("401", 0) >= 2 and "Create" not in st["actions"]
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional, Union
@@ -207,12 +208,43 @@ def as_text(items: list[Any]) -> str:
     return "".join(i if isinstance(i, str) else str(i) for i in items)
 
 
+OPERATION_TIMEOUT_FAULT = 2150858793  # w:TimedOut: "nothing within OperationTimeout", ask again
+
+
 def tuned_pool(pool):
-    """A new pypsrp RunspacePool with port80's client tuning (remote/remoting/transport.py), not yet opened."""
+    """A new pypsrp RunspacePool with port80's client tuning (remote/remoting/transport.py), not yet opened,
+    that survives a slow open."""
     from remote.remoting.transport import tune_pool
 
     tune_pool(pool)
+    _retry_open_timeouts(pool)
     return pool
+
+
+def _retry_open_timeouts(pool) -> None:
+    """Windows opens a pool in two Receives, and on a loaded host the second one can end in the
+    OperationTimeout fault; pypsrp's ``RunspacePool.open()`` does not retry it (only ``poll_invoke`` does,
+    for pipeline output). Pool-level Receives are asked again on that fault until the read timeout
+    (which the runner bounds by the host's deadline) has passed."""
+    from pypsrp.exceptions import WSManFaultError
+
+    inner = pool._receive
+    transport = getattr(pool.connection, "transport", None)
+    budget = float(getattr(transport, "read_timeout", None) or 30)
+
+    def receive(id=None, timeout=None):  # noqa: A002 - pypsrp's signature
+        if id is not None:
+            return inner(id, timeout)
+        started = time.monotonic()
+        while True:
+            try:
+                return inner(id, timeout)
+            except WSManFaultError as e:
+                if e.code != OPERATION_TIMEOUT_FAULT or time.monotonic() - started >= budget:
+                    raise
+                log.debug("pool Receive: OperationTimeout, asking again")
+
+    pool._receive = receive
 
 
 def collect(spec: ConnectionSpec, password: Optional[str],

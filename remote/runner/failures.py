@@ -129,7 +129,13 @@ def classify(exc: BaseException, secrets: Iterable[str] = ()) -> tuple[str, str]
         return HostStatus.AUTH, one_line(f"authentication failed: {exc.message if hasattr(exc, 'message') else exc}", secrets)
     if isinstance(exc, WSManFaultError):
         code = exc.code
-        return HostStatus.WINRM, one_line(f"WSMan fault {code}: {exc.reason}", secrets)
+        # many real faults carry their text only inside f:ProviderFault (empty Reason)
+        text = exc.reason or exc.provider_fault or (f"provider {exc.provider}" if exc.provider else "") or "no message"
+        if code == 5:  # Win32 ERROR_ACCESS_DENIED: the account is valid but may not use PowerShell remoting
+            return HostStatus.AUTH, one_line(f"access denied (WSMan fault 5: {text}); the account needs PowerShell remoting "
+                                    "rights on the host (Administrators or Remote Management Users, or the "
+                                    "endpoint's permissions)", secrets)
+        return HostStatus.WINRM, one_line(f"WSMan fault {code}: {text}", secrets)
     if isinstance(exc, WinRMTransportError):
         body = (exc.response_text or "").strip()
         return HostStatus.WINRM, one_line(f"WinRM endpoint answered HTTP {exc.code}" + (f": {body}" if body else ""), secrets)

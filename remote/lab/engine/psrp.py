@@ -7,15 +7,21 @@ from __future__ import annotations
 import re
 import threading
 import uuid
+from types import SimpleNamespace
 from typing import Any, Optional, Union
 
 import psrpcore
 from psrpcore import StreamType
-from psrpcore._payload import PSRPMessage, create_message
+import psrpcore._base as _psrpcore_base
+from psrpcore._payload import PSRPMessage, create_message as _create_message
 from psrpcore._events import PSRPEvent
 from psrpcore.types import deserialize, serialize
 from xml.etree import ElementTree
 from psrpcore.types import (
+    CommandOrigin,
+    CommandTypes,
+    InvocationInfo,
+    SessionStateEntryVisibility,
     ApplicationPrivateData,
     ErrorCategory,
     ErrorCategoryInfo,
@@ -28,6 +34,21 @@ from psrpcore.types import (
 
 from remote.lab import api
 from remote.lab.engine.memo import SharedMemo
+
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def create_message(client: bool, message_type: Any, data: bytes, runspace_pool_id: uuid.UUID,
+                   pipeline_id: Optional[uuid.UUID] = None) -> bytes:
+    """psrpcore's ``create_message``, with the UTF-8 BOM Windows puts before every server message's CLIXML
+    (recordings: every decoded message shows bom=True; pypsrp strips it, messages.py)."""
+    if not client and data[:3] != UTF8_BOM:
+        data = UTF8_BOM + data
+    return _create_message(client, message_type, data, runspace_pool_id, pipeline_id)
+
+
+# psrpcore builds server messages in _base (private API, psrpcore 0.3.1): the lab is its only user here
+_psrpcore_base.create_message = create_message  # type: ignore[attr-defined]
 
 
 
@@ -159,12 +180,31 @@ def error_record(spec: api.ErrorSpec) -> ErrorRecord:
         TargetName=target if target is not None else "",
         TargetType="String" if target is not None else "",
     )
-    return ErrorRecord(
+    rec = ErrorRecord(
         Exception=exc,
         CategoryInfo=info,
         TargetObject=target,
         FullyQualifiedErrorId=spec.fully_qualified_error_id,
+        InvocationInfo=invocation_info(spec.command_name) if spec.command_name else None,
     )
+    rec.serialize_extended_info = rec.InvocationInfo is not None
+    return rec
+
+
+def invocation_info(command: str) -> InvocationInfo:
+    """The InvocationInfo/CommandInfo a real error record of a command carries (SerializeExtendedInfo; recorded:
+    real-pipeline-error-record-jea.txt), from which pypsrp fills ``invocation_name`` and ``command_name``."""
+    native = command.lower().endswith(".exe")
+    my_command = SimpleNamespace(CommandType=CommandTypes.Application if native else CommandTypes.Cmdlet,
+                                 Definition="", Name=command, Visibility=SessionStateEntryVisibility.Public)
+    return InvocationInfo(BoundParameters={}, CommandOrigin=CommandOrigin.Internal, ExpectingInput=False,
+                          InvocationName=command, Line="", OffsetInLine=0, HistoryId=1, PipelineLength=0,
+                          PipelinePosition=0, PSScriptRoot="", PSCommandPath=None, PositionMessage="",
+                          ScriptLineNumber=0, ScriptName="", UnboundArguments=[], MyCommand=my_command,
+                          DisplayScriptPosition=None)
+
+
+
 
 
 # ---------------------------------------------------------------------------------- fast paths
@@ -182,7 +222,7 @@ def clixml_string(value: str) -> Optional[str]:
     the string holds characters this shortcut leaves to psrpcore. Linear C-level string work instead
     of one Python call per CR and LF (the lab's biggest cost per host with Out-String output)."""
     if not value:
-        return "<S />"  # ElementTree's empty element
+        return "<S></S>"  # as PowerShell's serializer (XmlWriter) writes an empty string; psrpcore writes <S />
     if _NEEDS_PSRPCORE.search(value):
         return None
     if "_" in value:
@@ -324,3 +364,15 @@ def queue_raw_message(pool: psrpcore.ServerRunspacePool, message_type: PSRPMessa
     )
 
 
+
+
+# The progress record PowerShell writes on a runspace's first pipeline while it loads modules (recorded byte
+# for byte: real-pipeline-all-streams.txt, and PROGRESS_RECORD first in most pipelines of
+# real-message-flow-summary.txt)
+FIRST_USE_PROGRESS = (
+    b'<Obj RefId="0"><MS><S N="Activity">Preparing modules for first use.</S><I32 N="ActivityId">0</I32>'
+    b'<S N="StatusDescription"> </S><Nil N="CurrentOperation" /><I32 N="ParentActivityId">-1</I32>'
+    b'<I32 N="PercentComplete">-1</I32><Obj N="Type" RefId="1"><TN RefId="0">'
+    b'<T>System.Management.Automation.ProgressRecordType</T><T>System.Enum</T><T>System.ValueType</T>'
+    b'<T>System.Object</T></TN><ToString>Completed</ToString><I32>1</I32></Obj>'
+    b'<I32 N="SecondsRemaining">-1</I32></MS></Obj>')

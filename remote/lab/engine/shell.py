@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 import threading
 import time
 import uuid
@@ -37,14 +38,14 @@ from typing import Any, Callable, Optional, Protocol
 
 import psrpcore
 from psrpcore import PSRPPayload, StreamType
-from psrpcore.types import HostMethodIdentifier, PSInvocationState, RunspacePoolState
+from psrpcore.types import HostMethodIdentifier, PSInvocationState, PSRPMessageType, RunspacePoolState
 
 from remote.lab import api
 from remote.lab.protocol import wsman
 from remote.lab.protocol.faults import Faults
 from remote.lab.engine import winrs
 from remote.lab.engine.psrp import (  # noqa: F401  (names kept importable from here)
-    DEFAULT_PSVERSION, FRAGMENT_SIZE, MIN_RECEIVE_BUDGET, PS_RESOURCE_PREFIX, LabRunspacePool, _cached_psversion_table,
+    DEFAULT_PSVERSION, FIRST_USE_PROGRESS, FRAGMENT_SIZE, MIN_RECEIVE_BUDGET, PS_RESOURCE_PREFIX, LabRunspacePool, _cached_psversion_table,
     _clixml_of, _statements_of, clixml_string, error_record, psversion_table, queue_raw_clixml, queue_raw_message,
     statements_from_pipeline,
 )
@@ -110,6 +111,9 @@ class Shell:
         self.closed = False
         self.created = time.monotonic()
         self.last_use = self.created
+        self.first_pipeline_done = False  # the first pipeline starts with the "first use" progress record
+        self.open_groups: list[int] = []  # fragments per pool-open Receive still to come (2 Receives; 3 on JEA)
+        self.state_ready_at = 0.0  # slow_open: when the RUNSPACEPOOL_STATE Opened may be sent
 
     def feed(self, data: bytes, pipeline_id: Optional[uuid.UUID], stream_type: StreamType) -> list:
         self.pool.receive_data(PSRPPayload(data, stream_type, pipeline_id))
@@ -126,12 +130,13 @@ class Shell:
             payload = self.pool.data_to_send(FRAGMENT_SIZE)
             if payload is None:
                 break
+            # one PSRP fragment per rsp:Stream, as Windows sends them (recordings: real-receive-fragment-sizes.txt)
             if payload.pipeline_id is None:
-                self.pool_queue.append(payload.data)
+                self.pool_queue.extend(split_fragments(payload.data))
             else:
                 pipe = self.pipes.get(payload.pipeline_id)
                 if pipe is not None:
-                    pipe.queue.append(payload.data)
+                    pipe.queue.extend(split_fragments(payload.data))
         self.cond.notify_all()
 
 
@@ -144,9 +149,55 @@ def _iso_duration(seconds: float) -> str:
 
 
 class WSManFault(Exception):
-    def __init__(self, code: int, message: str, subcode: str = "w:InternalError", value: str = "s:Receiver"):
+    def __init__(self, code: int, message: str, subcode: str = "w:InternalError", value: str = "s:Receiver",
+                 detail: Optional[str] = None, provider: Optional[tuple[str, str]] = None,
+                 reason: Optional[str] = None):
         super().__init__(message)
         self.code, self.message, self.subcode, self.value = code, message, subcode, value
+        self.detail, self.provider, self.reason = detail, provider, reason
+
+
+def unknown_command_fault() -> "WSManFault":
+    """A Receive for a CommandId the shell does not have (recorded: real-fault-unknown-commandid-receive.xml)."""
+    return WSManFault(wsman.CODE_SHELL_NOT_FOUND,
+                      "The Windows Remote Shell received a request to perform an operation on a command identifier "
+                      "that does not exist. Either the command has completed execution or the client specified an "
+                      "invalid command identifier. ", subcode="w:InvalidSelectors", value="s:Sender",
+                      detail="http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/UnexpectedSelectors",
+                      reason="The WS-Management service cannot process the request because the request contained "
+                             "invalid selectors for the resource. ")
+
+
+RECEIVE_PSRP_BYTES = 131072  # Windows stops filling a Receive at 128 KiB of PSRP data (real-receive-fragment-sizes.txt)
+_RUNSPACEPOOL_STATE = 0x00021005
+
+
+def split_fragments(data: bytes) -> list[bytes]:
+    """PSRP fragments of a payload (MS-PSRP 2.2.4: object id 8, fragment id 8, flags 1, length 4, blob)."""
+    out = []
+    i, n = 0, len(data)
+    while i < n:
+        end = i + 21 + int.from_bytes(data[i + 17:i + 21], "big")
+        out.append(data[i:end])
+        i = end
+    return out
+
+
+def open_groups(fragments: Any, receives: int) -> list[int]:
+    """How many of the pool-open fragments each open Receive carries: two Receives (SESSION_CAPABILITY +
+    APPLICATION_PRIVATE_DATA, then RUNSPACEPOOL_STATE), three on a JEA endpoint (one message each) —
+    recordings real-open-receive1/2.txt, real-jea-open-receive1.txt, real-message-flow-summary.txt."""
+    frags = list(fragments)
+    state_at = next((k for k, f in enumerate(frags) if f[16] & 0x1 and len(f) >= 29
+                     and int.from_bytes(f[25:29], "little") == _RUNSPACEPOOL_STATE), len(frags))
+    if receives >= 3 and state_at >= 2:
+        return [1, state_at - 1, len(frags) - state_at]
+    return [state_at, len(frags) - state_at] if 0 < state_at < len(frags) else [len(frags)]
+
+
+def _host_of(url: str) -> str:
+    m = re.match(r"^\w+://(\[[^\]]+\]|[^:/]+)", url)
+    return m.group(1).strip("[]") if m else url
 
 
 class HostRuntime:
@@ -170,16 +221,28 @@ class HostRuntime:
         self._app_data_table: Optional[dict] = None  # built at the first Create (costly: psrpcore objects)
         # JEA session configurations (lower-case name -> remote.lab.engine.jea.JeaGate), besides the default ones
         self.endpoints: dict[str, Any] = {}
+        self._address = ""  # the host address clients use (the fault's Machine)
 
     # ----------------------------------------------------------------------------- dispatch
 
     def handle(self, req: wsman.Request, client_ip: str = "127.0.0.1", user: str = "auditor",
                address: str = "") -> Reply:
         """Answer one request: a ``Reply`` (200 response or 500 fault); raises ``Hang`` to never answer."""
+        if address and not self._address:
+            self._address = _host_of(address)
         try:
             injected = self.faults.wsman_fault_for(req.name)
             if injected is not None:
                 raise WSManFault(injected[0], injected[1])
+            if req.name == "Create" and self.faults.access_denied:
+                raise WSManFault(wsman.CODE_ACCESS_DENIED, "Access is denied. ", subcode="w:AccessDenied",
+                                 value="s:Sender")
+            if req.name == "Create" and self.faults.provider_fault:
+                # the recorded shape (real-fault-winrs-file-not-found-providerfault.xml) with an empty Reason
+                return Reply(500, wsman.fault(
+                    req.message_id, 2152992672, "The WinRM plugin failed to start the PowerShell session: "
+                    "the lab's provider_fault. ", self._machine_for(req), provider=(
+                        "microsoft.powershell", "C:\\Windows\\system32\\pwrshplugin.dll"), reason=""))
             handler = getattr(self, "_do_" + req.name.lower(), None)
             if handler is None:
                 raise WSManFault(wsman.CODE_ACTION_NOT_SUPPORTED,
@@ -187,7 +250,8 @@ class HostRuntime:
                                  subcode="a:ActionNotSupported", value="s:Sender")
             return handler(req, client_ip=client_ip, user=user, address=address)
         except WSManFault as f:
-            return Reply(500, wsman.fault(req.message_id, f.code, f.message, self.machine, f.subcode, f.value))
+            return Reply(500, wsman.fault(req.message_id, f.code, f.message, self._machine_for(req), f.subcode,
+                                          f.value, detail=f.detail, provider=f.provider, reason=f.reason))
         except Hang:
             raise
         except Exception as e:  # a PSRP decoding error, a bug: a WSMan fault, as Windows answers garbage input
@@ -212,6 +276,31 @@ class HostRuntime:
 
     # ----------------------------------------------------------------------------- actions
 
+    def configurations(self) -> dict[str, dict]:
+        """Session configurations (PSSession endpoints) this host serves, lower-case name -> settings.
+        Windows registers Microsoft.PowerShell (and the 32-bit/workflow ones); a host adds its own (a JEA
+        endpoint, registered by remote/lab's JEA support) through its ``configurations`` attribute:
+        ``{"name": {"open_receives": 3}}``."""
+        conf: dict[str, dict] = {name: {} for name in DEFAULT_CONFIGURATIONS}
+        for name in self.endpoints:  # JEA endpoints open in three Receives (real-jea-open-receive1.txt)
+            conf[name] = {"open_receives": 3}
+        extra = getattr(self.host, "configurations", None)
+        if isinstance(extra, dict):
+            conf.update({str(k).lower(): (v if isinstance(v, dict) else {}) for k, v in extra.items()})
+        return conf
+
+    def _configuration(self, req: wsman.Request) -> Optional[dict]:
+        name = req.resource_uri[len(PS_RESOURCE_PREFIX):].strip("/").lower()
+        return self.configurations().get(name)
+
+    def _open_receives(self, req: wsman.Request) -> int:
+        conf = self._configuration(req) or {}
+        return int(conf.get("open_receives") or 2)
+
+    def _machine_for(self, req: wsman.Request) -> str:
+        """The fault's Machine attribute: the address the client used (recordings: Machine="127.0.0.1")."""
+        return self._address or self.machine
+
     def _do_create(self, req: wsman.Request, client_ip: str, user: str, address: str) -> Reply:
         body = req.body
         if body is None or body.tag != "{%s}Shell" % wsman.NS["rsp"]:
@@ -219,15 +308,15 @@ class HostRuntime:
                              "the Create body holds no rsp:Shell.")
         if winrs.is_cmd_shell(req.resource_uri):
             return self._create_cmd_shell(req, body, client_ip, user, address)
-        if not req.resource_uri.startswith(PS_RESOURCE_PREFIX):
-            raise WSManFault(wsman.CODE_INTERNAL, f"The lab serves PowerShell remoting only, not {req.resource_uri}.")
-        configuration = req.resource_uri[len(PS_RESOURCE_PREFIX):].lower()
-        if configuration not in DEFAULT_CONFIGURATIONS and configuration not in self.endpoints:
-            # as Windows answers an unregistered configuration name (pypsrp#47); the subcode is a guess
-            raise WSManFault(CODE_RESOURCE_NOT_FOUND, "The WS-Management service cannot process the request. The "
-                             f"resource URI ({req.resource_uri}) was not found in the WS-Management catalog. The "
-                             "catalog contains the metadata that describes resources, or logical endpoints.",
-                             subcode="w:DestinationUnreachable", value="s:Sender")
+        if not req.resource_uri.startswith(PS_RESOURCE_PREFIX) or self._configuration(req) is None:
+            # MS-WSMV 2.2.4.41 / Windows: a resource URI not in the WinRM plugin catalog (no recording in the
+            # corpus; wording from Windows Server's WinRM message table)
+            raise WSManFault(
+                wsman.CODE_INVALID_RESOURCE_URI,
+                "The WS-Management service cannot process the request. The resource URI "
+                f"({req.resource_uri}) was not found in the WS-Management catalog. The catalog contains the metadata "
+                "that describes resources, or logical endpoints. ", subcode="w:DestinationUnreachable",
+                value="s:Sender", detail=wsman.DETAIL_INVALID_RESOURCE_URI)
         creation = body.find("{%s}creationXml" % wsman.NS["pwsh"])
         if creation is None or not (creation.text or "").strip():
             raise WSManFault(wsman.CODE_INTERNAL, "The WS-Management service cannot process the request: "
@@ -248,6 +337,9 @@ class HostRuntime:
                 raise WSManFault(wsman.CODE_INTERNAL, "The PowerShell runspace pool could not be opened "
                                  f"(state {shell.pool.state.name}).")
             shell.drain()
+        shell.open_groups = open_groups(shell.pool_queue, self._open_receives(req))
+        if self.faults.slow_open_seconds > 0:
+            shell.state_ready_at = time.monotonic() + self.faults.slow_open_seconds
         with self._lock:
             self.shells[shell_id] = shell
         input_streams = (body.findtext("{%s}InputStreams" % wsman.NS["rsp"]) or "stdin pr").strip()
@@ -359,6 +451,9 @@ class HostRuntime:
                 log.exception("lab %s: on_pipeline hook failed", self.machine)
         if p.state != PSInvocationState.Running:
             return
+        if not shell.first_pipeline_done:
+            shell.first_pipeline_done = True
+            queue_raw_message(shell.pool, PSRPMessageType.ProgressRecord, FIRST_USE_PROGRESS, p.pipeline_id)
         for item in ex.output:
             if isinstance(item, api.RawClixml):
                 queue_raw_clixml(shell.pool, p.pipeline_id, item.xml)
@@ -370,7 +465,8 @@ class HostRuntime:
                 p.write_output(item)
         for err in ex.errors:
             rec = error_record(err)
-            p.write_error(rec.Exception, rec.CategoryInfo, rec.TargetObject, rec.FullyQualifiedErrorId)
+            p.write_error(rec.Exception, rec.CategoryInfo, rec.TargetObject, rec.FullyQualifiedErrorId,
+                          invocation_info=rec.InvocationInfo)
         if ex.exit_code is not None:
             # `exit N`: PowerShell's LocalPipeline calls the host's SetShouldExit(N) (a PIPELINE_HOST_CALL the
             # client answers or ignores); the pipeline itself still ends Completed
@@ -391,10 +487,7 @@ class HostRuntime:
             with shell.cond:
                 cmd = shell.commands.get(cid)
                 if cmd is None:
-                    raise WSManFault(wsman.CODE_SHELL_NOT_FOUND,
-                                     "The WS-Management service cannot process the request because the request "
-                                     "contained invalid selectors for the resource. ",
-                                     subcode="w:InvalidSelectors", value="s:Sender")
+                    raise unknown_command_fault()
                 budget = max(req.max_envelope_size - wsman.RECEIVE_OVERHEAD, MIN_RECEIVE_BUDGET)
                 return Reply(200, winrs.receive_response(req, cmd, budget))
         desired = req.body.find("{%s}DesiredStream" % wsman.NS["rsp"]) if req.body is not None else None
@@ -409,13 +502,11 @@ class HostRuntime:
                 except ValueError:
                     pipe = None
                 if pipe is None:
-                    raise WSManFault(wsman.CODE_INVALID_SELECTORS,
-                                     f"The request for the command with CommandId {command_id} failed because the "
-                                     "command was not found on the server.",
-                                     subcode="w:InvalidSelectors", value="s:Sender")
+                    raise unknown_command_fault()
                 if self.faults.hang_receive:
                     raise Hang()
             queue = pipe.queue if pipe is not None else shell.pool_queue
+            opening = pipe is None and bool(shell.open_groups)
             while True:
                 if shell.closed:
                     raise WSManFault(wsman.CODE_SHELL_NOT_FOUND, f"The shell {shell.id} was closed.",
@@ -423,23 +514,30 @@ class HostRuntime:
                 now = time.monotonic()
                 if pipe is not None and pipe.started and not pipe.executed and now >= pipe.ready_at:
                     self._execute(shell, pipe)
-                if queue or (pipe is not None and pipe.finished and not pipe.done_sent):
+                # the pool's Opened state waits for slow_open (the last open group)
+                gated = opening and len(shell.open_groups) == 1 and now < shell.state_ready_at
+                if (queue and not gated) or (pipe is not None and pipe.finished and not pipe.done_sent):
                     break
                 if self.stopping.is_set():
                     raise Hang()
                 wake = deadline
                 if pipe is not None and pipe.started and not pipe.executed:
                     wake = min(wake, pipe.ready_at)
+                if gated:
+                    wake = min(wake, shell.state_ready_at)
                 if now >= deadline:
-                    return Reply(500, wsman.operation_timeout_fault(req.message_id, self.machine))
+                    return Reply(500, wsman.operation_timeout_fault(req.message_id, self._machine_for(req)))
                 shell.cond.wait(min(max(wake - now, 0.0), 0.5))
             chunks: list[str] = []
-            used = 0
-            while queue:
+            used = psrp_bytes = 0
+            limit = shell.open_groups.pop(0) if opening else len(queue)
+            while queue and len(chunks) < limit:
                 size = (len(queue[0]) + 2) // 3 * 4 + wsman.STREAM_OVERHEAD
-                if chunks and used + size > budget:
+                if chunks and (used + size > budget or psrp_bytes >= RECEIVE_PSRP_BYTES):
                     break
-                chunks.append(base64.b64encode(queue.popleft()).decode("ascii"))
+                frag = queue.popleft()
+                psrp_bytes += len(frag)
+                chunks.append(base64.b64encode(frag).decode("ascii"))
                 used += size
             done = pipe is not None and pipe.finished and not queue
             if done:

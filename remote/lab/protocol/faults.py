@@ -18,6 +18,12 @@ wsman_fault    HTTP 500 WSManFault ``code``/``message`` on ``action``  pypsrp.ex
 garbage        HTTP 200 with a non-XML body                            xml.etree.ElementTree.ParseError
 reset          closes the TCP connection without a response (RST)      requests.exceptions.ConnectionError
 http500        HTTP 500 with a text/plain body                         pypsrp.exceptions.WinRMTransportError
+slow_open      the pool open's second Receive (RUNSPACEPOOL_STATE)     WSManFaultError 2150858793 from pypsrp's
+               only after ``seconds`` (OperationTimeout faults first)  RunspacePool.open (it does not retry)
+access_denied  Create answered with fault Code 5 "Access is denied."   WSManFaultError (.code 5): an account
+               (a valid account without remoting rights)               without remoting rights
+provider_fault Create answered with a fault whose text is only in       WSManFaultError with an empty reason and
+               ``f:ProviderFault`` (empty Reason; recorded shape)       the text in .provider_fault
 =============  =====================================================  ==========================================
 """
 
@@ -40,6 +46,9 @@ KINDS = (
     "garbage",
     "reset",
     "http500",
+    "slow_open",
+    "access_denied",
+    "provider_fault",
 )
 ENGINE_KINDS = ("not_elevated",)  # faults the Windows emulation (remote/lab/engine/host.py) implements: ignored here
 WSMAN_ACTIONS = ("create", "receive", "command", "send", "signal", "delete", "get", "any")
@@ -64,6 +73,9 @@ class Faults:
     garbage: bool = False
     reset: bool = False
     http500: bool = False
+    slow_open_seconds: float = 0.0
+    access_denied: bool = False
+    provider_fault: bool = False
     kinds: list[str] = field(default_factory=list)  # the kinds given, in order (for display)
 
     def __bool__(self) -> bool:
@@ -114,6 +126,8 @@ def parse_faults(spec: FaultSpec) -> Faults:
         f.kinds.append(kind)
         if kind == "slow":
             f.slow_seconds = _number(item, ("seconds", "delay", "s"), 5.0)
+        elif kind == "slow_open":
+            f.slow_open_seconds = _number(item, ("seconds", "delay", "s"), 5.0)
         elif kind == "latency":
             ms = _number(item, ("ms", "latency_ms", "milliseconds"), -1.0)
             if ms < 0:
@@ -135,7 +149,7 @@ def parse_faults(spec: FaultSpec) -> Faults:
 def parse_fault_option(text: str) -> tuple[str, dict]:
     """``NAME=KIND[:ARG[:ARG]]`` from the command line -> (host name, fault dict).
 
-    ``slow:5`` (seconds), ``latency:200`` (ms), ``wsman_fault:Command[:CODE[:MESSAGE]]``.
+    ``slow:5`` / ``slow_open:5`` (seconds), ``latency:200`` (ms), ``wsman_fault:Command[:CODE[:MESSAGE]]``.
     """
     if "=" not in text:
         raise FaultError(f"--fault {text!r}: expected HOST=KIND[:ARG] (e.g. web-01=slow:5)")
@@ -145,7 +159,7 @@ def parse_fault_option(text: str) -> tuple[str, dict]:
     kind = parts[0].strip().lower().replace("-", "_")
     spec: dict[str, Any] = {"kind": kind}
     args = parts[1:]
-    if kind == "slow" and args:
+    if kind in ("slow", "slow_open") and args:
         spec["seconds"] = args[0]
     elif kind == "latency" and args:
         spec["ms"] = args[0]

@@ -16,6 +16,7 @@ connection down, so nothing keeps the lab from exiting.
 from __future__ import annotations
 
 import base64
+import email.utils
 import ipaddress
 import logging
 import select
@@ -238,7 +239,12 @@ class LabHTTPServer(ThreadingHTTPServer):
     def reply(self, h: LabRequestHandler, status: int, body: bytes = b"", content_type: Optional[str] = None,
               headers: list[tuple[str, str]] = ()) -> None:
         reason = h.responses.get(status, ("",))[0]
-        lines = [f"HTTP/1.1 {status} {reason}", "Server: Microsoft-HTTPAPI/2.0"]
+        if status == 401 and not any(k == "WWW-Authenticate" and " " in v and not v.startswith("Basic")
+                                     for k, v in headers):
+            h.close_connection = True  # HTTP.sys closes after a 401 that carries no auth token to continue
+        elif status == 500 and not body:
+            h.close_connection = True  # …and after an empty-body 500
+        lines = [f"HTTP/1.1 {status} {reason}", "Server: Microsoft-HTTPAPI/2.0", "Date: " + _http_date()]
         if content_type:
             lines.append(f"Content-Type: {content_type}")
         for k, v in headers:
@@ -390,6 +396,9 @@ class LabHTTPServer(ThreadingHTTPServer):
                 return
         else:
             xml = body
+            if not ctype.lower().startswith("application/soap+xml"):
+                self.reply(h, 415, b"")  # WinRM accepts SOAP (or an encrypted multipart) only
+                return
             if self.ssl_context is None and not self.allow_unencrypted:
                 # authenticated but unencrypted over HTTP: AllowUnencrypted=false gives HTTP 500
                 self.reply(h, 500, b"")
@@ -419,6 +428,18 @@ class LabHTTPServer(ThreadingHTTPServer):
             self.reply(h, status, payload, ctype, headers=headers)
         else:
             self.reply(h, status, xml, SOAP_CONTENT_TYPE, headers=headers)
+
+
+_DATE = [0, ""]
+
+
+def _http_date() -> str:
+    """RFC 7231 Date header, formatted once per second."""
+    now = int(time.time())
+    if _DATE[0] != now:
+        _DATE[1] = email.utils.formatdate(now, usegmt=True)
+        _DATE[0] = now
+    return str(_DATE[1])
 
 
 def _close_quietly(sock) -> None:

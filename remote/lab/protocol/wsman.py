@@ -55,6 +55,9 @@ CODE_SHELL_NOT_FOUND = 2150858843  # 0x8033805B
 CODE_INTERNAL = 2150858752  # 0x80338000
 CODE_INVALID_SELECTORS = 2150858813  # 0x8033803D
 CODE_ACTION_NOT_SUPPORTED = 2150858778  # 0x8033801A
+CODE_INVALID_RESOURCE_URI = 2150858811  # 0x8033803B: unknown configuration name / resource URI
+CODE_ACCESS_DENIED = 5  # Win32 ERROR_ACCESS_DENIED: a valid account without remoting rights
+DETAIL_INVALID_RESOURCE_URI = "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/InvalidResourceURI"
 
 MSG_OPERATION_TIMEOUT = (
     "The WS-Management service cannot complete the operation within the time specified in OperationTimeout.  "
@@ -295,8 +298,7 @@ def receive_response(
             f'<rsp:CommandState CommandId={quoteattr(command_id)} State="{COMMAND_DONE}">'
             f"<rsp:ExitCode>{exit_code}</rsp:ExitCode></rsp:CommandState>"
         )
-    elif command_id:
-        parts.append(f'<rsp:CommandState CommandId={quoteattr(command_id)} State="{COMMAND_RUNNING}"/>')
+    # a non-final Receive carries no CommandState (real-receive-partial-no-commandstate.txt; never Running)
     parts.append("</rsp:ReceiveResponse>")
     return envelope(A_SHELL + "ReceiveResponse", req.message_id, "".join(parts))
 
@@ -320,16 +322,29 @@ def fault(
     machine: str = "localhost",
     subcode: str = "w:InternalError",
     value: str = "s:Receiver",
+    detail: Optional[str] = None,
+    provider: Optional[tuple[str, str]] = None,
+    reason: Optional[str] = None,
 ) -> bytes:
-    """A WSManFault envelope (send it with HTTP 500). ``code`` is the WSManFault Code pypsrp reports."""
+    """A WSManFault envelope (send it with HTTP 500). ``code`` is the WSManFault Code pypsrp reports.
+
+    Shapes as recorded (real-fault-*.xml): ``detail`` adds a ``w:FaultDetail`` URI before the WSManFault;
+    ``provider`` = (name, path) puts the text inside ``f:Message/f:ProviderFault`` (its only place when
+    ``reason`` is ""), as many real faults carry it."""
     msg = escape(message)
+    why = msg if reason is None else escape(reason)
+    fd = f"<w:FaultDetail>{escape(detail)}</w:FaultDetail>" if detail else ""
+    if provider is not None:
+        inner = f"<f:ProviderFault provider={quoteattr(provider[0])} path={quoteattr(provider[1])}>{msg}</f:ProviderFault>"
+    else:
+        inner = msg
     return envelope(
         FAULT_ACTION,
         relates_to or "",
         f"<s:Fault><s:Code><s:Value>{value}</s:Value><s:Subcode><s:Value>{subcode}</s:Value></s:Subcode></s:Code>"
-        f'<s:Reason><s:Text xml:lang="en-US">{msg}</s:Text></s:Reason>'
-        f'<s:Detail><f:WSManFault xmlns:f="{NS["f"]}" Code={quoteattr(str(code))} Machine={quoteattr(machine)}>'
-        f"<f:Message>{msg}</f:Message></f:WSManFault></s:Detail></s:Fault>",
+        f'<s:Reason><s:Text xml:lang="en-US">{why}</s:Text></s:Reason>'
+        f'<s:Detail>{fd}<f:WSManFault xmlns:f="{NS["f"]}" Code={quoteattr(str(code))} Machine={quoteattr(machine)}>'
+        f"<f:Message>{inner}</f:Message></f:WSManFault></s:Detail></s:Fault>",
     )
 
 
