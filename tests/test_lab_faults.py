@@ -125,7 +125,8 @@ def test_slow_succeeds_after_operation_timeout_faults(fleet):
     assert session(fleet, "slow") == ["netstat text\r\n"]
     assert 2.1 < time.monotonic() - t0 < 5
     # OperationTimeout 1 s: Windows answers the Receive with fault 2150858793 (HTTP 500) and pypsrp polls again
-    assert fleet.host("slow").stats()["status"].get("500", 0) - before >= 2
+    # (one or two faults: a loaded machine can start the second Receive late enough to get the output)
+    assert fleet.host("slow").stats()["status"].get("500", 0) - before >= 1
 
 
 def test_hang_receive_is_retried_then_read_timeout(fleet):

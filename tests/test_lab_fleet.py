@@ -177,10 +177,10 @@ def test_stats(tmp_path):
     with lab_fleet(bundles(tmp_path), host_factory=factory, faults={"gamma": {"kind": "refuse"}}) as fleet:
         run_netstat(WSMan(**fleet.client_kwargs("alpha")))
         s = fleet.stats()
-        assert s["hosts"]["alpha"]["actions"] == {"Create": 1, "Receive": 2, "Command": 1, "Delete": 1}
+        assert s["hosts"]["alpha"]["actions"] == {"Create": 1, "Receive": 3, "Command": 1, "Delete": 1}
         assert s["hosts"]["alpha"]["pipelines"] == 1 and s["hosts"]["alpha"]["sessions"] == 1
         assert s["hosts"]["gamma"]["refused"] is True
-        assert s["total"]["requests"] == 5
+        assert s["total"]["requests"] == 6  # pool open in two Receives (real-message-flow-summary.txt)
         fleet.reset_stats()
         assert fleet.stats()["total"]["requests"] == 0
 

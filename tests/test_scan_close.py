@@ -59,4 +59,5 @@ def test_the_runner_waits_for_the_close_before_it_returns(tmp_path: Path):
 
         time.sleep(0.1)  # the lab counts a reply just after sending it; its Delete replies take 300 ms
         for h in hosts:  # the Delete had finished (it was answered) when run() returned
-            assert h.stats()["status"].get("200", 0) == h.stats()["requests"] == 5
+            # 6: the pool open takes two Receives, as on Windows (real-message-flow-summary.txt)
+            assert h.stats()["status"].get("200", 0) == h.stats()["requests"] == 6
