@@ -21,10 +21,21 @@ def explain(
     from remote.evidence.bundle import BundleError, find_bundles, read_bundle
     from remote.report.explain import explain as explain_text
 
-    try:
-        dirs = find_bundles(paths or [Path(".")])
-    except BundleError as e:
-        raise fail(str(e))
+    dirs = []
+    for path in paths or [Path(".")]:
+        try:
+            dirs += find_bundles([path])
+        except BundleError as e:  # a demo's --out folder holds the scan folder one level down
+            deeper = [c for c in sorted(Path(path).iterdir()) if c.is_dir()] if Path(path).is_dir() else []
+            found_deeper = []
+            for c in deeper:
+                try:
+                    found_deeper += find_bundles([c])
+                except BundleError:
+                    continue
+            if not found_deeper:
+                raise fail(str(e))
+            dirs += found_deeper
     want = host.casefold()
     found = []
     for d in dirs:
