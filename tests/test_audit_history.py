@@ -167,3 +167,13 @@ def test_a_scan_killed_mid_run_leaves_a_valid_database_and_an_incomplete_run(tmp
         assert run.status == "incomplete" and run.finished_at is None
     out = CliRunner().invoke(app, ["history", "--db", str(db)])
     assert "incomplete" in out.output
+
+
+def test_an_unusable_database_warns_and_the_report_still_comes(tmp_path):
+    b = bundles(tmp_path)
+    res = CliRunner().invoke(app, ["analyze", str(b), "--db", str(tmp_path), "-f", "json"])  # a folder, not a file
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["summary"]["hosts"] == 2
+    assert "port80: warning:" in res.stderr and "not recorded" in res.stderr and len(res.stderr.splitlines()) == 1
+    drift = CliRunner().invoke(app, ["analyze", str(b), "--db", str(tmp_path), "--fail-on-drift"])
+    assert drift.exit_code == 2 and "needed by --fail-on-drift" in drift.stderr

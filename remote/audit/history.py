@@ -181,13 +181,16 @@ class History:
     # -- schema ---------------------------------------------------------------------------------------
     def _write(self, fn):
         """Run ``fn(db)`` in one IMMEDIATE transaction (waits for other writers, then holds the lock)."""
-        self._retry(lambda: self.db.execute("BEGIN IMMEDIATE"), BUSY_TIMEOUT_S)
         try:
-            out = fn(self.db)
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+            self._retry(lambda: self.db.execute("BEGIN IMMEDIATE"), BUSY_TIMEOUT_S)
+            try:
+                out = fn(self.db)
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+        except sqlite3.Error as e:  # disk full, read-only file, a corrupt page: one line naming the file
+            raise HistoryError(f"{self.path}: cannot write the history database ({e})") from None
         return out
 
     def version(self) -> int:

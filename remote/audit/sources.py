@@ -4,6 +4,7 @@ bundles, analysed afresh). One place for ``diff``, ``policy check`` and ``report
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -77,7 +78,7 @@ def load(text: str, db: Path, ports: Optional[list[int]] = None) -> Loaded:
             with History(db) as h:
                 run = h.run(rid)
                 return Loaded(run.label, h.reports(rid), run=run)
-        except HistoryError as e:
+        except (HistoryError, sqlite3.Error) as e:
             raise SourceError(str(e)) from None
     return load_folder(Path(text), ports)
 
@@ -90,5 +91,5 @@ def latest(db: Path) -> Loaded:
             if not runs:
                 raise SourceError(f"{db}: no complete run recorded yet")
             return Loaded(runs[0].label, h.reports(runs[0].id), run=runs[0])
-    except HistoryError as e:
+    except (HistoryError, sqlite3.Error) as e:
         raise SourceError(str(e)) from None

@@ -8,6 +8,7 @@ Exit codes added here: 4 a policy violation (``--policy``, ``policy check``), 5 
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any, List, Optional
@@ -68,13 +69,14 @@ class AuditRun:
         self.changes: Optional[list] = None
         self.previous_label = ""
         self.violations: Optional[list] = None
+        self.drift_failed = False
         if self.record:
             from remote.audit.history import History, HistoryError
 
             try:
                 with History(self.db) as h:
                     self.run_id = h.start_run(command, source_key, inventory, options, evidence_dir)
-            except HistoryError as e:
+            except (HistoryError, sqlite3.Error) as e:
                 if fail_on_drift:
                     raise _fail(f"{e} (needed by --fail-on-drift)")
                 _warn(f"{e}: this run is not recorded")
@@ -83,25 +85,16 @@ class AuditRun:
     def finish(self, reports: list, interrupted: bool = False) -> None:
         from remote.audit.history import History, HistoryError
 
-        try:
-            with History(self.db) as h:
-                if self.record and self.run_id is not None:
-                    h.finish_run(self.run_id, reports, "interrupted" if interrupted else "complete")
-                if self.fail_on_drift:
-                    prev = self._previous(h)
-                    if prev is None:
-                        typer.echo("port80: drift: no previous complete run of this inventory to compare with",
-                                   err=True)
-                        self.changes = []
-                    else:
-                        from remote.audit.drift import diff
-
-                        self.previous_label = prev.label
-                        self.changes = diff(h.reports(prev.id), reports)
-        except HistoryError as e:
-            if self.fail_on_drift:
-                raise _fail(f"{e} (needed by --fail-on-drift)")
-            _warn(f"{e}: this run is not recorded")
+        if self.record or self.fail_on_drift:
+            try:
+                with History(self.db) as h:
+                    self._finish_in(h, reports, interrupted)
+            except (HistoryError, sqlite3.Error) as e:  # the report still comes; the evidence is on disk
+                if self.fail_on_drift and self.changes is None:
+                    typer.echo(f"port80: error: {e} (needed by --fail-on-drift)", err=True)
+                    self.drift_failed = True
+                else:
+                    _warn(f"{e}: this run is not recorded")
         if self.changes:
             from remote.audit import drift
 
@@ -114,6 +107,20 @@ class AuditRun:
             self.violations = pol.check(self.policy, reports)
             typer.echo(pol.render(self.violations, "table", self.policy.source, "this run", len(reports)), err=True,
                        nl=False)
+
+    def _finish_in(self, h, reports: list, interrupted: bool) -> None:
+        if self.record and self.run_id is not None:
+            h.finish_run(self.run_id, reports, "interrupted" if interrupted else "complete")
+        if self.fail_on_drift:
+            prev = self._previous(h)
+            if prev is None:
+                typer.echo("port80: drift: no previous complete run of this inventory to compare with", err=True)
+                self.changes = []
+            else:
+                from remote.audit.drift import diff
+
+                self.previous_label = prev.label
+                self.changes = diff(h.reports(prev.id), reports)
 
     def _previous(self, h):
         if self.run_id is not None:
@@ -132,6 +139,8 @@ class AuditRun:
         return render(reports, fmt, ports, show_all=show_all)
 
     def exit_code(self, base: int) -> int:
+        if self.drift_failed:
+            return 2
         if self.violations:
             return EXIT_POLICY
         if self.fail_on_drift and self.changes:
@@ -231,7 +240,7 @@ def register(app: typer.Typer) -> None:
                 except Exception as e:  # a malformed pattern
                     raise _fail(f"--host {host!r}: {e}")
                 rows_ = h.timeline(names, limit)
-        except HistoryError as e:
+        except (HistoryError, sqlite3.Error) as e:
             raise _fail(str(e))
         if not rows_:
             raise _fail(f"--host {host!r}: no recorded host matches", 1)
@@ -270,7 +279,7 @@ def register(app: typer.Typer) -> None:
                 with History(path) as h:
                     ra, rb = h.last_two_complete()
                     a, b = Loaded(ra.label, h.reports(ra.id), ra), Loaded(rb.label, h.reports(rb.id), rb)
-            except HistoryError as e:
+            except (HistoryError, sqlite3.Error) as e:
                 raise _fail(str(e))
         changes = drift.diff(a.reports, b.reports)
         _emit(drift.render(changes, fmt, a.label, b.label), output)
