@@ -94,7 +94,7 @@ def tls_bindings(port: int, sslcert: Optional[SslCertResult], file: str, registr
 
 def _binding_matches(b: Any, address: Optional[str], host: Optional[str]) -> bool:
     if b.kind == "hostnameport":
-        return bool(host) and host.casefold() == (b.hostname or "").casefold()
+        return (host or "").casefold() == (b.hostname or "").casefold() != ""
     if b.kind == "ipport":
         return b.address in ("0.0.0.0", "::") or address in (None, "*", "") or address == b.address
     return True

@@ -44,7 +44,7 @@ def explain(
         if want in names:
             found.append(b)
     if not found:
-        raise fail(f"{host}: no evidence bundle for this host in {', '.join(str(p) for p in paths or ['.'])}")
+        raise fail(f"{host}: no evidence bundle for this host in {', '.join(str(p) for p in paths or [Path('.')])}")
     if len(found) > 1:
         raise fail(f"{host}: {len(found)} bundles match ({', '.join(str(b.path) for b in found)}); name one folder")
     b = found[0]

@@ -101,7 +101,7 @@ class _Table:
             return
         site = self.cur
         if name:  # wrapped name: hard break when the first part filled the column
-            sep = "" if len(site.name) >= self.width(self.i_name) else " "
+            sep = "" if len(site.name) >= self.width(self.i_name or 0) else " "
             site.name = site.name + sep + name
         if sid:
             self.id_text += sid
