@@ -298,3 +298,30 @@ def test_ctrl_c_during_fix_apply_says_what_was_done_and_how_to_undo(tmp_path):
         undone = [json.loads(x) for x in (tmp_path / "undo" / "journal.jsonl").read_text().splitlines()
                   if '"applied"' in x]
         assert {a["host"] for a in undone} == {a["host"] for a in applied}  # every change made was undone
+
+
+@pytest.mark.timeout(300)
+def test_per_host_output_cap_makes_the_host_partial_with_the_reason(tmp_path):
+    bundles = make_fleet(tmp_path / "b", 3, {})
+    big = "".join(f"  TCP    10.0.0.1:{40000 + i % 20000:<5}    10.0.0.{i % 250}:{1024 + i % 60000:<5}  "
+                  f"ESTABLISHED     {1000 + i % 5000}\r\n" for i in range(60_000))  # ~5 MB
+    netstat = bundles / "node-01" / "netstat.txt"
+    netstat.write_text(netstat.read_text(encoding="utf-8") + big, encoding="utf-8")
+    inv = tmp_path / "inv.ini"
+    with lab_fleet(bundles, inventory=inv) as fleet:
+        ev = tmp_path / "ev"
+        res = CliRunner().invoke(app, ["scan", "-i", str(inv), "--evidence-dir", str(ev), "--max-output-mb", "2",
+                                       "-f", "json", "--timeout", "60"], env={"PORT80_PASSWORD": fleet.password})
+        assert res.exit_code == 0, res.output
+        doc = json.loads((ev / "report.json").read_text(encoding="utf-8"))
+        by = {h["host"]: h for h in doc["hosts"]}
+        assert len(by) == 3
+        assert by["node-01"]["status"] == "partial", by["node-01"]
+        assert "per-host cap" in by["node-01"]["error"] and "netstat" in by["node-01"]["error"]
+        assert not (ev / "node-01" / "netstat.txt").exists()  # a cut output is never analysed as whole
+        assert by["node-00"]["status"] == by["node-02"]["status"] == "ok"
+        # the default cap is generous: the same host in full
+        res = CliRunner().invoke(app, ["scan", "-i", str(inv), "--evidence-dir", str(tmp_path / "ev2"), "-f", "json",
+                                       "--timeout", "60"], env={"PORT80_PASSWORD": fleet.password})
+        assert res.exit_code == 0, res.output
+        assert (tmp_path / "ev2" / "node-01" / "netstat.txt").stat().st_size > 3_500_000

@@ -161,17 +161,21 @@ def check_fleet_options(forks: int, timeout: float) -> None:
 
 
 def run_fleet(specs, creds, ports, evidence_dir: Path, forks: int, timeout: float, resume: bool,
-              mode: str = "scan", cluster: Optional[str] = None, segments: Optional[dict] = None, batch: int = 0):
+              mode: str = "scan", cluster: Optional[str] = None, segments: Optional[dict] = None, batch: int = 0,
+              max_output_mb: Optional[float] = None):
     from remote.runner.cluster import ClusterError
     from remote.runner.scan import Scan, ScanOptions
 
     check_fleet_options(forks, timeout)
     if batch < 0:
         raise fail("--batch must be 0 (= --forks) or more")
+    if max_output_mb is not None and max_output_mb <= 0:
+        raise fail("--max-output-mb must be positive")
     if not cluster:
         check_forks_fit(forks)
     opts = ScanOptions(ports=ports, evidence_dir=evidence_dir, forks=forks, timeout=timeout, resume=resume,
-                       progress=sys.stderr.isatty(), mode=mode, cluster=cluster, segments=segments or {}, batch=batch)
+                       progress=sys.stderr.isatty(), mode=mode, cluster=cluster, segments=segments or {}, batch=batch,
+                       max_output_mb=max_output_mb)
     scan = Scan(creds.apply_users(specs), creds.password_for, opts, secrets=creds.secrets())
     try:
         reports = scan.run()

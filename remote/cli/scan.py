@@ -61,6 +61,9 @@ def scan(
     fail_if_held: bool = FailIfHeldOpt,
     no_cert_validation: bool = NoVerifyOpt,
     verbose: int = VerboseOpt,
+    max_output_mb: Optional[float] = typer.Option(None, "--max-output-mb", help="Per-host cap on what a host may "
+                                                  "send while it is scanned, in MB (default 16); over it the host "
+                                                  "is partial, with the reason."),
     db: Optional[Path] = audit_cli.DbOpt,
     no_history: bool = audit_cli.NoHistoryOpt,
     fail_on_drift: bool = audit_cli.FailOnDriftOpt,
@@ -84,7 +87,8 @@ def scan(
 
     with signals.stop_signals():  # SIGTERM/SIGHUP end a scan as Ctrl-C does: reports for what finished
         scan_, reports = run_fleet(specs, creds, ports, evidence_dir, forks, timeout, resume, cluster=cluster,
-                                   segments=host_segments(hosts) if cluster else None, batch=batch)
+                                   segments=host_segments(hosts) if cluster else None, batch=batch,
+                                   max_output_mb=max_output_mb)
         try:
             paths = scan_.write_reports()
         except OSError as e:

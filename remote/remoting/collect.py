@@ -46,6 +46,9 @@ class ConnectionSpec:
     negotiate_service: Optional[str] = None  # pypsrp's default: WSMAN
     negotiate_delegate: bool = False
     negotiate_send_cbt: bool = True
+    # the most bytes one host may send while port80 collects (None: no cap); over it the host is
+    # `partial` with the reason, and what came before is kept (remote/remoting/transport.py)
+    max_output_bytes: Optional[int] = None
 
 
 @dataclass
@@ -100,6 +103,8 @@ def connect(spec: ConnectionSpec, password: Optional[str]):
         **kwargs,
     )
     tune_wsman(wsman)
+    if spec.max_output_bytes:
+        wsman.transport._port80_cap = int(spec.max_output_bytes)
     return wsman
 
 
@@ -155,15 +160,21 @@ def run_pipeline(pool, kinds: list[str], builders: dict[str, Callable]) -> tuple
             ps.add_statement()
         if key is not None:
             _PIPELINE_CMDS[key] = ps.commands
-    if key is not None:
-        frag.serializer = _PipelineMemo(frag.serializer, key)
-        try:
-            ps.begin_invoke()
-        finally:
-            frag.serializer = frag.serializer._inner
-        output = ps.end_invoke()
-    else:
-        output = ps.invoke()
+    from remote.remoting.transport import OutputCapExceeded
+
+    capped: Optional[OutputCapExceeded] = None
+    try:
+        if key is not None:
+            frag.serializer = _PipelineMemo(frag.serializer, key)
+            try:
+                ps.begin_invoke()
+            finally:
+                frag.serializer = frag.serializer._inner
+            output = ps.end_invoke()
+        else:
+            output = ps.invoke()
+    except OutputCapExceeded as e:  # keep the statements that came in whole; the rest is the cap's
+        capped, output = e, list(ps.output)
     # the pipeline is over: forget it as pypsrp's close() does (without its Signal request), which
     # breaks the pool <-> pipeline cycle that kept each host's HTTP session and TLS context alive
     # until a full garbage collection
@@ -177,6 +188,13 @@ def run_pipeline(pool, kinds: list[str], builders: dict[str, Callable]) -> tuple
         elif current is not None:
             got[current].append(item)
     errors: dict[str, str] = {}
+    if capped is not None:
+        if current is not None:
+            del got[current]  # cut by the cap: never analysed as if it were whole
+            errors[current] = f"cut off: {capped}"
+        for kind in kinds:
+            if kind not in got and kind not in errors:
+                errors[kind] = f"not collected: {capped}"
     for rec in ps.streams.error:
         kind = _error_kind(rec, kinds)
         if kind:
@@ -265,8 +283,9 @@ def collect(spec: ConnectionSpec, password: Optional[str],
         with connect(spec, password) as wsman:
             with tuned_pool(RunspacePool(wsman, configuration_name=spec.configuration_name)) as pool:
                 results, errors = run_pipeline(pool, list(evidence), evidence)
+                capped = getattr(wsman.transport, "_port80_capped", False)  # nothing more to ask this host
                 missing = [k for k in evidence if k not in results]
-                if missing and len(missing) < len(evidence):
+                if missing and len(missing) < len(evidence) and not capped:
                     # a statement broke the pipeline: ask again, one statement per kind still missing
                     for kind in missing:
                         r, e = run_pipeline(pool, [kind], evidence)
@@ -276,7 +295,7 @@ def collect(spec: ConnectionSpec, password: Optional[str],
                         elif kind in e:
                             errors[kind] = e[kind]
                 for kind, (name, build) in FALLBACK.items():
-                    if kind in EVIDENCE and (kind not in results or not as_text(results[kind]).strip()):
+                    if not capped and kind in EVIDENCE and (kind not in results or not as_text(results[kind]).strip()):
                         r, e = run_pipeline(pool, [name], {name: build})
                         if name in r:
                             results[name] = r[name]

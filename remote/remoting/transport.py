@@ -213,6 +213,20 @@ def _tls_context(verify: Any) -> Any:
         return ctx
 
 
+class OutputCapExceeded(Exception):
+    """The host sent more than port80's per-host cap on collected output (``--max-output-mb``):
+    what came before is kept, the rest is not read (a hostile or runaway host cannot exhaust memory)."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(f"the host sent more than {cap / 1e6:g} MB, the per-host cap on collected output "
+                         "(--max-output-mb): the rest was not read")
+        self.cap = cap
+
+
+class _TooBig(Exception):
+    """One response body over the bytes the host may still send."""
+
+
 class _Connection:
     """One keep-alive HTTP/1.1 connection to one WinRM listener (``http.client``), for the
     requests port80's transport sends itself. Failures are raised as the ``requests`` exceptions
@@ -225,6 +239,7 @@ class _Connection:
         self.reconnect = reconnect  # Basic: a dropped keep-alive connection is reopened; NTLM: it cannot be
         self.conn: Any = None
         self.used = False
+        self.limit: Optional[int] = None  # the most bytes the next response body may have (None: no cap)
 
     def close(self) -> None:
         if self.conn is not None:
@@ -275,7 +290,10 @@ class _Connection:
             conn.sock.settimeout(read_timeout)
             conn.request("POST", path, body=body, headers=headers)
             r = conn.getresponse()
-            content = r.read()
+            content = r.read() if self.limit is None else r.read(self.limit + 1)
+            if self.limit is not None and len(content) > self.limit:
+                self.close()  # the rest of the body is never read into memory
+                raise _TooBig()
             hdrs = {k.lower(): v for k, v in r.getheaders()}
         except (socket.timeout, TimeoutError) as e:
             self.close()
@@ -348,7 +366,33 @@ class Port80Transport(_TransportHTTP):
             return "negotiate"
         return None
 
+    _port80_cap: Optional[int] = None  # per-host cap on response bytes (set by remote.remoting.collect.connect)
+    _port80_received = 0
+    _port80_capped = False
+
     def send(self, message: bytes, *, retries_on_read_timeout: int = 0, timeout: Any = None) -> bytes:
+        """pypsrp's ``send``, counting the bytes the host sends against the per-host cap: the
+        response that crosses it raises ``OutputCapExceeded`` once (later requests, such as closing
+        the session, go through)."""
+        cap = self._port80_cap
+        if not cap or self._port80_capped:
+            if self._port80_conn is not None:
+                self._port80_conn.limit = None
+            return self._port80_send(message, retries_on_read_timeout, timeout)
+        if self._port80_conn is not None:
+            self._port80_conn.limit = max(0, cap - self._port80_received)
+        try:
+            reply = self._port80_send(message, retries_on_read_timeout, timeout)
+        except _TooBig:
+            self._port80_capped = True
+            raise OutputCapExceeded(cap) from None
+        self._port80_received += len(reply)
+        if self._port80_received > cap:  # pypsrp's own path (no per-response limit there)
+            self._port80_capped = True
+            raise OutputCapExceeded(cap)
+        return reply
+
+    def _port80_send(self, message: bytes, retries_on_read_timeout: int, timeout: Any) -> bytes:
         mode = self._port80_mode()
         if mode is None:
             return super().send(message, retries_on_read_timeout=retries_on_read_timeout, timeout=timeout)
@@ -390,6 +434,8 @@ class Port80Transport(_TransportHTTP):
             tls = _tls_context(self.session.verify) if self.ssl else None
             self._port80_conn = _Connection(self.server, self.port, tls, float(self.connection_timeout),
                                             reconnect=self.auth == "basic")
+            if self._port80_cap and not self._port80_capped:
+                self._port80_conn.limit = max(0, self._port80_cap - self._port80_received)
         return self._port80_conn
 
     def _port80_post(self, data: bytes, headers: dict, timeout: Any) -> _Response:

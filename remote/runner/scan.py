@@ -36,6 +36,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("port80.scan")
 RESULTS = "results.jsonl"
+# Per-host cap on collected output, in bytes received (CLIXML in SOAP, base64: ~1.6x the text). The
+# biggest real outputs are a few MB of text (a 5,267-site IIS host's servicestate is 5 MB, ~8 MB on
+# the wire); a host sending more is broken or hostile. Measured (lab, 12.6 MB netstat): uncapped,
+# client peak RSS 292 MB (a completed object costs ~23x its text to decode; a 50 MB netstat took
+# 774 MB); capped at 16 MB, 84 MB, the host partial with the reason.
+DEFAULT_MAX_OUTPUT_MB = 16.0
 
 
 @dataclass
@@ -50,6 +56,7 @@ class ScanOptions:
     cluster: Optional[str] = None  # a Dask scheduler address: the hosts run on its workers (remote/runner/cluster.py)
     segments: dict[str, str] = field(default_factory=dict)  # host -> network segment (inventory port80_segment)
     batch: int = 0  # hosts per Dask task (0: --forks)
+    max_output_mb: Optional[float] = None  # per-host cap on what a host may send (None: DEFAULT_MAX_OUTPUT_MB)
 
 
 def safe_dirname(name: str) -> str:
@@ -143,7 +150,8 @@ def host_task(spec: ConnectionSpec, ctx: Context, mode: str,
 class Scan:
     def __init__(self, targets: list[ConnectionSpec], password_for: Callable[[ConnectionSpec], Optional[str]],
                  opts: ScanOptions, secrets: Iterable[str] = ()):
-        self.targets = targets
+        cap = int((opts.max_output_mb or DEFAULT_MAX_OUTPUT_MB) * 1e6)
+        self.targets = [t if t.max_output_bytes else replace(t, max_output_bytes=cap) for t in targets]
         self.password_for = password_for
         self.opts = opts
         self.secrets = [s for s in secrets if s]
