@@ -297,7 +297,9 @@ def test_ctrl_c_during_fix_apply_says_what_was_done_and_how_to_undo(tmp_path):
         assert res.returncode == 0, res.stderr.decode() + res.stdout.decode()
         undone = [json.loads(x) for x in (tmp_path / "undo" / "journal.jsonl").read_text().splitlines()
                   if '"applied"' in x]
-        assert {a["host"] for a in undone} == {a["host"] for a in applied}  # every change made was undone
+        intents = {json.loads(x)["host"] for x in journal.read_text().splitlines() if '"intent"' in x}
+        # every change made was undone (and one in flight when Ctrl-C came, which may have happened)
+        assert {a["host"] for a in applied} <= {a["host"] for a in undone} <= intents
 
 
 @pytest.mark.timeout(300)
