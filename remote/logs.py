@@ -1,33 +1,11 @@
 """Logging set-up: quiet by default, -v for port80's per-host detail, -vv for protocol debug;
-a redaction filter on every handler so no secret reaches a log line."""
+one redaction filter (remote/inventory/credentials.py) on the handler so no secret reaches a log line."""
 
 from __future__ import annotations
 
 import logging
 import sys
-
-
-class _Redact(logging.Filter):
-    def __init__(self, secrets):
-        super().__init__()
-        from remote.inventory.credentials import redact
-
-        self._redact = redact
-        self._secrets = [s for s in secrets if s]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self._secrets:
-            msg = record.getMessage()
-            record.msg = self._redact(msg, self._secrets)
-            record.args = None
-            if record.exc_info:
-                import traceback
-
-                text = "".join(traceback.format_exception(*record.exc_info))
-                record.exc_info = None
-                record.exc_text = None
-                record.msg = record.msg + "\n" + self._redact(text, self._secrets)
-        return True
+from typing import Iterable
 
 
 class _Shown(logging.Formatter):
@@ -41,10 +19,14 @@ class _Shown(logging.Formatter):
         return super().formatMessage(record)
 
 
-def setup_logging(verbose: int, secrets) -> None:
+def setup_logging(verbose: int, secrets: Iterable[str], users: Iterable[str] = ()) -> None:
+    """Logging for a run; ``users``: every user name sent to a host, so that base64("user:password")
+    (a Basic token) is redacted wherever it appears, not only after ``Authorization:``."""
+    from remote.inventory.credentials import SecretRedactingFilter
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Shown("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(_Redact(secrets))
+    handler.addFilter(SecretRedactingFilter(secrets, users))  # the one redaction filter
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)

@@ -22,8 +22,8 @@ from remote.evidence.kinds import READ_ONLY_STATEMENTS
 from remote.cli.app import app
 from remote.lab.fixture import lab_fleet
 
-lab_fleet_mod = pytest.importorskip("remote.lab.fleet")
-LabHost = pytest.importorskip("remote.lab.engine.host").LabHost
+from remote.lab import fleet as lab_fleet_mod
+from remote.lab.engine.host import LabHost
 
 TIMEOUT = "20"
 # read-only statements (canonical keys, lower case) — everything a scan or a read-back sends

@@ -25,6 +25,7 @@ from remote.inventory.ansible_ini import (
     shard,
     shard_index,
 )
+from remote.inventory.targets import to_spec
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -457,9 +458,10 @@ def test_all_psrp_connection_variables():
     assert (h.connection_timeout, h.read_timeout, h.operation_timeout) == (12, 90.5, 60)
     assert h.configuration_name == "JEA.Audit" and h.encryption == "always" and h.path == "wsman-alt"
     assert h.ports == [80, 443]
-    kw = h.wsman_kwargs()
-    assert kw["cert_validation"] == "/etc/ca.pem" and kw["ssl"] is True and kw["auth"] == "kerberos"
-    assert "password" not in kw and "username" not in kw
+    spec = to_spec(dataclasses.replace(h, ca_cert=__file__))  # the one mapping to connection settings (a CA file that exists)
+    assert spec.cert_validation == __file__ and spec.scheme == "https" and spec.auth == "kerberos"
+    assert (spec.path, spec.ports, spec.port, spec.configuration_name) == ("wsman-alt", [80, 443], 15986, "JEA.Audit")
+    assert not [f for f in vars(spec) if "password" in f]
 
 
 def test_all_winrm_connection_variables():
@@ -482,7 +484,7 @@ def test_all_winrm_connection_variables():
     assert h.cert_validation is False and h.ca_cert == "/etc/ca.pem"
     assert (h.connection_timeout, h.read_timeout, h.operation_timeout) == (5, 70, 60)
     assert h.encryption == "never"
-    assert h.wsman_kwargs()["cert_validation"] is False
+    assert to_spec(h).cert_validation is False
     assert any("certificate validation is off" in w and "inv.ini:7:" in w for w in i.warnings)
 
 
@@ -504,7 +506,7 @@ def test_winrm_plaintext_transport_is_basic_with_a_warning():
 def test_certificate_auth():
     h = inv("w1 ansible_psrp_auth=certificate ansible_psrp_cert_pem=/c.pem ansible_psrp_cert_key_pem=/k.pem\n").host("w1")
     assert (h.auth, h.cert_pem, h.cert_key_pem) == ("certificate", "/c.pem", "/k.pem")
-    assert h.wsman_kwargs()["certificate_pem"] == "/c.pem"
+    assert to_spec(h).certificate_pem == "/c.pem"
     h = inv("w1 ansible_psrp_auth=certificate ansible_psrp_certificate_pem=/c ansible_psrp_certificate_key_pem=/k\n").host("w1")
     assert (h.cert_pem, h.cert_key_pem) == ("/c", "/k")
 

@@ -9,8 +9,6 @@ from pypsrp.wsman import WSMan
 
 from remote.evidence.textio import decode_text
 
-pytest.importorskip("remote.lab.engine.host")
-
 
 def _netstat(fleet, host, **kw) -> list:
     with RunspacePool(WSMan(**fleet.client_kwargs(host), read_timeout=10, operation_timeout=5,

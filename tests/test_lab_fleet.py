@@ -161,7 +161,9 @@ def test_inventory_basic_https_and_ntlm_http(tmp_path):
 
 def test_project_inventory_reader_gets_working_settings(tmp_path):
     """port80's own inventory reader (remote/inventory/ansible_ini.py) resolves the lab's inventory to settings that connect."""
-    inventory = pytest.importorskip("remote.inventory.ansible_ini")
+    from remote.inventory import ansible_ini as inventory
+    from remote.inventory.targets import to_spec
+    from remote.remoting.collect import connect
     for mode in (dict(auth="basic"), dict(auth="ntlm")):
         with lab_fleet(bundles(tmp_path / mode["auth"]), host_factory=factory, **mode) as fleet:
             inv = inventory.load_inventory(fleet.write_inventory(tmp_path / f"{mode['auth']}.ini"))
@@ -169,8 +171,7 @@ def test_project_inventory_reader_gets_working_settings(tmp_path):
             hc = inv.host("gamma")
             assert (hc.address, hc.port, hc.auth, hc.user) == ("127.0.0.1", fleet.host("gamma").port,
                                                                mode["auth"], "auditor")
-            kw = hc.wsman_kwargs()
-            assert run_netstat(WSMan(username=hc.user, password=fleet.password, **kw)) == ["netstat of gamma\r\n"]
+            assert run_netstat(connect(to_spec(hc), fleet.password)) == ["netstat of gamma\r\n"]
 
 
 def test_stats(tmp_path):

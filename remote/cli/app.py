@@ -11,7 +11,7 @@ import importlib
 import pkgutil
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import typer
 
@@ -90,10 +90,10 @@ def render_report(reports, fmt, ports):
     return render(reports, fmt, ports)
 
 
-def start_logging(verbose: int, secrets: list[str]) -> None:
+def start_logging(verbose: int, secrets: list[str], users: Sequence[str] = ()) -> None:
     from remote.logs import setup_logging
 
-    setup_logging(verbose, secrets)
+    setup_logging(verbose, secrets, users)
 
 
 def load_targets(inventory: Path, limit: Optional[str], shard: Optional[str], user: Optional[str],

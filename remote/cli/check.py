@@ -49,7 +49,7 @@ def check(
     fmt = check_format(fmt)
     hosts, specs = load_targets(inventory, limit, None, user, no_cert_validation)
     creds = credentials(hosts, user, password_file)
-    start_logging(verbose, creds.secrets())
+    start_logging(verbose, creds.secrets(), creds.users(specs))
     with tempfile.TemporaryDirectory(prefix="port80-check-") as tmp:
         _, reports = run_fleet(specs, creds, [], Path(tmp), forks, timeout, False, mode="check")
     if fmt == "table":

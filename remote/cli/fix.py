@@ -96,7 +96,7 @@ def fix(
     except ValueError as e:
         raise fail(str(e))
     creds = credentials(hosts, user, password_file)
-    start_logging(verbose, creds.secrets())
+    start_logging(verbose, creds.secrets(), creds.users(specs))
     specs = creds.apply_users(specs)
     check_fleet_options(forks, timeout)
     check_forks_fit(forks)

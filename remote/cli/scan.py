@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import List, Optional
 
@@ -76,8 +77,10 @@ def scan(
     if resume and evidence_dir is None:
         raise fail("--resume needs --evidence-dir (the folder of the scan to resume)")
     hosts, specs = load_targets(inventory, limit, shard, user, no_cert_validation)
+    if port:  # --port on the command line wins over the inventory's port80_ports (as Ansible's -e does)
+        specs = [replace(s, ports=None) for s in specs]
     creds = credentials(hosts, user, password_file)
-    start_logging(verbose, creds.secrets())
+    start_logging(verbose, creds.secrets(), creds.users(specs))
     evidence_dir = evidence_dir or default_evidence_dir()
     audit = audit_cli.AuditRun(
         "scan", audit_cli.source_key_for_inventory(inventory, limit, shard), db=db, no_history=no_history,
@@ -96,7 +99,7 @@ def scan(
             raise fail(f"{evidence_dir}: cannot write the reports ({e.strerror or e}); results.jsonl has every "
                        f"finished host: {resume_command(evidence_dir)}", local_exit(e))
     audit.finish(reports, interrupted=scan_.interrupted or scan_.disk_full is not None)
-    emit(audit.render(reports, fmt, ports, show_all), output)
+    emit(audit.render(reports, fmt, scan_.audited_ports(), show_all), output)
     typer.echo(f"evidence: {evidence_dir}  report: {paths['csv']}, {paths['json']}", err=True)
     if scan_.interrupted:
         typer.echo(f"port80: interrupted ({signals.signal_name()}): {len(reports)} of {len(specs)} hosts finished; "

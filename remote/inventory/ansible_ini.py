@@ -253,29 +253,6 @@ class HostConfig:
             host = f"[{host}]"
         return f"{self.scheme}://{host}:{self.port}/{self.path}"
 
-    def wsman_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``pypsrp.wsman.WSMan`` — all but ``username``/``password``, which
-        the caller adds from :class:`~remote.inventory.credentials.Credentials`."""
-        cert_validation: Union[bool, str] = self.cert_validation
-        if self.cert_validation and self.ca_cert:
-            cert_validation = self.ca_cert
-        kw: dict[str, Any] = dict(
-            server=self.address,
-            port=self.port,
-            ssl=self.ssl,
-            path=self.path,
-            auth=self.auth,
-            cert_validation=cert_validation,
-            connection_timeout=self.connection_timeout,
-            read_timeout=self.read_timeout,
-            operation_timeout=self.operation_timeout,
-            encryption=self.encryption,
-        )
-        if self.auth == "certificate":
-            kw["certificate_pem"] = self.cert_pem
-            kw["certificate_key_pem"] = self.cert_key_pem
-        return kw
-
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready; never holds a secret (only ``password_from_inventory`` and ``secret_vars``)."""
         out: dict[str, Any] = {}

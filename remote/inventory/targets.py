@@ -95,6 +95,8 @@ def to_spec(h, ov: Overrides = Overrides()) -> ConnectionSpec:
         read_timeout=float(ov.read_timeout or h.read_timeout or 30),
         operation_timeout=int(h.operation_timeout or 20),
         configuration_name=h.configuration_name or "Microsoft.PowerShell",
+        path=h.path or "wsman",
+        ports=list(h.ports) if h.ports else None,
         certificate_pem=getattr(h, "cert_pem", None),
         certificate_key_pem=getattr(h, "cert_key_pem", None),
         groups=list(getattr(h, "groups", None) or []),
@@ -125,3 +127,9 @@ class FleetCredentials:
 
     def secrets(self) -> list[str]:
         return sorted({s for c in self._per.values() for s in c.secrets() if s})
+
+    def users(self, specs: list[ConnectionSpec]) -> list[str]:
+        """Every user name sent to a host (not secret, but base64("user:password") is: the log filter
+        needs them to find a Basic token anywhere)."""
+        names = {c.user for c in self._per.values() if c.user} | {s.user for s in self.apply_users(specs) if s.user}
+        return sorted(names)

@@ -38,6 +38,8 @@ class ConnectionSpec:
     read_timeout: float = 30
     operation_timeout: int = 20
     configuration_name: str = "Microsoft.PowerShell"
+    path: str = "wsman"  # the WinRM endpoint's URL path (ansible_psrp_path)
+    ports: Optional[list[int]] = None  # the ports to audit on this host (port80_ports; None: the run's)
     certificate_pem: Optional[str] = None
     certificate_key_pem: Optional[str] = None
     groups: list[str] = field(default_factory=list)  # the host's inventory groups (reports carry them)
@@ -87,6 +89,7 @@ def connect(spec: ConnectionSpec, password: Optional[str]):
     wsman = WSMan(
         spec.address,
         port=spec.port,
+        path=spec.path,
         username=spec.user,
         password=password,
         ssl=spec.scheme == "https",

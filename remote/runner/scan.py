@@ -167,6 +167,14 @@ class Scan:
     def _task(self, spec: ConnectionSpec, ctx: Context) -> Any:
         return host_task(spec, ctx, self.opts.mode, self.password_for)
 
+    def ports_of(self, spec: ConnectionSpec) -> list[int]:
+        """The ports audited on this host: its inventory's ``port80_ports``, else the run's."""
+        return list(spec.ports) if spec.ports and self.opts.mode != "check" else list(self.opts.ports)
+
+    def audited_ports(self) -> list[int]:
+        """Every port audited on some host, the run's first (the report's columns)."""
+        return list(dict.fromkeys([*self.opts.ports, *(p for t in self.targets for p in self.ports_of(t))]))
+
     def _dirname(self, spec: ConnectionSpec) -> str:
         if spec.name not in self._dirnames:
             base = safe_dirname(spec.name)
@@ -188,7 +196,7 @@ class Scan:
             meta = {"host": spec.name, "address": spec.address, "status": status, "error": error,
                     "elapsed_s": round(elapsed, 3), "groups": list(spec.groups)}
             write_bundle(bdir, Bundle(host=spec.name, meta=meta))
-            report = failed_host(spec.name, status, error, self.opts.ports, spec.address)
+            report = failed_host(spec.name, status, error, self.ports_of(spec), spec.address)
             report.evidence_dir, report.groups = str(bdir), list(spec.groups)
             return report
         if self.opts.mode == "check":
@@ -209,7 +217,7 @@ class Scan:
         meta["elapsed_s"] = round(elapsed, 3)
         meta["groups"] = list(spec.groups)
         written = write_bundle(bdir, Bundle(host=spec.name, texts=collected.texts, meta=meta))
-        report = analyze_bundle(written, self.opts.ports)  # the bundle as read back from disk
+        report = analyze_bundle(written, self.ports_of(spec))  # the bundle as read back from disk
         report.host = spec.name
         return report
 
@@ -222,7 +230,7 @@ class Scan:
         if isinstance(e, OSError) and e.errno in DISK_FULL_ERRNOS:
             self.disk_full = e
         msg = one_line(f"{type(e).__name__}: {e}", self.secrets, 300)
-        report = failed_host(spec.name, LOCAL, f"port80 {what} ({msg})", self.opts.ports, spec.address)
+        report = failed_host(spec.name, LOCAL, f"port80 {what} ({msg})", self.ports_of(spec), spec.address)
         report.evidence_dir, report.groups = str(self.dir / self._dirname(spec)), list(spec.groups)
         return report
 
@@ -333,7 +341,7 @@ class Scan:
         paths = {"json": self.dir / "report.json", "csv": self.dir / "report.csv"}
         for fmt, path in paths.items():
             tmp = path.with_name(path.name + ".part")
-            tmp.write_text(render(reports, fmt, self.opts.ports), encoding="utf-8", newline="")
+            tmp.write_text(render(reports, fmt, self.audited_ports()), encoding="utf-8", newline="")
             os.replace(tmp, path)
         return paths
 

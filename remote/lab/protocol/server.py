@@ -129,6 +129,7 @@ class LabRequestHandler(BaseHTTPRequestHandler):
 class LabHTTPServer(ThreadingHTTPServer):
     """The WinRM listener of one emulated host."""
 
+    path = "wsman"  # the WinRM listener's URL path (Windows: /wsman); a test may serve another one
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 256
@@ -329,7 +330,7 @@ class LabHTTPServer(ThreadingHTTPServer):
             self.stats.count(action="reset")
             self._reset(h)
             return
-        if h.path.split("?", 1)[0].rstrip("/").lower() != "/wsman":
+        if h.path.split("?", 1)[0].rstrip("/").lower() != "/" + self.path.strip("/").lower():
             self.reply(h, 404, b"")
             return
 
