@@ -141,11 +141,38 @@ def _split_at(lines: list[str], pattern: str) -> tuple[list[str], list[list[str]
     return head, chunks
 
 
+_QUEUE_HEAD = re.compile(r"^\s*Request queue name:")
+
+
+def _queue_chunks(lines: list[str], start: int = 0) -> tuple[list[str], list[list[str]]]:
+    """Request-queue blocks from ``start``: a queue starts at a ``Request queue name:`` line followed by its
+    ``Version:`` line, at any indentation (a URL group's own ``Request queue name:`` is followed by other
+    lines). Handles the plain view and captures whose indentation grew from queue to queue
+    (raw/servicestate/azure-sf-requestq-mangled.txt)."""
+    starts = []
+    n = len(lines)
+    for k in range(start, n):
+        if _QUEUE_HEAD.match(lines[k]):
+            j = k + 1
+            while j < n and _blank(lines[j]):
+                j += 1
+            if j < n and _content(lines[j]).strip().startswith("Version:"):
+                starts.append(k)
+    if not starts:
+        return lines[start:], []
+    return lines[start:starts[0]], [lines[s:e] for s, e in zip(starts, starts[1:] + [n])]
+
+
+def is_session_view(text: str) -> bool:
+    return any(_content(ln).strip() == "Request queues:" for ln in split_keep(text))
+
+
 def parse_queues(text: str) -> list[Queue]:
     """Request queues of either view (``view=requestq``: queues at column 0; session view: under
     ``Request queues:`` at 4, URLs linked by queue name, else in order, else per-queue lists)."""
     lines = split_keep(text)
-    _, chunks = _split_at(lines, r"^Request queue name:")
+    rq = next((k for k, ln in enumerate(lines) if _content(ln).strip() == "Request queues:"), None)
+    _, chunks = _queue_chunks(lines) if rq is None else ([], [])
     queues: list[Queue] = []
     if chunks:
         for ch in chunks:
@@ -153,10 +180,9 @@ def parse_queues(text: str) -> list[Queue]:
             _scan_queue(ch, q)
             queues.append(q)
         return queues
-    rq = next((k for k, ln in enumerate(lines) if _content(ln).strip() == "Request queues:"), None)
     if rq is None:
         return []
-    _, qchunks = _split_at(lines[rq + 1:], r"^    Request queue name:")
+    _, qchunks = _queue_chunks(lines, rq + 1)
     for ch in qchunks:
         q = Queue(_queue_name(ch[0]))
         _scan_queue(ch, q)
@@ -185,7 +211,7 @@ def parse_queues(text: str) -> list[Queue]:
 
 def render_requestq(text: str, dead: list[bool]) -> str:
     lines = split_keep(text)
-    head, chunks = _split_at(lines, r"^Request queue name:")
+    head, chunks = _queue_chunks(lines)
     if not chunks:
         return text
     return "".join(head + Blocks(chunks).render([not d for d in dead]))
@@ -213,7 +239,7 @@ def render_session(text: str, dead_urls: set[str], dead_sigs: list[tuple]) -> st
             new_sessions.append(pre + gb.render(keep) if groups else s)
     out = head + Blocks(new_sessions).render(keep_sessions) if sessions else list(head)
     if rq < len(lines):
-        qhead, qchunks = _split_at(lines[rq:], r"^    Request queue name:")
+        qhead, qchunks = _queue_chunks(lines, rq)
         qb = Blocks(qchunks)
         pending = list(dead_sigs)
         keepq = []

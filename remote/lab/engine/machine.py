@@ -10,7 +10,8 @@ from typing import Any, Optional
 from remote.evidence.kinds import FILES as EVIDENCE_FILES
 from remote.lab.engine import formats as cmd
 from remote.lab.engine.httpsys import (Queue, _content, _eol, _jkey, _load_json_records, parse_iplisten,
-                                       parse_queues, render_iplisten, render_requestq, render_session, split_keep)
+                                       is_session_view, parse_queues, render_iplisten, render_requestq,
+                                       render_session, split_keep)
 
 # evidence kind → bundle file the machine reads and re-renders (a new kind the lab serves is a new row)
 # kind -> bundle file: the evidence-kind registry's, plus the session view of servicestate a bundle may carry
@@ -379,6 +380,9 @@ class Machine:
         return dead, dead_urls, [q.signature() for q, d in zip(self.queues, dead) if d], live_ports
 
     def _render_servicestate(self, orig: str) -> str:
+        """servicestate.txt in whichever view it was captured (a session-view capture is re-rendered as one)."""
+        if is_session_view(orig):
+            return self._render_servicestate_session(orig)
         dead, *_ = self._dead()
         return render_requestq(orig, dead) if any(dead) else orig
 
