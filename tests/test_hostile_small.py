@@ -101,3 +101,12 @@ def test_lab_serve_names_a_bundle_it_cannot_model(tmp_path, edit):
     assert res.returncode == 2, out
     lines = [x for x in out.splitlines() if x.strip()]
     assert len(lines) == 1 and str(b) in lines[0] and "Traceback" not in out, out
+
+
+def test_clixml_lone_surrogate_never_fails_the_decoder():
+    from remote.remoting.transport import FastSerializer
+
+    s = FastSerializer()
+    assert s._deserialize_string("Contoso_xD800_Api_x000D__x000A_") == "Contoso\ud800Api\r\n"  # kept, to be noted
+    assert s._deserialize_string("_xD83D__xDE00_") == "\U0001F600"  # a pair is its character
+    assert s._deserialize_string("a_x000D__x000A_b") == "a\r\nb"

@@ -47,6 +47,7 @@ from remote.remoting import kerberos
 log = logging.getLogger("port80.transport")
 
 _CR, _LF = "_x000D_", "_x000A_"
+_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")  # CLIXML's escape of one UTF-16 code unit
 
 
 def decode_clixml_string(value: Optional[str], slow: Any) -> str:
@@ -76,7 +77,17 @@ class FastSerializer(Serializer):
     ApplicationPrivateData decoded once per distinct text."""
 
     def _deserialize_string(self, value: Optional[str]) -> str:
-        return decode_clixml_string(value, super()._deserialize_string)
+        return decode_clixml_string(value, self._strict_or_lenient)
+
+    def _strict_or_lenient(self, value: str) -> str:
+        """pypsrp's decoding; a string it cannot decode (``_xD800_``: a lone surrogate, legal in a
+        .NET string) is decoded here instead, the lone surrogate kept for the evidence writer to
+        replace with U+FFFD and note (remote/evidence/bundle.py): one odd string never fails a host."""
+        try:
+            return super()._deserialize_string(value)
+        except UnicodeError:
+            text = _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), value)
+            return text.encode("utf-16-be", "surrogatepass").decode("utf-16-be", "surrogatepass")  # pairs joined
 
     def deserialize(self, element: Any, metadata: Any = None, clear: bool = True) -> Any:
         if isinstance(element, str) and metadata is None:
