@@ -2,9 +2,9 @@
 
 One host = one WSMan + one RunspacePool, created, used and closed in the calling thread (no pypsrp
 object crosses threads). All evidence comes back from ONE pipeline of several statements, each
-preceded by a marker string, so a host costs: open pool (Create + Receive), one Command + Receive,
-close (Delete): 5 HTTP requests over Basic/HTTPS, 6 over NTLM/HTTP (one auth leg more; pypsrp alone
-needs 3, see remote/remoting/transport.py). Commands are
+preceded by a marker string, so a host costs: open pool (Create + 2 Receives, as Windows answers it),
+one Command + Receive, close (Delete): 6 HTTP requests over Basic/HTTPS, 7 over NTLM/HTTP (one auth leg
+more; pypsrp alone needs 3, see remote/remoting/transport.py). Commands are
 read-only (see ``EVIDENCE``); tests assert the lab saw nothing else.
 """
 
