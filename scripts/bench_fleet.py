@@ -540,7 +540,7 @@ def summarize_folded(path: Path, top: int = 15) -> dict:
         else:
             a = "other"
         area[a] = area.get(a, 0) + n_
-    pct = lambda d: [(k, round(100.0 * v / max(1, total), 1)) for k, v in sorted(d.items(), key=lambda kv: -kv[1])]
+    pct = lambda d: [(k, round(100.0 * v / max(1, total), 1)) for k, v in sorted(d.items(), key=lambda kv: -kv[1])]  # noqa: E731
     return {"samples": total, "idle_samples_dropped": idle, "areas": pct(area), "self": pct(self_c)[:top], "inclusive": pct(incl)[:top]}
 
 
@@ -737,7 +737,7 @@ def warm_up(lab: Lab, names: list[str], workdir: Path, tag: str, env_extra: Opti
 
 def _brief(r: dict) -> str:
     return (f"wall {r['wall_s']} s, {r['requests_per_host']} req/host, cpu {r['client_cpu_ms_per_host']} ms/host, "
-            f"(sys {r.get('client_sys_ms_per_host')}), rss {r['peak_rss_mb']} MB, lab cpu {r.get('lab_cpu_ms_per_host')} ms/host, errors {r['errors']}")
+            f"(sys {r.get('client_sys_ms_per_host')}), rss {r['peak_rss_mb']} MB, lab cpu {r.get('lab_cpu_ms_per_host')} ms/host, errors {r['errors']}")  # noqa: E501
 
 
 def summarize(cfg: Config, per_auth: dict, big: Optional[dict], ss: dict, runs: list[dict]) -> dict:
@@ -964,7 +964,7 @@ def parse_args(argv: Optional[list[str]]) -> tuple[argparse.Namespace, Config]:
     ap.add_argument("--servicestate-only", type=float, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     q = a.quick
-    d = lambda v, full, quick: v if v is not None else (quick if q else full)
+    d = lambda v, full, quick: v if v is not None else (quick if q else full)  # noqa: E731
     if a.scale:
         cfg = Config(hosts=a.hosts or SCALE_PARAMS["hosts"], forks=a.forks or SCALE_PARAMS["forks"],
                      auths=["basic", "ntlm"] if a.auth == "both" else [a.auth],

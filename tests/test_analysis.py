@@ -144,7 +144,7 @@ def test_svchost_pid_lists_all_services():
     services = json.dumps([
         {"Name": "W3SVC", "DisplayName": "World Wide Web Publishing Service", "State": "Running", "StartMode": "Auto", "ProcessId": 3408},
         {"Name": "WAS", "DisplayName": "Windows Process Activation Service", "State": "Running", "StartMode": "Manual", "ProcessId": 3408},
-        {"Name": "WinRM", "DisplayName": "Windows Remote Management (WS-Management)", "State": "Running", "StartMode": "Auto", "ProcessId": 3416},
+        {"Name": "WinRM", "DisplayName": "Windows Remote Management (WS-Management)", "State": "Running", "StartMode": "Auto", "ProcessId": 3416},  # noqa: E501
     ])
     texts = {"servicestate": fixture("servicestate", "htb-flight-iis-winrm.txt"), "services": services,
              "netstat": fixture("netstat", "htb-flight-findstr-listening.txt")}

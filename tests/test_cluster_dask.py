@@ -89,7 +89,7 @@ class Cluster:
         assert address.startswith("tcp://127.0.0.1:")
         for seg in ("east", "west"):
             self._start(seg, ["worker", "--scheduler-file", str(self.sched_file), "--host", "127.0.0.1",
-                              "--no-dashboard", "--dashboard-address", "127.0.0.1:0", "--nthreads", "2", "--name", seg, "--resources", f"segment-{seg}=1",
+                              "--no-dashboard", "--dashboard-address", "127.0.0.1:0", "--nthreads", "2", "--name", seg, "--resources", f"segment-{seg}=1",  # noqa: E501
                               "--death-timeout", "60"])
         self.wait_workers(2)
         return address
@@ -228,7 +228,7 @@ def test_a_segment_no_worker_offers_is_one_clear_line(tmp_path: Path, lab):
             time.sleep(0.2)
         time.sleep(0.3)
         cluster._start("west", ["worker", "--scheduler-file", str(cluster.sched_file), "--host", "127.0.0.1",
-                                "--no-dashboard", "--dashboard-address", "127.0.0.1:0", "--nthreads", "1", "--name", "west", "--resources", "segment-west=1"])
+                                "--no-dashboard", "--dashboard-address", "127.0.0.1:0", "--nthreads", "1", "--name", "west", "--resources", "segment-west=1"])  # noqa: E501
         cluster.wait_workers(1)
         address = json.loads(cluster.sched_file.read_text())["address"]
         res = port80("scan", "-i", str(inv), "--cluster", address, "--evidence-dir", str(tmp_path / "ev"),

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import textwrap
 
-from remote.runner.limits import ForksTooHigh, fit_forks, needed_fds, raise_nofile
+from remote.runner.limits import fit_forks, needed_fds, raise_nofile
 
 
 def test_raise_nofile_reaches_the_hard_limit_and_fit_forks_accepts_what_fits():

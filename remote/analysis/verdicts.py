@@ -14,13 +14,13 @@ Reservations (urlacl) never hold a port; they are listed with their users.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Optional, Protocol, TypeVar
 
-from remote.analysis import knowledge
+from remote.analysis import binding, knowledge
+from remote.analysis.urls import parse_url, url_key
+from remote.enums import StrEnum
 from remote.evidence.bundle import Bundle
 from remote.evidence.kinds import FILES, KINDS, PARSED, REQUIRED
-from remote.enums import StrEnum
-from remote.runner.failures import FAILED, HostStatus
 from remote.parsers.records import (
     ExcludedPortRangeResult,
     GetServiceResult,
@@ -29,14 +29,14 @@ from remote.parsers.records import (
     IpListenResult,
     NetstatResult,
     ProcessesResult,
+    RequestQueue,
     ServicesResult,
     ServiceStateResult,
     SslCertResult,
     TasklistResult,
     UrlAclResult,
 )
-from remote.analysis import binding
-from remote.analysis.urls import parse_url, url_key
+from remote.runner.failures import FAILED, HostStatus
 
 HTTP_SYS_PID = 4
 
@@ -191,6 +191,18 @@ class Evidence:
         return self.parsed.get("getservice")
 
 
+class _Parsed(Protocol):
+    error: Optional[str]
+
+
+ParsedT = TypeVar("ParsedT", bound=_Parsed)
+
+
+def _ok(result: Optional[ParsedT]) -> Optional[ParsedT]:
+    """The parsed result when it is usable (present, and not an error message), else None."""
+    return result if result is not None and not result.error else None
+
+
 def parse_evidence(texts: dict[str, Optional[str]]) -> Evidence:
     ev = Evidence()
     for kind in PARSED:
@@ -210,38 +222,36 @@ class _Owners:
     def __init__(self, ev: Evidence):
         self.names: dict[int, str] = {HTTP_SYS_PID: "System"}
         self.services: dict[int, list[str]] = {}
-        if ev.usable("tasklist"):
-            for p in ev.tasklist.processes:
+        if (tasks := _ok(ev.tasklist)) is not None:
+            for p in tasks.processes:
                 self.names.setdefault(p.pid, p.image)
                 if p.services:
                     self.services.setdefault(p.pid, list(p.services))
-        if ev.usable("processes"):
-            for p in ev.processes.processes:
-                name = _image_name(p.name, p.path)
+        if (procs := _ok(ev.processes)) is not None:
+            for proc in procs.processes:
+                name = _image_name(proc.name, proc.path)
                 if name:
-                    self.names[p.pid] = name
-        if ev.usable("services"):
+                    self.names[proc.pid] = name
+        if (svcs := _ok(ev.services)) is not None:
             by_pid: dict[int, list[str]] = {}
-            for s in ev.services.services:
+            for s in svcs.services:
                 if s.pid and s.pid > 0:
                     by_pid.setdefault(s.pid, []).append(s.name)
             if by_pid:
                 self.services.update(by_pid)
-        if ev.usable("netstat"):
-            for s in ev.netstat.sockets:
-                if s.pid is not None and s.owner and s.pid not in self.names:
-                    self.names[s.pid] = s.owner
-                if s.pid is not None and s.owner_services and s.pid not in self.services:
-                    self.services[s.pid] = list(s.owner_services)
-        if ev.usable("servicestate"):
-            for q in ev.servicestate.request_queues:
+        if (ns := _ok(ev.netstat)) is not None:
+            for sock in ns.sockets:
+                if sock.pid is not None and sock.owner and sock.pid not in self.names:
+                    self.names[sock.pid] = sock.owner
+                if sock.pid is not None and sock.owner_services and sock.pid not in self.services:
+                    self.services[sock.pid] = list(sock.owner_services)
+        if (ss := _ok(ev.servicestate)) is not None:
+            for q in ss.request_queues:
                 for qp in q.processes:
                     if qp.image and qp.pid not in self.names:
                         self.names[qp.pid] = _image_name(None, qp.image) or qp.image
 
-    def label(self, pid: Optional[int]) -> Optional[str]:
-        if pid is None:
-            return None
+    def label(self, pid: int) -> str:
         name = self.names.get(pid)
         return f"{name} ({pid})" if name else f"PID {pid}"
 
@@ -289,7 +299,7 @@ def analyze_evidence(host: str, ev: Evidence, ports: list[int]) -> HostReport:
 
 def _verdict(port: int, ev: Evidence, owners: _Owners) -> PortVerdict:
     v = PortVerdict(port=port, holder=Holder.UNKNOWN)
-    iplisten = ev.iplisten.addresses if ev.usable("iplisten") else []
+    iplisten = ipl.addresses if (ipl := _ok(ev.iplisten)) is not None else []
     v.iplisten = list(iplisten)
 
     source, source_kind = _listener_source(ev)
@@ -309,11 +319,11 @@ def _verdict(port: int, ev: Evidence, owners: _Owners) -> PortVerdict:
                     address=_show_address(s.local_address, s.ipv6), port=port, pid=s.pid,
                     process=owners.name(s.pid) or s.owner, evidence=f"{_file(source_kind)}:{s.line}"))
 
-    if ev.usable("servicestate"):
-        v.registrations = _registrations(port, ev.servicestate, owners)
+    if (ss := _ok(ev.servicestate)) is not None:
+        v.registrations = _registrations(port, ss, owners)
 
-    if ev.usable("urlacl"):
-        for r in ev.urlacl.reservations:
+    if (acl := _ok(ev.urlacl)) is not None:
+        for r in acl.reservations:
             u = parse_url(r.url)
             if u and u.port == port:
                 prod = knowledge.identify_reservation(u.path, u.port)
@@ -358,16 +368,16 @@ def _listener_source(ev: Evidence) -> tuple[Optional[NetstatResult], str]:
 
 def _binding(v: PortVerdict, ev: Evidence, source: Optional[NetstatResult]) -> None:
     """bindable, blockers, excluded ranges, certificate bindings, IIS sites and HTTP.sys precedence."""
-    sites = ev.iis_sites.sites if ev.usable("iis_sites") else None
-    if ev.usable("servicestate"):
-        queues = {}
-        for q in ev.servicestate.request_queues:
+    sites = iis.sites if (iis := _ok(ev.iis_sites)) is not None else None
+    if (ss := _ok(ev.servicestate)) is not None:
+        queues: dict[str, RequestQueue] = {}
+        for q in ss.request_queues:
             for u in q.urls:
                 queues.setdefault(u.casefold(), q)
         for r in v.registrations:
-            q = queues.get(r.url.casefold())
+            rq = queues.get(r.url.casefold())
             is_iis = r.product_key == "iis" or any(s.lower() in ("w3svc", "was") for s in r.services)
-            r.iis = binding.iis_for(r.url, q, ev.servicestate, sites, is_iis)
+            r.iis = binding.iis_for(r.url, rq, ss, sites, is_iis)
             by_site = knowledge.product_for_site(r.iis.get("site")) if r.iis else None
             if by_site is not None:  # an IIS site that names its product (Exchange Back End)
                 r.product, r.product_key, r.advice = by_site.label, by_site.key, by_site.advice
@@ -378,7 +388,7 @@ def _binding(v: PortVerdict, ev: Evidence, source: Optional[NetstatResult]) -> N
         ev.excludedportrange6 if ev.usable("excludedportrange6") else None,
         (_file("excludedportrange"), _file("excludedportrange6")))
     v.tls = binding.tls_bindings(v.port, ev.sslcert, _file("sslcert"), v.registrations, sites)
-    ipl = list(zip(ev.iplisten.addresses, ev.iplisten.lines)) if ev.usable("iplisten") else []
+    ipl = list(zip(il.addresses, il.lines)) if (il := _ok(ev.iplisten)) is not None else []
     v.blockers = binding.blockers(v, source, ipl, _file("iplisten"), v.excluded_ranges)
     v.bindable = binding.bindable(v.blockers, source is not None, ev.usable("excludedportrange"))
 
@@ -443,9 +453,9 @@ def _notes(v: PortVerdict, ev: Evidence, kernel: list[Listener], user: list[List
     if "http.sys" in v.holders and user:
         v.notes.append("HTTP.sys and a user-mode process share the port on different addresses: "
                        + ", ".join(f"{l.address} {l.process or 'PID ' + str(l.pid)}" for l in user))
-    for r in v.reservations:
-        if r.product and knowledge.product_by_label(r.product).reservation_only:
-            v.notes.append(f"{r.url} is a reservation only; it never holds the port by itself")
+    for res in v.reservations:
+        if res.product and knowledge.product_by_label(res.product).reservation_only:
+            v.notes.append(f"{res.url} is a reservation only; it never holds the port by itself")
 
 
 def _show_address(addr: str, ipv6: bool) -> str:

@@ -625,9 +625,9 @@ class _Parser:
             if not g.declared and g.first_ref is not None:
                 line, kind, parent = g.first_ref
                 if kind == "vars":
-                    problems.append((line, f"[{g.name}:vars] for a group that is never defined: add a [{g.name}] or [{g.name}:children] section"))
+                    problems.append((line, f"[{g.name}:vars] for a group that is never defined: add a [{g.name}] or [{g.name}:children] section"))  # noqa: E501
                 else:
-                    problems.append((line, f"[{parent}:children] includes the undefined group '{g.name}': add a [{g.name}] or [{g.name}:children] section"))
+                    problems.append((line, f"[{parent}:children] includes the undefined group '{g.name}': add a [{g.name}] or [{g.name}:children] section"))  # noqa: E501
         cycle = self._first_cycle()
         if cycle is not None:
             problems.append(cycle)
@@ -803,6 +803,7 @@ class _Resolver:
             scheme = "http" if port == HTTP_PORT else "https"
         elif port is None:
             port = HTTPS_PORT if scheme == "https" else HTTP_PORT
+        assert port is not None  # for mypy: every branch above set it
 
         user = None
         got = pick_flavoured("user", ("ansible_user",))
@@ -936,7 +937,7 @@ class _Resolver:
                 name,
             )
         elif scheme == "http" and encryption == "never":
-            self.warn_host(encryption_line or scheme_line, "plain HTTP without message encryption: the traffic is readable on the path", name)
+            self.warn_host(encryption_line or scheme_line, "plain HTTP without message encryption: the traffic is readable on the path", name)  # noqa: E501
         if scheme == "http" and port == HTTPS_PORT:
             self.warn_host(max(scheme_line, port_line), f"http on port {HTTPS_PORT} (the https port)", name)
         elif scheme == "https" and port == HTTP_PORT:
@@ -1277,17 +1278,17 @@ def _build(parser: _Parser) -> Inventory:
         hosts.append(resolver.resolve(h, merged, group_names))
 
     groups: dict[str, Group] = {}
-    for name, g in pg.items():
+    for name, gb in pg.items():
         groups[name] = Group(
             name=name,
-            line=g.line,
-            vars={k: v.value for k, v in g.vars.items() if not is_secret_var(k)},
-            secret_vars=sorted(k for k in g.vars if is_secret_var(k)),
+            line=gb.line,
+            vars={k: v.value for k, v in gb.vars.items() if not is_secret_var(k)},
+            secret_vars=sorted(k for k in gb.vars if is_secret_var(k)),
             children=list(children[name]),
             parents=[p for p in parents[name]],
-            hosts=list(g.hosts),
+            hosts=list(gb.hosts),
             depth=depth_of(name),
-            priority=g.priority,
+            priority=gb.priority,
         )
 
     _typo_warnings(parser)

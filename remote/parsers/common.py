@@ -258,7 +258,7 @@ def never_raise(factory: Callable[[], T]) -> Callable[[Callable[[str], T]], Call
                 return fn(text)
             except Exception as exc:  # pragma: no cover - safety net, tests assert it never fires
                 res = factory()
-                res.warnings.append(f"internal parser error: {type(exc).__name__}: {exc}")
+                res.warnings.append(f"internal parser error: {type(exc).__name__}: {exc}")  # type: ignore[attr-defined]
                 return res
 
         return wrapper

@@ -65,7 +65,7 @@ def _state(d: dict[str, Any]) -> Optional[str]:
         if isinstance(v, str) and v.replace(" ", "").casefold() not in _RUN_STATES:
             return None
     if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return _STATUS_ENUM.get(to_int(v), str(v))
+        return _STATUS_ENUM.get(to_int(v) or 0, str(v))
     s = _text(v)
     if s is None:
         return None
@@ -75,7 +75,7 @@ def _state(d: dict[str, Any]) -> Optional[str]:
 def _start(d: dict[str, Any]) -> Optional[str]:
     v = d.get("startmode", d.get("starttype"))
     if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return _START_ENUM.get(to_int(v), str(v))
+        return _START_ENUM.get(to_int(v) or 0, str(v))
     s = _text(v)
     if s is None:
         return None

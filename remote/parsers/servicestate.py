@@ -166,7 +166,7 @@ class _Parser:
             target = self.entity if isinstance(self.entity, (UrlGroup, RequestQueue)) else None
         if target is None:
             target = self.cur_group or self.cur_queue
-        if target is None:
+        if not isinstance(target, (UrlGroup, RequestQueue)):
             self.res.warnings.append(f"line {ln.no}: URL {url!r} outside any URL group or queue")
             return
         target.urls.append(url)
@@ -250,9 +250,8 @@ class _Parser:
         s = self.sessions.get(sid)
         if s is None:
             s = self.sessions[sid] = ServerSession(id=sid, line=ln.no)
-        nested = self.cur_queue is not None and self.cur_group is not None
-        if nested:  # request-queue view: the group's owning session, printed inside it
-            g = self.cur_group
+        g = self.cur_group
+        if self.cur_queue is not None and g is not None:  # request-queue view: the group's owning session
             g.server_session_id = sid
             known = self.session_groups.setdefault(sid, set())
             if g.id and g.id not in known:

@@ -317,7 +317,7 @@ class Fixer:
             o.verified = rm.verify(p, report)
             v = next((x for x in report.ports if x.port == p.port), None) if report else None
             journal.write("verified", host=p.host, verified=o.verified,
-                          holder=v.holder if v and report.status not in FAILED else "unknown",
+                          holder=v.holder if v and report and report.status not in FAILED else "unknown",
                           who=rm.who_holds(v) if v else "")
 
     def _write_plan(self, plans: list[HostPlan], name: str) -> None:

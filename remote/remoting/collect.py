@@ -94,10 +94,10 @@ def connect(spec: ConnectionSpec, password: Optional[str]):
         password=password,
         ssl=spec.scheme == "https",
         auth=spec.auth,
-        cert_validation=spec.cert_validation,
+        cert_validation=spec.cert_validation,  # type: ignore[arg-type]  # pypsrp: bool, or a CA bundle path
         encryption=spec.encryption,
-        connection_timeout=spec.connection_timeout,
-        read_timeout=spec.read_timeout,
+        connection_timeout=spec.connection_timeout,  # type: ignore[arg-type]  # pypsrp passes it to requests
+        read_timeout=spec.read_timeout,  # type: ignore[arg-type]
         operation_timeout=max(1, int(spec.operation_timeout)),
         reconnection_retries=0,
         reconnection_backoff=0.1,  # pypsrp retries a timed-out Receive 5x: keep the backoff short
@@ -107,7 +107,7 @@ def connect(spec: ConnectionSpec, password: Optional[str]):
     )
     tune_wsman(wsman)
     if spec.max_output_bytes:
-        wsman.transport._port80_cap = int(spec.max_output_bytes)
+        wsman.transport._port80_cap = int(spec.max_output_bytes)  # type: ignore[attr-defined]  # transport.py
     return wsman
 
 
@@ -167,7 +167,7 @@ def run_pipeline(pool, kinds: list[str], builders: dict[str, Callable]) -> tuple
 
     capped: Optional[OutputCapExceeded] = None
     try:
-        if key is not None:
+        if key is not None and frag is not None:
             frag.serializer = _PipelineMemo(frag.serializer, key)
             try:
                 ps.begin_invoke()
@@ -199,9 +199,9 @@ def run_pipeline(pool, kinds: list[str], builders: dict[str, Callable]) -> tuple
             if kind not in got and kind not in errors:
                 errors[kind] = f"not collected: {capped}"
     for rec in ps.streams.error:
-        kind = _error_kind(rec, kinds)
-        if kind:
-            errors.setdefault(kind, _one_line(str(rec)))
+        rec_kind = _error_kind(rec, kinds)
+        if rec_kind:
+            errors.setdefault(rec_kind, _one_line(str(rec)))
     results: dict[str, Any] = {}
     for kind in kinds:
         if kind in got and (got[kind] or kind not in errors):

@@ -563,7 +563,7 @@ class Port80Transport(_TransportHTTP):
             raise _kerberos_failure(e, spn, user) from None
         if hasattr(auth, "contexts"):
             auth.contexts[host] = context
-        setattr(context, "response_auth_header", "negotiate")
+        context.response_auth_header = "negotiate"
         self._port80_ctx = context
         if self.wrap_required:
             self.encryption = WinRMEncryption(context, WinRMEncryption.SPNEGO)

@@ -193,7 +193,7 @@ def _ways(report: HostReport, v: PortVerdict, texts: Optional[dict]) -> list[tup
                      "HTTP.sys reads the list when the HTTP service starts: restart it (this restarts WinRM too) "
                      "or reboot; afterwards every HTTP.sys service (WinRM included) answers only on the listed "
                      f"addresses, and a process can bind {port} on another address (not 0.0.0.0)."))
-        for key, label, advice in _product_advice(v):
+        for key, label, advice in _product_advice(v):  # noqa: B007
             ways.append((f"the product's own way ({label}; no port80 fix strategy)", advice,
                          "the product keeps running, without this port (as its documentation describes)."))
     for l in {l.pid: l for l in reversed(v.listeners)}.values():

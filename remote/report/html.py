@@ -157,7 +157,7 @@ def _charts(reports: list["HostReport"]) -> str:
         charts.append(bar_chart(f"Hosts by holder, port {port}", sorted(counts.items(), key=lambda kv: -kv[1]),
                                 f"chart-holder-{port}"))
     charts.append(bar_chart("Hosts by product", list(s["by_product"].items()), "chart-product"))
-    failures = Counter(r.status for r in reports if r.status != "ok")
+    failures = Counter(str(r.status) for r in reports if r.status != "ok")
     charts.append(bar_chart("Hosts not fully scanned, by class", failures.most_common(), "chart-failures"))
     groups: Counter = Counter()
     held: Counter = Counter()

@@ -162,7 +162,7 @@ def csv_rows(reports: list[HostReport]) -> Iterable[dict[str, str]]:
                 "tls": _join(f"{t['binding']} {t['cert_hash']} [{t['cert_store'] or ''}] {t['app_id']} "
                              f"{t['product'] or ''} {t['evidence']}".replace("  ", " ") for t in p.tls),
             }
-            regs = p.registrations or [None]
+            regs: list[Optional[Registration]] = list(p.registrations) or [None]
             for reg in regs:
                 row = dict(base)
                 if reg is not None:

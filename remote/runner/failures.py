@@ -83,7 +83,7 @@ class Classified(Port80Error):
         self.status, self.error = status, error
 
 
-def _chain(exc: BaseException) -> Iterable[BaseException]:
+def _chain(exc: Optional[BaseException]) -> Iterable[BaseException]:
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
@@ -159,7 +159,7 @@ def classify(exc: BaseException, secrets: Iterable[str] = ()) -> tuple[str, str]
     return HostStatus.ERROR, one_line(f"{type(exc).__name__}: {exc}", secrets)
 
 
-def _connection_class(chain: list[BaseException], secrets) -> tuple[str, str]:
+def _connection_class(chain: list[BaseException], secrets: list[str]) -> tuple[str, str]:
     import urllib3.exceptions as u3
 
     for e in chain:

@@ -263,15 +263,15 @@ class FleetRunner(Generic[T]):
                 if backlog and now - backlog[0][1] >= DEFER_MAX_S:
                     flush()
                 while closing:
-                    t, started = next(iter(closing.items()))
+                    tok_c, started = next(iter(closing.items()))
                     if now - started < timeout:
                         break
-                    del closing[t]  # the session close hangs: the host is recorded, stop waiting
+                    del closing[tok_c]  # the session close hangs: the host is recorded, stop waiting
                 while active:
-                    t, (job, started, ctx) = next(iter(active.items()))
+                    tok_a, (job, started, ctx) = next(iter(active.items()))
                     if now - started < timeout:
                         break
-                    del active[t]  # its thread is abandoned; a late result is ignored
+                    del active[tok_a]  # its thread is abandoned; a late result is ignored
                     ctx.cancel.set()  # a task that checks it stops before its next step
                     finish(Result(job, None, DeadlineExceeded(
                         f"no result within the {timeout:g} s per-host deadline"), now - started))

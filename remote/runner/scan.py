@@ -202,11 +202,11 @@ class Scan:
         if self.opts.mode == "check":
             meta = dict(result)
             report = HostReport(host=spec.name, address=spec.address, status=HostStatus.OK, evidence_dir=None,
-                                os_version=meta.get("os_version"))
+                                os_version=str(meta["os_version"]) if meta.get("os_version") else None)
             if meta.get("elevated") is False:
                 report.status, report.error = HostStatus.PARTIAL, "session is not elevated (netsh http output may be incomplete)"
             elif meta.get("errors"):
-                report.status, report.error = HostStatus.PARTIAL, partial_message(meta["errors"])
+                report.status, report.error = HostStatus.PARTIAL, partial_message(dict(meta["errors"]))  # type: ignore[call-overload]
             return report
         collected: Collected = result
         meta = dict(collected.meta)

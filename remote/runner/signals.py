@@ -55,7 +55,7 @@ def exit_code() -> int:
 
 def signal_name() -> str:
     n = _last[-1] if _last else signal.SIGINT
-    return {signal.SIGINT: "Ctrl-C"}.get(n, signal.Signals(n).name)
+    return "Ctrl-C" if n == signal.SIGINT else signal.Signals(n).name
 
 
 __all__ = ["Terminated", "stop_signals", "exit_code", "signal_name"]

@@ -69,7 +69,7 @@ PRODUCTS: tuple[Product, ...] = (
        "http://*:5357/", ports=(5357, 5358)),
     _p("upnp", "UPnP / SSDP (upnphost)", "Stop-Service upnphost; Set-Service upnphost -StartupType Disabled",
        "http://*:2869/", ports=(2869,), services=("upnphost",)),
-    _p("wmp", "Windows Media Player Network Sharing (WMPNetworkSvc)", "Stop-Service WMPNetworkSvc; Set-Service WMPNetworkSvc -StartupType Disabled",
+    _p("wmp", "Windows Media Player Network Sharing (WMPNetworkSvc)", "Stop-Service WMPNetworkSvc; Set-Service WMPNetworkSvc -StartupType Disabled",  # noqa: E501
        "http://+:10243/WMPNSSv4/", path=r"/(WMPNSSv4|MDEServer|apps)/", ports=(10243, 10245, 10246, 10247), services=("WMPNetworkSvc",)),
     _p("rdp-http", "Remote Desktop Services (RDP over HTTP)", "part of TermService; do not stop unless RDP is unused",
        "http://+:3387/rdp/", path=r"/rdp/", ports=(3387, 3392), services=("TermService",), critical=True),

@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 from remote.lab import api
 from remote.lab.engine import language as L
-from remote.lab.engine.formats import CAT_INVALID_OPERATION, NativeLine, PSObj, display, format_objects
+from remote.lab.engine.formats import CAT_INVALID_OPERATION, PSObj, display, format_objects
 from remote.lab.engine.script import (_NOVALUE, Args, Context, ScriptBlock, Step, Terminate, bind,
                                       not_found_error, resolve)
 

@@ -270,7 +270,7 @@ class Builder:
         # services start in "boot" order: DcomLaunch and RPCSS groups first, then alphabetical
         order = sorted(table, key=lambda x: (x[4] not in ("DcomLaunch",), x[4] not in ("RPCSS",), x[0].lower()))
         started = 0
-        for name, disp, mode, running, host in order:
+        for name, disp, mode, running, host in order:  # noqa: B007,B007
             running = s.running_overrides.get(name, running)
             if running:
                 p = self._host_for(name, host)
@@ -278,7 +278,7 @@ class Builder:
                 started += 1
                 if started == 9 and s.os_version.split(".")[2] != "14393":
                     self.proc("Memory Compression")
-        for name, disp, mode, running, host in table:
+        for name, disp, mode, running, host in table:  # noqa: B007
             running = s.running_overrides.get(name, running)
             pid = next((p.pid for p in self.procs if name in p.services), 0)
             self.services.append({"Name": name, "DisplayName": disp, "State": "Running" if running else "Stopped",
