@@ -81,13 +81,6 @@ def test_execute_ps_syntax_error_is_parseexception(fleet):
 def test_exit_sends_setshouldexit_and_completes(fleet):
     """``exit 3``: the pipeline completes and the host receives SetShouldExit(3) (PowerShell's
     LocalPipeline; no recording: the recordings carry no `exit`)."""
-    class Host:
-        calls = []
-
-        def run_method(self, mi, mp, runspace, pipeline=None):
-            Host.calls.append((int(getattr(mi, "value", mi)), list(mp or [])))
-            return None
-
     from pypsrp.host import PSHost
     seen = []
 
