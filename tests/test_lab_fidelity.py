@@ -324,3 +324,26 @@ def test_provider_fault_text_reaches_the_message(faulty):
     assert not ei.value.reason  # the text is only inside f:ProviderFault, as in real faults
     cls, msg = classify(ei.value, [faulty.password])
     assert cls == "winrm" and "None" not in msg and "failed to start the PowerShell session" in msg
+
+
+def test_port80_scan_reports_a_slow_opening_host_ok(tmp_path):
+    """The bar: ``port80 scan`` of a host whose pool open takes longer than the operation timeout is ``ok``
+    (the inventory's ansible_psrp_operation_timeout=1; the lab's slow_open holds the Opened state 2.5 s)."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from remote.cli.app import app
+    from remote.lab.fleet import demo_fleet_dir
+
+    shutil.copytree(demo_fleet_dir() / "branchcache", tmp_path / "p" / "branchcache")
+    inv = tmp_path / "inv.ini"
+    with lab_fleet(tmp_path / "p", inventory=inv, workdir=tmp_path / "lab",
+                   faults={"branchcache": {"kind": "slow_open", "seconds": 2.5}}) as fleet:
+        inv.write_text(inv.read_text(encoding="utf-8") + "ansible_psrp_operation_timeout=1\n", encoding="utf-8")
+        res = CliRunner().invoke(app, ["scan", "-i", str(inv), "--timeout", "20", "--evidence-dir",
+                                       str(tmp_path / "scan"), "-f", "json"], env={"PORT80_PASSWORD": fleet.password})
+        assert res.exit_code == 0, res.output
+        host = json.loads(res.stdout)["hosts"][0]
+        assert host["status"] == "ok", host
+        assert fleet.hosts[0].stats()["status"].get("500", 0) >= 2  # OperationTimeout faults during the open
