@@ -51,10 +51,8 @@ from bench_lab import raise_nofile  # scripts/ is on sys.path when this file run
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "scripts"
 FLEET = ROOT / "remote" / "lab" / "fleet" / "profiles"
-CORPUS_SERVICESTATE = [
-    ROOT.parent / "shared" / "corpus" / "raw" / "servicestate" / "htb-flight-iis-winrm.txt",
-    Path("/work/shared/corpus/raw/servicestate/htb-flight-iis-winrm.txt"),
-]
+# a real capture, copied into the repository (tests/fixtures/SOURCES.md names where it comes from)
+CORPUS_SERVICESTATE = [ROOT / "tests" / "fixtures" / "servicestate" / "htb-flight-iis-winrm.txt"]
 PY = sys.executable
 # loopback only, away from `port80 lab serve`'s default 127.0.1.1; one /16 per run (by pid), so two
 # benchmarks (e.g. the smoke test next to a full run) do not collide; 2000 hosts fit in 127.X.0-7.*
@@ -402,8 +400,7 @@ def _corpus_servicestate() -> str:
     for p in CORPUS_SERVICESTATE:
         if p.is_file():
             return p.read_text(encoding="utf-8", errors="replace")
-    # the same shapes, inline (tests/fixtures may not hold this sample)
-    raise FileNotFoundError("htb-flight-iis-winrm.txt (servicestate corpus sample) not found")
+    raise FileNotFoundError(f"{CORPUS_SERVICESTATE[0]}: the servicestate sample is missing from this clone")
 
 
 def big_servicestate(target_bytes: int) -> tuple[str, int]:

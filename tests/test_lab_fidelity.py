@@ -1,6 +1,6 @@
 """The lab's replies held against recorded real Windows Server traffic, one test per point (issue 11).
 
-Recordings: tests/fixtures/recordings/ (copies of ../shared/recordings, themselves from pypsrp's test
+Recordings: tests/fixtures/recordings/ (copies of the shared recordings, themselves from pypsrp's test
 fixtures; see tests/fixtures/recordings/README.md). Where no recording exists, the test names the
 MS-PSRP / MS-WSMV / PowerShell source it follows instead.
 """

@@ -1,6 +1,6 @@
 """The lab's machine model on every ``netsh http show servicestate`` shape of the corpus (issue 11, bar 2).
 
-For each capture in tests/fixtures/servicestate/ (byte-for-byte copies of ../shared/corpus/raw/servicestate,
+For each capture in tests/fixtures/servicestate/ (byte-for-byte copies of tests/fixtures/servicestate,
 see tests/fixtures/SOURCES.md): both views (request queue view, server session view), both process-list
 forms (``Process IDs:`` and Server 2022's ``Processes: ID: n, image: …``), controller processes, and a
 capture whose indentation grew from queue to queue. A bundle is built around the capture (netstat with the

@@ -1,7 +1,7 @@
 """Shared helpers for the parser tests (fixtures, damage generators, hypothesis strategies) and the
 tests of remote/parsers/common.py and the PARSERS registry.
 
-The damage generators reproduce what real published copies suffer (../shared/corpus/INDEX.tsv):
+The damage generators reproduce what real published copies suffer (tests/fixtures/SOURCES.md):
 Markdown-stripped indentation, double spacing, trailing spaces, CRLF, ``<url>`` wrappers, ``\\-``
 escapes, a BOM, truncation.
 """

@@ -68,3 +68,12 @@ def test_verification_is_decided_not_read_from_prose():
     assert rm.Verified("still held by X", True).ok is True
     r = rm.verify(rm.HostPlan(host="h", port=80, strategy="disable-services", status="planned"), None)
     assert r.startswith("unknown") and r.ok is False
+
+
+def test_one_is_ip_helper():
+    from remote.parsers.common import is_ip
+
+    for yes in ("10.0.0.5", "[::1]", "fe80::1%4", " ::", "[fe80::1%eth0]"):
+        assert is_ip(yes), yes
+    for no in ("+", "*", "host.example.com", "1.2.3", "cafe1", ""):
+        assert not is_ip(no), no

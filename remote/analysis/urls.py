@@ -1,6 +1,6 @@
 """HTTP.sys URL prefixes: ``scheme://host[:port][:ip]/path``. Pure functions.
 
-Forms seen in real output (../shared/corpus/NOTES.md §1.5): ``HTTP://+:80/<GUID>/`` (strong
+Forms seen in real output (the corpus notes, §1.5; captures in tests/fixtures/): ``HTTP://+:80/<GUID>/`` (strong
 wildcard), ``HTTP://*:5357/`` (weak wildcard), ``HTTP://LOCALHOST:8080/``, ``HTTPS://HOST:5000/x/``,
 and IIS's IP-bound form ``HTTP://127.0.0.1:8000:127.0.0.1/`` (an extra ``:ip`` after the port).
 Registrations are printed upper-case while reservations keep their case: compare with ``url_key``.
@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Optional
+
+from remote.parsers.common import is_ip
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -64,7 +66,7 @@ def parse_url(text: str) -> Optional[UrlPrefix]:
             bound_ip = extra.strip("[]")
     if not host or port is None or not (0 < port < 65536):
         return None
-    return UrlPrefix(scheme, host.lower() if not _is_ip(host) else host, port, path, bound_ip)
+    return UrlPrefix(scheme, host.lower() if not is_ip(host) else host, port, path, bound_ip)
 
 
 def url_port(text: str) -> Optional[int]:
@@ -80,5 +82,3 @@ def url_key(text: str) -> str:
     return t
 
 
-def _is_ip(host: str) -> bool:
-    return bool(re.fullmatch(r"[0-9.]+|[0-9a-fA-F:]+(%\w+)?", host)) and any(c.isdigit() for c in host)

@@ -1,7 +1,7 @@
 """Shared helpers for the parsers: line cleanup, labels, URLs, markers, error detection.
 
 Everything here is pure and never raises on any ``str`` input. The damage these helpers undo is
-the damage seen in ../shared/corpus (INDEX.tsv): BOM, CRLF (and CR CR LF), trailing spaces, lost
+the damage seen in real published copies (tests/fixtures/SOURCES.md): BOM, CRLF (and CR CR LF), trailing spaces, lost
 or shifted indentation, Markdown ``\\-`` escapes (azure-sf-requestq-mangled), ``<url>`` wrappers,
 author snip markers (``...[snip]...`` htb-overwatch-c, ``(...)`` blog-pid4-abo, ``[...]``
 thm-winclr-abon, ``...`` ine-ec2-wmic) and the ``-- More --`` pager line.
@@ -264,3 +264,15 @@ def never_raise(factory: Callable[[], T]) -> Callable[[Callable[[str], T]], Call
         return wrapper
 
     return deco
+
+
+def is_ip(text: str) -> bool:
+    """An IPv4 or IPv6 address, as printed by Windows or in a URL: ``[::1]``, ``fe80::1%4`` (zone id) too.
+    The one "is this an IP address" of port80 (parsers, analysis, report and remediation use it)."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text.strip().strip("[]").split("%", 1)[0])
+        return True
+    except ValueError:
+        return False

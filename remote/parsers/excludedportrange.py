@@ -4,7 +4,7 @@ Ports in an excluded range cannot be bound by any process, although nothing list
 (Hyper-V / WinNAT / WSL / Docker reserve blocks of 100; an administrator adds single ports with
 ``netsh int ipv4 add excludedportrange``, shown with ``*``).
 
-Shapes handled (../shared/corpus/raw/excludedportrange, copied to tests/fixtures/excludedportrange),
+Shapes handled (tests/fixtures/excludedportrange),
 in the seven languages of the corpus: English, German (``Portausschlussbereiche für das Protokoll
 "tcp"`` / ``Startport      Endport``), Spanish (``Puerto de inicio    Puerto final`` with a dash
 line of 10 + 10 spaces + 8), French (13 + 11 dashes), Korean, Chinese (simplified and traditional,

@@ -1,6 +1,6 @@
 """``netsh http show iplisten`` → :class:`IpListenResult`.
 
-Shape (../shared/corpus/raw/iplisten/cn-iis-clone-before|after): a blank line, the title
+Shape (tests/fixtures/iplisten/cn-iis-clone-before|after): a blank line, the title
 ``IP addresses present in the IP listen list:``, a 43-dash underline, a blank line, then one address
 per line indented 4, and blank or whitespace-only trailing lines. Entries are recognized by shape
 (an IPv4/IPv6 address, brackets and zone id accepted), not by the title's words. An empty list
@@ -10,25 +10,8 @@ IPv6 entries exists in the corpus (NOTES §3).
 
 from __future__ import annotations
 
-import ipaddress
-
 from .records import IpListenResult
-from .common import detect_error, is_marker, is_rule, never_raise, split_label, split_lines
-
-
-def _is_ip(text: str) -> bool:
-    t = text.strip("[]")
-    try:
-        ipaddress.ip_address(t)
-        return True
-    except ValueError:
-        if "%" in t:  # zone id, for Pythons without scoped IPv6 support
-            try:
-                ipaddress.ip_address(t.split("%", 1)[0])
-                return True
-            except ValueError:
-                return False
-        return False
+from .common import detect_error, is_ip, is_marker, is_rule, never_raise, split_label, split_lines
 
 
 @never_raise(IpListenResult)
@@ -39,7 +22,7 @@ def parse_iplisten(text: str) -> IpListenResult:
         t = ln.text
         if not t or is_rule(t) or is_marker(t):
             continue
-        if _is_ip(t):
+        if is_ip(t):
             addr = t.strip("[]")
             if addr not in res.addresses:
                 res.addresses.append(addr)

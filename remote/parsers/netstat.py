@@ -1,6 +1,6 @@
 """``netstat -ano`` / ``-abno`` (and ``findstr`` excerpts of them) → :class:`NetstatResult`.
 
-Shapes handled (../shared/corpus/raw/netstat):
+Shapes handled (tests/fixtures/netstat):
 
 * full or excerpted ``-ano`` with its ``Active Connections`` / ``Proto ...`` header
   (gh-runner-images-9915-ws2022-excerpt) or without any header, with indentation intact

@@ -4,7 +4,7 @@ A table is a header line, a rule line of dash runs (``----             --   ----
 Column *starts* are the starts of the dash runs; a cell runs to the next column's start (the last
 to the end of the line). Views with ``<Wrap/>`` continue a long cell on the next lines, in the
 same column, with the other cells blank (Get-Website wraps Name at 16 and ID at 4 columns:
-../shared/corpus/raw/get-website/en-psforsysadmins-book-new-website-wrapped-name-id.txt; a site
+tests/fixtures/get-website/en-psforsysadmins-book-new-website-wrapped-name-id.txt; a site
 with several bindings prints one per line in the Bindings column). Callers decide which lines
 continue a row; this module only cuts lines into cells. Pure; never raises on ``str`` input.
 """

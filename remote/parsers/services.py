@@ -12,7 +12,7 @@ JSON (what the collector asks for):
 * ``Get-Process | Select-Object Id,ProcessName,Path | ConvertTo-Json`` (and ``Win32_Process``'s
   ProcessId/Name/ExecutablePath).
 
-Text fallback ``parse_services_table`` (../shared/corpus/raw/services): ``wmic service list brief``
+Text fallback ``parse_services_table`` (tests/fixtures/services): ``wmic service list brief``
 (ine-ec2-ws2012r2-wmic-service-list-brief, padded rows, ``...`` excerpt marker); the default
 ``Get-CimInstance Win32_Service`` table with or without ``PSComputerName``
 (gcim-win32service-vmwarehostd, ilcs-cim-query-multihost-pscomputername,

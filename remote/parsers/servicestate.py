@@ -2,7 +2,7 @@
 
 The parser keys on line *shapes* (``label: value`` with the label looked up in a small table, bare
 URL lines, bare PID lines, ``ID: N, image: X`` lines) and on the *order* of lines, never on
-absolute indentation. Shapes handled (../shared/corpus/raw/servicestate):
+absolute indentation. Shapes handled (tests/fixtures/servicestate):
 
 * Server Session View, ``Process IDs:`` lists (possibly empty, with ``Controller process ID``):
   htb-flight-iis-winrm, blog-pid4-116B50EB, uts-iotbay-localhost8080-wsd5357;

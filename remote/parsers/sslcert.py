@@ -1,6 +1,6 @@
 """``netsh http show sslcert`` → :class:`SslCertResult`: HTTP.sys certificate bindings.
 
-Shapes handled (../shared/corpus/raw/sslcert, copied to tests/fixtures/sslcert):
+Shapes handled (tests/fixtures/sslcert):
 
 * the English block per binding, 4-space indent, labels padded to column 33 then ``: ``, with the
   older field set ending at ``Negotiate Client Certificate`` (en-watson-0.0.0.0-443-older-fieldset,

@@ -1,6 +1,6 @@
 """``tasklist /svc`` (and plain ``tasklist`` / ``tasklist /FI``) → :class:`TasklistResult`.
 
-Shapes handled (../shared/corpus/raw/tasklist):
+Shapes handled (tests/fixtures/tasklist):
 
 * ``/svc`` (htb-academy-winlpe-srv01-ws2016-svc): ``Image Name  PID Services`` header and
   ``===`` underline; image names with spaces and truncated to 25 characters

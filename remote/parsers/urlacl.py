@@ -1,7 +1,7 @@
 """``netsh http show urlacl`` → :class:`UrlAclResult`.
 
 Entries are found by their labels (looked up in a small table, English and Italian), never by
-indentation. Shapes handled (../shared/corpus/raw/urlacl):
+indentation. Shapes handled (tests/fixtures/urlacl):
 
 * full list with header and several ``User:`` blocks per entry, one ``SDDL:`` per entry
   (gh-aspnetcore-19969-win10-1909-excerpt, wsman-5985-winrm-wecsvc-two-users), single-entry

@@ -44,6 +44,7 @@ from typing import Any, Iterable, Optional, Sequence
 from remote.analysis import knowledge
 from remote.analysis.servicegraph import ServiceGraph, dependents_of, graph_from_text, remoting_needs, stop_order
 from remote.analysis.verdicts import HTTP_SYS_PID, HostReport, PortVerdict
+from remote.parsers.common import is_ip
 from remote.runner.failures import FAILED
 from remote.parsers import PARSERS
 from remote.parsers.services import _START_WORDS
@@ -497,12 +498,12 @@ def _plan_iplisten(plan: HostPlan, v: PortVerdict, facts: HostFacts, wanted: Seq
     current = list(facts.iplisten)
     final = current + [a for a in wanted if not any(same_ip(a, c) for c in current)]
     addr = plan.address
-    if addr and _is_ip(addr) and not any(same_ip(addr, a) for a in final):
+    if addr and is_ip(addr) and not any(same_ip(addr, a) for a in final):
         plan.reason = (f"the IP listen list would leave out {addr}, the address port80 reaches this host on: "
                        "WinRM is served by HTTP.sys and would become unreachable once the HTTP service restarts; "
                        f"add --iplisten {plan.host}={addr}")
         return plan
-    if addr and not _is_ip(addr):
+    if addr and not is_ip(addr):
         plan.notes.append(f"make sure the address {addr} resolves to is in the list: WinRM is served by "
                           "HTTP.sys and listens only on the listed addresses once HTTP restarts")
     lst = list(current)
@@ -523,12 +524,6 @@ def _plan_iplisten(plan: HostPlan, v: PortVerdict, facts: HostFacts, wanted: Seq
     return plan
 
 
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text.strip("[]").split("%")[0])
-        return True
-    except ValueError:
-        return False
 
 
 def parse_iplisten_args(values: Iterable[str], hosts: Iterable[str] = ()) -> tuple[list[str], dict[str, list[str]]]:
@@ -540,7 +535,7 @@ def parse_iplisten_args(values: Iterable[str], hosts: Iterable[str] = ()) -> tup
     for raw in values:
         host, sep, addr = raw.rpartition("=")
         addr = addr.strip()
-        if not _is_ip(addr):
+        if not is_ip(addr):
             raise ValueError(f"--iplisten {raw}: {addr!r} is not an IP address")
         addr = str(ipaddress.ip_address(addr.strip("[]").split("%")[0])) if "%" not in addr else addr.strip("[]")
         if sep:

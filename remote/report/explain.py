@@ -14,6 +14,7 @@ from typing import Optional
 
 from remote.analysis import knowledge
 from remote.analysis.verdicts import HostReport, PortVerdict
+from remote.parsers.common import is_ip
 from remote.runner.failures import FAILED
 from remote.report.render import _who
 
@@ -186,7 +187,7 @@ def _ways(report: HostReport, v: PortVerdict, texts: Optional[dict]) -> list[tup
         else:
             ways.append((f"stop the registrant by hand ({fix} plans nothing: {plan.reason})",
                          _manual_commands(v), "the registration goes away with its process."))
-        addr = report.address if report.address and _is_ip(report.address) else "ADDRESS"
+        addr = report.address if report.address and is_ip(report.address) else "ADDRESS"
         ways.append((f"narrow HTTP.sys to chosen addresses (port80 fix -i INVENTORY --limit {host} --strategy iplisten "
                      f"--iplisten {host}={addr} --apply)",
                      f"netsh.exe http add iplisten ipaddress={addr}",
@@ -252,11 +253,3 @@ def _manual_commands(v: PortVerdict) -> str:
     return "netsh http show servicestate verbose=yes   (find the registrant first)"
 
 
-def _is_ip(text: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(text.strip("[]"))
-        return True
-    except ValueError:
-        return False

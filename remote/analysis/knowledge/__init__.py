@@ -1,6 +1,6 @@
 """What product sits behind an HTTP.sys URL, and how to free its port.
 
-Built from ``KNOWN_URLS.tsv`` (a copy of ../shared/corpus/KNOWN_URLS.tsv shipped beside this file,
+Built from ``KNOWN_URLS.tsv`` (a copy of the corpus' KNOWN_URLS.tsv shipped beside this file,
 with its sources) and ``LONG_TAIL.tsv`` (same columns: products the corpus file has no row for, each
 with its public source; issue 13): each entry below names the TSV row (``tsv``: the start of its ``url_pattern``
 cell) that it was written from; tests check every entry still points at a row. Pure data and pure

@@ -1,7 +1,8 @@
 """Dev tool: (re)writes the demo fleet bundles in this folder:  python remote/lab/fleet/profiles/_generate.py
 
 Not imported by anything. Every text copies the line shapes of a real sample in
-/work/shared/corpus/raw (see README.md in this folder for which file comes from which sample);
+the corpus's raw captures (those the tests use are copied in tests/fixtures/; see README.md in this
+folder for which file comes from which sample);
 only values change, and PIDs agree across the files of a bundle. Deterministic (seeded).
 """
 

@@ -1,6 +1,6 @@
 """Dev tool, called by _generate.py: the demo hosts of issue 13 (excluded port ranges, certificate
 bindings, IIS sites and app pools, HTTP.sys precedence). Same rules as _generate.py: every text copies
-the line shapes of a real sample in /work/shared/corpus/raw (named at each renderer), only values
+the line shapes of a real sample in the corpus (those the tests use are copied in tests/fixtures/; named at each renderer), only values
 change, PIDs agree across the files of a bundle, deterministic.
 """
 
