@@ -148,6 +148,10 @@ def test_hostile_matrix_offline_every_format(tmp_path):
         res = run("analyze", str(tmp_path / "b"), "-f", fmt)
         assert res.returncode == 0, res.stderr.decode()
         check_output(res, fmt, len(bundles), "analyze")
+    for name, d in bundles.items():  # explain, per host (by its bundle folder)
+        res = run("explain", d.name, str(tmp_path / "b"))
+        assert res.returncode in (0, 1), (name, res.stderr.decode()[-500:])
+        check_output(res, "table", 0, f"explain {name}")
 
 
 @pytest.mark.timeout(900)

@@ -53,6 +53,9 @@ def port_list(port: Optional[List[int]]) -> list[int]:
 
 
 def emit(text: str, output: Optional[Path]) -> None:
+    from remote.report.sanitize import terminal_text
+
+    text = terminal_text(text)  # the last line of defence: no raw control character from host text
     if output is None:
         sys.stdout.write(text)
         return

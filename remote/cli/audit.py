@@ -95,18 +95,21 @@ class AuditRun:
                     self.drift_failed = True
                 else:
                     _warn(f"{e}: this run is not recorded")
+        from remote.report.sanitize import terminal_text
+
         if self.changes:
             from remote.audit import drift
 
-            typer.echo(drift.render(self.changes, "table", self.previous_label, "this run"), err=True, nl=False)
+            typer.echo(terminal_text(drift.render(self.changes, "table", self.previous_label, "this run")), err=True,
+                       nl=False)
         elif self.changes is not None and self.previous_label:
             typer.echo(f"port80: drift: nothing changed since {self.previous_label}", err=True)
         if self.policy is not None:
             from remote.audit import policy as pol
 
             self.violations = pol.check(self.policy, reports)
-            typer.echo(pol.render(self.violations, "table", self.policy.source, "this run", len(reports)), err=True,
-                       nl=False)
+            typer.echo(terminal_text(pol.render(self.violations, "table", self.policy.source, "this run",
+                                                len(reports))), err=True, nl=False)
 
     def _finish_in(self, h, reports: list, interrupted: bool) -> None:
         if self.record and self.run_id is not None:
@@ -164,6 +167,9 @@ def source_key_for_paths(paths: List[Path]) -> str:
 # --- commands ------------------------------------------------------------------------------------------
 
 def _emit(text: str, output: Optional[Path]) -> None:
+    from remote.report.sanitize import terminal_text
+
+    text = terminal_text(text)  # no raw control character from host text (remote/report/sanitize.py)
     if output is None:
         sys.stdout.write(text)
         return

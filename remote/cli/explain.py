@@ -49,4 +49,6 @@ def explain(
         raise fail(f"{host}: {len(found)} bundles match ({', '.join(str(b.path) for b in found)}); name one folder")
     b = found[0]
     report = analyze_bundle(b, [port])
-    typer.echo(explain_text(report, port, b.texts), nl=False)
+    from remote.report.sanitize import terminal_text
+
+    typer.echo(terminal_text(explain_text(report, port, b.texts)), nl=False)

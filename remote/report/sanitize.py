@@ -51,6 +51,16 @@ def shown(text: Any) -> str:
     return _UNSAFE.sub(_escape, s)
 
 
+_UNSAFE_IN_TEXT = re.compile("\r(?!\n)|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e"
+                             "\u2066-\u2069\ud800-\udfff]")
+
+
+def terminal_text(text: str) -> str:
+    """A whole rendered text (many lines) made safe to print: as ``shown`` but line ends (LF, CRLF)
+    and tabs kept. The last line of defence where a renderer outside this module prints host text."""
+    return _UNSAFE_IN_TEXT.sub(_escape, text)
+
+
 def cut(text: Any, width: int) -> str:
     """``shown(text)`` at most ``width`` characters; a cut one ends with ``…`` and never splits an
     escape (a half ``\\x1`` would read as something else)."""
@@ -86,4 +96,4 @@ def json_text(doc: str) -> str:
     return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", doc)
 
 
-__all__ = ["shown", "cut", "md", "csv_cell", "json_text", "valid_unicode", "valid_unicode_value"]
+__all__ = ["shown", "terminal_text", "cut", "md", "csv_cell", "json_text", "valid_unicode", "valid_unicode_value"]
