@@ -77,3 +77,10 @@ def test_one_is_ip_helper():
         assert is_ip(yes), yes
     for no in ("+", "*", "host.example.com", "1.2.3", "cafe1", ""):
         assert not is_ip(no), no
+
+
+def test_one_renderer_per_format():
+    from remote.report.formats import FORMATS
+    from remote.report.render import RENDERERS
+
+    assert tuple(RENDERERS) == FORMATS

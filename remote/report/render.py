@@ -13,7 +13,7 @@ import re
 import textwrap
 from collections import Counter
 from dataclasses import fields
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from tabulate import tabulate
 
@@ -95,22 +95,21 @@ def render(reports: list[HostReport], fmt: str, ports: Optional[list[int]] = Non
 
 
 def _render(reports: list[HostReport], fmt: str, ports: Optional[list[int]] = None, show_all: bool = False) -> str:
-    if fmt == "json":
-        return render_json(reports, ports)
-    if fmt == "jsonl":
-        return "".join(json_text(json.dumps({"schema_version": SCHEMA_VERSION, **host_to_dict(r)}, ensure_ascii=False))
-                       + "\n" for r in reports)
-    if fmt == "csv":
-        return render_csv(reports)
-    if fmt == "markdown":
-        return render_table(reports, "github", show_all)
-    if fmt == "table":
-        return render_table(reports, "simple", show_all)
-    if fmt == "html":
-        from remote.report.html import render_html
+    renderer = RENDERERS.get(fmt)
+    if renderer is None:
+        raise ValueError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+    return renderer(reports, ports, show_all)
 
-        return render_html(reports, ports or sorted({p.port for r in reports for p in r.ports}))
-    raise ValueError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+
+def _jsonl(reports: list[HostReport], ports: Optional[list[int]], show_all: bool) -> str:
+    return "".join(json_text(json.dumps({"schema_version": SCHEMA_VERSION, **host_to_dict(r)}, ensure_ascii=False))
+                   + "\n" for r in reports)
+
+
+def _html(reports: list[HostReport], ports: Optional[list[int]], show_all: bool) -> str:
+    from remote.report.html import render_html
+
+    return render_html(reports, ports or sorted({p.port for r in reports for p in r.ports}))
 
 
 def render_json(reports: list[HostReport], ports: Optional[list[int]] = None) -> str:
@@ -284,3 +283,15 @@ def render_table(reports: list[HostReport], tablefmt: str = "simple", show_all: 
             text += f"; … {len(items) - TOP_PRODUCTS} more"
         lines.extend(textwrap.wrap(text, width=120, subsequent_indent="  ", break_long_words=False))
     return "\n".join(lines) + "\n"
+
+
+# One renderer per format: (reports, ports, show_all) -> text. A new format is a row here and its name in
+# remote/report/formats.py (which the CLI reads before loading this module); a test keeps the two equal.
+RENDERERS: dict[str, Callable[[list[HostReport], Optional[list[int]], bool], str]] = {
+    "table": lambda reports, ports, show_all: render_table(reports, "simple", show_all),
+    "csv": lambda reports, ports, show_all: render_csv(reports),
+    "json": lambda reports, ports, show_all: render_json(reports, ports),
+    "jsonl": _jsonl,
+    "markdown": lambda reports, ports, show_all: render_table(reports, "github", show_all),
+    "html": _html,
+}
