@@ -206,7 +206,7 @@ def host_segments(hosts) -> dict:
     out = {}
     for h in hosts:
         try:
-            seg = check_segment(h.name, (getattr(h, "vars", None) or {}).get(SEGMENT_VAR))
+            seg = check_segment(h.name, h.vars.get(SEGMENT_VAR))
         except ValueError as e:
             raise fail(str(e))
         if seg:

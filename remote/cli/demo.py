@@ -47,7 +47,7 @@ def run_demo(out_dir: Path, ports: list[int], auth: str = "basic", timeout: floa
         scan = Scan(specs, lambda spec: password, opts, secrets=[password])
         reports = scan.run()
         state_changing = [
-            (h.name, entry) for h in fleet.hosts for entry in list(getattr(h, "command_log", []) or [])
+            (h.name, entry) for h in fleet.hosts for entry in list(h.command_log)
             if entry.get("changed_state")
         ]
     if state_changing:  # a scan must be read-only: this would be a bug in the collector

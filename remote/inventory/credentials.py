@@ -214,12 +214,12 @@ def _needs_global_password(hosts: Sequence["HostConfig"], user: Optional[str]) -
     none; nor do Kerberos/Negotiate hosts when the user has a valid Kerberos ticket (kinit)."""
     ticket: Optional[bool] = None
     for h in hosts:
-        if getattr(h, "password_from_inventory", False):
+        if h.password_from_inventory:
             continue
-        auth = getattr(h, "auth", "negotiate")
+        auth = h.auth
         if auth == "certificate":
             continue
-        if auth == "kerberos" and user is None and not getattr(h, "user", None):
+        if auth == "kerberos" and user is None and not h.user:
             continue
         if auth in ("kerberos", "negotiate"):
             if ticket is None:
@@ -232,7 +232,7 @@ def _needs_global_password(hosts: Sequence["HostConfig"], user: Optional[str]) -
 
 def _kerberos_hint(hosts: Optional[Sequence["HostConfig"]]) -> Optional[str]:
     """For Kerberos/Negotiate hosts: why the ticket cache could not be used instead of a password."""
-    if not hosts or not any(getattr(h, "auth", "") == "kerberos" for h in hosts):
+    if not hosts or not any(h.auth == "kerberos" for h in hosts):
         return None
     from remote.remoting.kerberos import ticket_problem
 
@@ -390,9 +390,9 @@ class SecretRedactingFilter(logging.Filter):
             if credentials.user:
                 f.add_user(credentials.user)
         for h in hosts:
-            if getattr(h, "user", None):
+            if h.user:
                 f.add_user(h.user)
-            pw = h.inventory_password() if hasattr(h, "inventory_password") else None
+            pw = h.inventory_password()
             if pw:
                 f.add_secret(pw)
         return f

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 from remote.errors import Port80Error
+from remote.inventory.model import HostConfig
 from remote.remoting.collect import ConnectionSpec
 
 
@@ -36,11 +37,11 @@ NEGOTIATE_VARS: dict[str, tuple[str, str]] = {
 _TRUE, _FALSE = {"true", "yes", "on", "1", "y"}, {"false", "no", "off", "0", "n"}
 
 
-def negotiate_settings(h) -> dict:
+def negotiate_settings(h: HostConfig) -> dict[str, Any]:
     """The Kerberos/Negotiate settings of an inventory host (see ``NEGOTIATE_VARS``); TargetError
     naming the host and variable for a bad value."""
-    hv = getattr(h, "vars", None) or {}
-    winrm_first = getattr(h, "connection", "psrp") == "winrm"
+    hv = h.vars
+    winrm_first = h.connection == "winrm"
     out: dict = {}
     for option, (psrp, winrm) in NEGOTIATE_VARS.items():
         for var in ((winrm, psrp) if winrm_first else (psrp, winrm)):
@@ -60,16 +61,16 @@ def negotiate_settings(h) -> dict:
     return out
 
 
-def to_spec(h, ov: Overrides = Overrides()) -> ConnectionSpec:
+def to_spec(h: HostConfig, ov: Overrides = Overrides()) -> ConnectionSpec:
     """ConnectionSpec for an inventory host; enforces: Basic over plain HTTP only with encryption
     explicitly ``never`` (the inventory module already refuses it otherwise)."""
     validate = h.cert_validation if ov.cert_validation is None else ov.cert_validation
     cert: object = validate
-    if validate and getattr(h, "ca_cert", None):
+    if validate and h.ca_cert:
         cert = h.ca_cert
         if h.scheme == "https" and not os.path.isfile(os.path.expanduser(h.ca_cert)):
             # an inventory error (file:line), not a "FileNotFoundError" per host at connect time
-            where = f"{getattr(h, 'source', '<inventory>')}:{getattr(h, 'ca_cert_line', 0) or getattr(h, 'line', 0)}"
+            where = f"{h.source}:{h.ca_cert_line or h.line}"
             raise TargetError(f"{where}: {h.name}: ansible_psrp_ca_cert {h.ca_cert!r}: no such file (the CA "
                               "certificate to validate the host's TLS certificate with)")
     auth = (h.auth or "negotiate").lower()
@@ -97,9 +98,9 @@ def to_spec(h, ov: Overrides = Overrides()) -> ConnectionSpec:
         configuration_name=h.configuration_name or "Microsoft.PowerShell",
         path=h.path or "wsman",
         ports=list(h.ports) if h.ports else None,
-        certificate_pem=getattr(h, "cert_pem", None),
-        certificate_key_pem=getattr(h, "cert_key_pem", None),
-        groups=list(getattr(h, "groups", None) or []),
+        certificate_pem=h.cert_pem,
+        certificate_key_pem=h.cert_key_pem,
+        groups=list(h.groups),
     )
 
 
