@@ -1,6 +1,7 @@
 """The lab's machine model on every ``netsh http show servicestate`` shape of the corpus (issue 11, bar 2).
 
-For each capture in tests/fixtures/servicestate/ (byte-for-byte copies of tests/fixtures/servicestate,
+For each capture in tests/fixtures/servicestate/ and tests/fixtures/lab-servicestate/ (byte-for-byte copies of the
+corpus captures,
 see tests/fixtures/SOURCES.md): both views (request queue view, server session view), both process-list
 forms (``Process IDs:`` and Server 2022's ``Processes: ID: n, image: …``), controller processes, and a
 capture whose indentation grew from queue to queue. A bundle is built around the capture (netstat with the
@@ -27,7 +28,9 @@ from remote.lab import api
 from remote.lab.engine.host import LabHost
 from remote.lab.fixture import lab_fleet
 
-CAPTURES = sorted((Path(__file__).parent / "fixtures" / "servicestate").glob("*.txt"))
+# the parsers' copies, and the one capture only the lab's tests use (Server 2022 ``Processes:`` form)
+CAPTURES = sorted([*(Path(__file__).parent / "fixtures" / "servicestate").glob("*.txt"),
+                   *(Path(__file__).parent / "fixtures" / "lab-servicestate").glob("*.txt")], key=lambda p: p.name)
 
 
 def build_bundle(capture: Path, root: Path) -> Path:
