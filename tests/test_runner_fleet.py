@@ -115,3 +115,4 @@ def test_ctrl_c_stops_starting_hosts_and_reports_what_finished():
 
     got, interrupted = run(task, [Job(str(n), n) for n in range(200)], forks=2)
     assert interrupted and len(got) < 200
+
