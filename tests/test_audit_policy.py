@@ -43,6 +43,15 @@ def test_cli_malformed_policy_exit_2(tmp_path):
     assert missing.exit_code == 2 and "none.toml:1: cannot read" in missing.stderr
 
 
+def test_cli_audit_errors_go_through_the_sanitiser(tmp_path):
+    # audit's error lines are the CLI's one error line: a control character in a name shows escaped
+    odd = tmp_path / "odd\rname\x07.toml"
+    res = CliRunner().invoke(app, ["policy", "check", "--policy", str(odd), str(tmp_path)])
+    assert res.exit_code == 2
+    assert "\r" not in res.stderr and "\x07" not in res.stderr
+    assert "odd\\x0dname\\x07.toml:1: cannot read" in res.stderr
+
+
 def test_example_policy_loads():
     p = load_policy(ROOT / "examples" / "policy.toml")
     assert [r.hosts for r in p.rules] == ["all", "!web", "web", "db*"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import sys
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -28,12 +27,15 @@ ShowAllOpt = typer.Option(False, "--show-all", help="Table: list every host that
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"port80: error: {message}", err=True)
-    return typer.Exit(code)
+    from remote.cli.app import fail  # the one error line (sanitised); imported late: app imports this module
+
+    return fail(message, code)
 
 
 def _warn(message: str) -> None:
-    typer.echo(f"port80: warning: {message}", err=True)
+    from remote.report.sanitize import shown
+
+    typer.echo(f"port80: warning: {shown(message)}", err=True)
 
 
 def db_path(db: Optional[Path]) -> Path:
@@ -167,17 +169,9 @@ def source_key_for_paths(paths: List[Path]) -> str:
 # --- commands ------------------------------------------------------------------------------------------
 
 def _emit(text: str, output: Optional[Path]) -> None:
-    from remote.report.sanitize import terminal_text
+    from remote.cli.app import emit  # the one writer: sanitised text to stdout or a file
 
-    text = terminal_text(text)  # no raw control character from host text (remote/report/sanitize.py)
-    if output is None:
-        sys.stdout.write(text)
-        return
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8", newline="")
-    except OSError as e:
-        raise _fail(f"{output}: cannot write ({e.strerror or e})")
+    emit(text, output)
 
 
 def _load(text: str, db: Path, ports: Optional[List[int]] = None):
