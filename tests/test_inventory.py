@@ -846,6 +846,25 @@ def test_example_inventory_parses_and_resolves():
     json.dumps(i.to_dict())
 
 
+def test_port80_inventory_lists_the_example_despite_its_ca_file_missing_here(tmp_path, monkeypatch):
+    # the README's example inventory names /etc/pki/corp-root-ca.pem; listing the settings warns once
+    # (file:line, the hosts) and shows them; a scan still stops on it (tests/test_hostile_small.py)
+    from typer.testing import CliRunner
+
+    from remote.cli.app import app
+
+    monkeypatch.chdir(REPO)
+    res = CliRunner().invoke(app, ["inventory", "-i", "inventory.example.ini"])
+    assert res.exit_code == 0, res.output
+    assert res.stdout.strip().endswith("20 hosts")
+    ca = [ln for ln in res.stderr.splitlines() if "ansible_psrp_ca_cert" in ln]
+    assert len(ca) == 1 and ca[0].startswith("port80: warning: inventory.example.ini:80: ")
+    assert "web01.corp.example.com" in ca[0] and "old-app1" not in ca[0]
+    res = CliRunner().invoke(app, ["scan", "-i", "inventory.example.ini", "--limit", "web01*", "--evidence-dir",
+                                   str(tmp_path / "ev")], env={"PORT80_PASSWORD": "x"})
+    assert res.exit_code == 2 and "inventory.example.ini:80: web01.corp.example.com: ansible_psrp_ca_cert" in res.stderr
+
+
 def test_example_inventory_documents_the_password_sources():
     text = (REPO / "inventory.example.ini").read_text(encoding="utf-8")
     head = text[:1200]

@@ -100,10 +100,12 @@ def start_logging(verbose: int, secrets: list[str], users: Sequence[str] = ()) -
 
 
 def load_targets(inventory: Path, limit: Optional[str], shard: Optional[str], user: Optional[str],
-                  no_cert_validation: bool):
+                  no_cert_validation: bool, listing: bool = False):
+    """Hosts and their ConnectionSpecs, or a one-line error (exit 2). ``listing`` (`port80 inventory`):
+    a CA file missing on this machine is a warning, not an error, so the settings can still be shown."""
     from remote.inventory.ansible_ini import InventoryError, parse_shard
     from remote.inventory.ansible_ini import shard as take_shard
-    from remote.inventory.targets import Overrides, TargetError, to_spec
+    from remote.inventory.targets import MissingCAFile, Overrides, TargetError, to_spec
 
     from remote.inventory.ansible_cli import load_any  # INI, or any source through ansible-inventory
 
@@ -125,10 +127,23 @@ def load_targets(inventory: Path, limit: Optional[str], shard: Optional[str], us
         raise fail(f"{inventory}: no host matches" + (f" --limit {limit}" if limit else ""))
     if no_cert_validation:
         typer.echo("port80: warning: TLS certificate validation is off (--no-cert-validation)", err=True)
+    ov = Overrides(user=user, cert_validation=False if no_cert_validation else None)
+    specs: list = []
+    missing_ca: dict[tuple[str, Optional[str]], list[str]] = {}  # listing: (file:line, CA file) -> hosts
     try:
-        specs = [to_spec(h, Overrides(user=user, cert_validation=False if no_cert_validation else None)) for h in hosts]
+        for h in hosts:
+            try:
+                specs.append(to_spec(h, ov))
+            except MissingCAFile:
+                if not listing:
+                    raise
+                missing_ca.setdefault((f"{h.source}:{h.ca_cert_line or h.line}", h.ca_cert), []).append(h.name)
+                specs.append(to_spec(h, ov, check_files=False))
     except TargetError as e:
         raise fail(str(e))
+    for (where, ca), names in missing_ca.items():
+        typer.echo(f"port80: warning: {shown(where)}: ansible_psrp_ca_cert {shown(repr(ca))}: no such file on this "
+                   f"machine (a scan stops here) (hosts: {shown(', '.join(names))})", err=True)
     for h in hosts:
         if h.scheme == "http" and h.encryption == "never":
             typer.echo(f"port80: warning: {h.name}: message encryption is off over plain HTTP", err=True)

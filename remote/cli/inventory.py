@@ -20,7 +20,7 @@ def inventory_cmd(
     """List the resolved hosts and their connection settings (never secrets)."""
     from tabulate import tabulate
 
-    hosts, specs = load_targets(inventory, limit, None, None, False)
+    hosts, specs = load_targets(inventory, limit, None, None, False, listing=True)
     if fmt == "json":
         typer.echo(json.dumps([h.to_dict() for h in hosts], indent=2, ensure_ascii=False))
         return

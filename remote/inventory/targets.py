@@ -17,6 +17,11 @@ class TargetError(Port80Error):
     """A host whose settings cannot be used as given (message names the host)."""
 
 
+class MissingCAFile(TargetError):
+    """ansible_psrp_ca_cert names a file this machine does not have (an error for a scan; a warning
+    for ``port80 inventory``, which only lists the settings)."""
+
+
 @dataclass
 class Overrides:
     user: Optional[str] = None
@@ -61,17 +66,18 @@ def negotiate_settings(h: HostConfig) -> dict[str, Any]:
     return out
 
 
-def to_spec(h: HostConfig, ov: Overrides = Overrides()) -> ConnectionSpec:
+def to_spec(h: HostConfig, ov: Overrides = Overrides(), check_files: bool = True) -> ConnectionSpec:
     """ConnectionSpec for an inventory host; enforces: Basic over plain HTTP only with encryption
-    explicitly ``never`` (the inventory module already refuses it otherwise)."""
+    explicitly ``never`` (the inventory module already refuses it otherwise); ``check_files``: a
+    missing CA file raises ``MissingCAFile``."""
     validate = h.cert_validation if ov.cert_validation is None else ov.cert_validation
     cert: object = validate
     if validate and h.ca_cert:
         cert = h.ca_cert
-        if h.scheme == "https" and not os.path.isfile(os.path.expanduser(h.ca_cert)):
+        if check_files and h.scheme == "https" and not os.path.isfile(os.path.expanduser(h.ca_cert)):
             # an inventory error (file:line), not a "FileNotFoundError" per host at connect time
             where = f"{h.source}:{h.ca_cert_line or h.line}"
-            raise TargetError(f"{where}: {h.name}: ansible_psrp_ca_cert {h.ca_cert!r}: no such file (the CA "
+            raise MissingCAFile(f"{where}: {h.name}: ansible_psrp_ca_cert {h.ca_cert!r}: no such file (the CA "
                               "certificate to validate the host's TLS certificate with)")
     auth = (h.auth or "negotiate").lower()
     if auth in ("basic", "certificate") and h.scheme == "http" and h.encryption != "never":
