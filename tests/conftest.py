@@ -26,6 +26,20 @@ def lab(request, tmp_path):
         yield fleet
 
 
+@pytest.fixture(scope="module")
+def healthy(tmp_path_factory):
+    """A copy of the demo fleet without its faulty/slow hosts (the JEA and Kerberos tests scan it)."""
+    import shutil
+
+    from remote.lab.fleet import demo_fleet_dir
+
+    d = tmp_path_factory.mktemp("healthy")
+    for name in ("branchcache", "free", "iis-idle", "iis-worker", "iplisten-split", "nginx", "not-elevated",
+                 "server2022-processes", "ssrs", "winrm-compat"):
+        shutil.copytree(demo_fleet_dir() / name, d / name)
+    return d
+
+
 @pytest.fixture(autouse=True)
 def _history_in_tmp(tmp_path_factory, monkeypatch):
     """`scan` and `analyze` record runs in the history database: never the real one in the user's home."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,19 +12,7 @@ from typer.testing import CliRunner
 
 from remote.cli.app import app
 from remote.lab.fixture import lab_fleet
-from remote.lab.fleet import demo_fleet_dir
 from remote.remoting import collect, jea
-
-HEALTHY = ["branchcache", "free", "iis-idle", "iis-worker", "iplisten-split", "nginx", "not-elevated",
-           "server2022-processes", "ssrs", "winrm-compat"]
-
-
-@pytest.fixture(scope="module")
-def healthy(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("healthy")
-    for name in HEALTHY:
-        shutil.copytree(demo_fleet_dir() / name, d / name)
-    return d
 
 
 @pytest.fixture(scope="module")
