@@ -47,6 +47,9 @@ def test_cli_explain_finds_the_host_by_hostname_or_folder(tmp_path):
     assert r.exit_code == 0 and "Stop-Process -Id" in r.output
     r = CliRunner().invoke(app, ["explain", "NO-SUCH-HOST", str(demo_fleet_dir())])
     assert r.exit_code == 2 and "NO-SUCH-HOST: no evidence bundle" in r.output
+    for bad in ("0", "99999"):  # not a TCP port: the one --port error, not "free, bindable"
+        r = CliRunner().invoke(app, ["explain", "nginx", str(demo_fleet_dir()), "--port", bad])
+        assert r.exit_code == 2 and r.stderr.strip() == f"port80: error: --port {bad}: not a TCP port (1-65535)"
 
 
 def test_issue13_demo_hosts_match_their_expectations():

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from remote.cli.app import app, fail
+from remote.cli.app import app, fail, port_list
 
 
 @app.command()
@@ -21,6 +21,7 @@ def explain(
     from remote.evidence.bundle import BundleError, find_bundles, read_bundle
     from remote.report.explain import explain as explain_text
 
+    port = port_list([port])[0]  # 1-65535, the same one-line error as every --port
     dirs = []
     for path in paths or [Path(".")]:
         try:
