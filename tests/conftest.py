@@ -26,6 +26,22 @@ def lab(request, tmp_path):
         yield fleet
 
 
+@pytest.fixture
+def profiles(tmp_path):
+    """Two lab hosts, seed-a and seed-b, made from examples/seed-branchcache (the CLI fleet tests' lab)."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    d = tmp_path / "profiles"
+    for name in ("seed-a", "seed-b"):
+        shutil.copytree(Path(__file__).resolve().parent.parent / "examples" / "seed-branchcache", d / name)
+        meta = json.loads((d / name / "host.json").read_text())
+        meta["host"] = name
+        (d / name / "host.json").write_text(json.dumps(meta))
+    return d
+
+
 @pytest.fixture(scope="module")
 def healthy(tmp_path_factory):
     """A copy of the demo fleet without its faulty/slow hosts (the JEA and Kerberos tests scan it)."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,19 +12,7 @@ from typer.testing import CliRunner
 from remote.cli.app import app
 from remote.lab.fixture import lab_fleet
 
-ROOT = Path(__file__).resolve().parent.parent
 SECRET = "S3cr3t-Pa55!word"
-
-
-@pytest.fixture
-def profiles(tmp_path: Path) -> Path:
-    d = tmp_path / "profiles"
-    for name in ("seed-a", "seed-b"):
-        shutil.copytree(ROOT / "examples" / "seed-branchcache", d / name)
-        meta = json.loads((d / name / "host.json").read_text())
-        meta["host"] = name
-        (d / name / "host.json").write_text(json.dumps(meta))
-    return d
 
 
 def run(args, env=None):

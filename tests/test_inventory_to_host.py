@@ -6,10 +6,8 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import shutil
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from remote.cli.app import app
@@ -17,19 +15,7 @@ from remote.inventory.ansible_ini import load_inventory
 from remote.inventory.targets import to_spec
 from remote.lab.fixture import lab_fleet
 
-ROOT = Path(__file__).resolve().parent.parent
 SECRET = "Pa55-for-the-house!"
-
-
-@pytest.fixture
-def profiles(tmp_path: Path) -> Path:
-    d = tmp_path / "profiles"
-    for name in ("seed-a", "seed-b"):
-        shutil.copytree(ROOT / "examples" / "seed-branchcache", d / name)
-        meta = json.loads((d / name / "host.json").read_text())
-        meta["host"] = name
-        (d / name / "host.json").write_text(json.dumps(meta))
-    return d
 
 
 def _scan(inv: Path, ev: Path, password: str, *extra: str):
