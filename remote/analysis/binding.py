@@ -119,17 +119,35 @@ def _tls_product_from_registrations(b: Any, registrations: list[Any]) -> Optiona
 # --- IIS site and app pool of a registration ------------------------------------------------------
 
 
+class IisIndex:
+    """Lookups that ``iis_for`` makes once per registration, built once per host so that a host with
+    thousands of sites stays linear: URL (casefolded) → log directory of the first URL group that has
+    one and lists the URL; site ID → first site with that ID; (protocol, port) → the sites' bindings
+    in evidence order (``_site_by_binding`` returns the first match, as the old scans did)."""
+
+    def __init__(self, ss: ServiceStateResult, sites: Optional[list[IisSite]]) -> None:
+        self.group_log: dict[str, str] = {}
+        for g in ss.url_groups:
+            if g.log_dir:
+                for u in g.urls:
+                    self.group_log.setdefault(u.casefold(), g.log_dir)
+        self.site_by_id: dict[Any, IisSite] = {}
+        self.bindings: dict[tuple[Any, Any], list[tuple[IisSite, Any]]] = {}
+        for s in sites or []:
+            self.site_by_id.setdefault(s.id, s)
+            for b in s.bindings:
+                self.bindings.setdefault((b.protocol, b.port), []).append((s, b))
+
+
 def iis_for(url: str, queue: Optional[RequestQueue], ss: ServiceStateResult, sites: Optional[list[IisSite]],
-            is_iis: bool) -> Optional[dict[str, Any]]:
+            is_iis: bool, index: Optional[IisIndex] = None) -> Optional[dict[str, Any]]:
     """``{"site", "site_id", "app_pool"}`` for an IIS registration: the request queue is named after
     the app pool; the URL group's log directory ``…\\W3SVC<n>`` carries the site ID; the site's name
-    (and, without a log directory, the site itself, by binding) comes from the IIS evidence."""
-    group_log = None
-    key = url.casefold()
-    for g in ss.url_groups:
-        if g.log_dir and any(u.casefold() == key for u in g.urls):
-            group_log = g.log_dir
-            break
+    (and, without a log directory, the site itself, by binding) comes from the IIS evidence. Pass the
+    host's ``IisIndex`` when calling this for every registration of a host (else it is built here)."""
+    if index is None:
+        index = IisIndex(ss, sites)
+    group_log = index.group_log.get(url.casefold())
     site_id = None
     if group_log:
         m = _W3SVC_RE.search(group_log)
@@ -140,35 +158,32 @@ def iis_for(url: str, queue: Optional[RequestQueue], ss: ServiceStateResult, sit
     site = None
     if sites:
         if site_id is not None:
-            site = next((s for s in sites if s.id == site_id), None)
+            site = index.site_by_id.get(site_id)
         if site is None:
-            site = _site_by_binding(url, sites)
+            site = _site_by_binding(url, index)
             if site is not None and site_id is None:
                 site_id = site.id
     return {"site": site.name if site else None, "site_id": site_id,
             "app_pool": queue.name if queue is not None and queue.name else None}
 
 
-def _site_by_binding(url: str, sites: list[IisSite]) -> Optional[IisSite]:
+def _site_by_binding(url: str, index: IisIndex) -> Optional[IisSite]:
     """The site whose binding registers ``url``: ``*:80:`` → ``HTTP://*:80/``, ``*:80:host`` →
     ``HTTP://HOST:80/``, ``10.0.0.5:80:`` → ``HTTP://10.0.0.5:80:10.0.0.5/``."""
     u = parse_url(url)
     if u is None:
         return None
-    for s in sites:
-        for b in s.bindings:
-            if b.protocol != u.scheme or b.port != u.port:
-                continue
-            host = (b.host or "").lower()
-            addr = b.address or ""
-            if host:
-                if u.host == host:
-                    return s
-            elif addr in ("*", ""):
-                if u.host in ("*", "+"):
-                    return s
-            elif u.host == addr.lower() or u.bound_ip == addr:
+    for s, b in index.bindings.get((u.scheme, u.port), ()):
+        host = (b.host or "").lower()
+        addr = b.address or ""
+        if host:
+            if u.host == host:
                 return s
+        elif addr in ("*", ""):
+            if u.host in ("*", "+"):
+                return s
+        elif u.host == addr.lower() or u.bound_ip == addr:
+            return s
     return None
 
 
@@ -185,22 +200,45 @@ def shadowed_by(registrations: list[Any]) -> dict[int, str]:
     A registration is fully shadowed when a registration of a stronger host class (``+`` over an
     explicit host over ``*``) on the same port has a path that is a prefix of its path: HTTP.sys tries
     the classes in that order and stops at the first class with a matching prefix. (An explicit host
-    only takes the requests for that host, so it never shadows a ``*`` registration fully.)"""
+    only takes the requests for that host, so it never shadows a ``*`` registration fully.)
+
+    A ``+`` registration shadows when its casefolded path is a prefix of the other's; the longest
+    path wins, the first in evidence order on a tie. Linear in the registrations: the ``+`` paths are
+    indexed by (port, casefolded path) and each other registration looks up only its own prefixes of
+    the lengths that occur (``_shadow_lookups`` counts the look-ups, so a test can pin that)."""
+    global _shadow_lookups
     parsed = [parse_url(r.url) for r in registrations]
+    strong: dict[tuple[Any, str], list[int]] = {}  # (port, casefolded path) → the + registrations with it
+    lengths: dict[Any, list[int]] = {}  # port → distinct casefolded path lengths of its + paths, longest first
+    for j, s in enumerate(parsed):
+        if s is not None and _klass(s) == 0:
+            key = (s.port, s.path.casefold())
+            strong.setdefault(key, []).append(j)
+            lengths.setdefault(s.port, []).append(len(key[1]))
+    for port, ls in lengths.items():
+        lengths[port] = sorted(set(ls), reverse=True)
     out: dict[int, str] = {}
     for i, u in enumerate(parsed):
-        if u is None:
+        if u is None or _klass(u) == 0 or u.port not in lengths:
             continue
-        best = None
-        for j, s in enumerate(parsed):
-            if j == i or s is None or s.port != u.port or _klass(s) != 0 or _klass(u) == 0:
+        path = u.path.casefold()
+        best: Optional[int] = None
+        best_len = -1
+        for n in lengths[u.port]:
+            if n > len(path):
                 continue
-            if u.path.casefold().startswith(s.path.casefold()):
-                if best is None or len(s.path) > len(parsed[best].path):  # type: ignore[union-attr]
-                    best = j
+            _shadow_lookups += 1
+            for j in strong.get((u.port, path[:n]), ()):
+                # the original path's length decides (casefold may change it), then evidence order
+                ln = len(parsed[j].path)  # type: ignore[union-attr]
+                if ln > best_len or (ln == best_len and best is not None and j < best):
+                    best, best_len = j, ln
         if best is not None:
             out[i] = registrations[best].url
     return out
+
+
+_shadow_lookups = 0  # dictionary look-ups made by shadowed_by (for the no-quadratic test)
 
 
 # --- can a new process bind 0.0.0.0:PORT? ----------------------------------------------------------

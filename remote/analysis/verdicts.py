@@ -374,10 +374,11 @@ def _binding(v: PortVerdict, ev: Evidence, source: Optional[NetstatResult]) -> N
         for q in ss.request_queues:
             for u in q.urls:
                 queues.setdefault(u.casefold(), q)
+        index = binding.IisIndex(ss, sites)
         for r in v.registrations:
             rq = queues.get(r.url.casefold())
             is_iis = r.product_key == "iis" or any(s.lower() in ("w3svc", "was") for s in r.services)
-            r.iis = binding.iis_for(r.url, rq, ss, sites, is_iis)
+            r.iis = binding.iis_for(r.url, rq, ss, sites, is_iis, index)
             by_site = knowledge.product_for_site(r.iis.get("site")) if r.iis else None
             if by_site is not None:  # an IIS site that names its product (Exchange Back End)
                 r.product, r.product_key, r.advice = by_site.label, by_site.key, by_site.advice
