@@ -75,12 +75,15 @@ def tls_bindings(port: int, sslcert: Optional[SslCertResult], file: str, registr
     if sslcert is None or sslcert.error:
         return []
     out = []
+    https: Optional[list[tuple[UrlPrefix, Any]]] = None
     for b in sslcert.bindings:
         if b.port != port:
             continue
         product = knowledge.product_for_app_id(b.app_id)
         if product is None:
-            product = _tls_product_from_registrations(b, registrations)
+            if https is None:
+                https = _https_registrations(registrations)
+            product = _tls_product_from_registrations(b, https)
         if product is None and sites:
             for s in sites:
                 if any(x.protocol == "https" and x.port == port and _binding_matches(b, x.address, x.host)
@@ -100,12 +103,9 @@ def _binding_matches(b: Any, address: Optional[str], host: Optional[str]) -> boo
     return True
 
 
-def _tls_product_from_registrations(b: Any, registrations: list[Any]) -> Optional[str]:
+def _tls_product_from_registrations(b: Any, https: list[tuple[UrlPrefix, Any]]) -> Optional[str]:
     products = []
-    for r in registrations:
-        u = parse_url(r.url)
-        if u is None or u.scheme != "https":
-            continue
+    for u, r in https:
         if b.kind == "hostnameport" and not (u.host == (b.hostname or "").lower() or u.wildcard):
             continue
         if b.kind == "ipport" and b.address not in ("0.0.0.0", "::") and not (
@@ -114,6 +114,16 @@ def _tls_product_from_registrations(b: Any, registrations: list[Any]) -> Optiona
         if r.product and r.product not in products and r.product_key not in ("unknown",):
             products.append(r.product)
     return ", ".join(products) if products else None
+
+
+def _https_registrations(registrations: list[Any]) -> list[tuple[UrlPrefix, Any]]:
+    """The HTTPS registrations with their parsed URL, parsed once per port (not once per binding)."""
+    out = []
+    for r in registrations:
+        u = parse_url(r.url)
+        if u is not None and u.scheme == "https":
+            out.append((u, r))
+    return out
 
 
 # --- IIS site and app pool of a registration ------------------------------------------------------
