@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from remote.cli.app import EXIT_LOCAL, app
 from remote.lab.fixture import lab_fleet
 from remote.lab.fleet import demo_fleet_dir
+from md_table import md_columns
 
 RAW_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # anything but \t and \n
 BASE = "branchcache"  # a healthy demo bundle with services.json
@@ -86,18 +87,6 @@ ESC_TEXT = {  # JSON-escaped host text: OSC title, clear screen, colour, BEL, CR
     "host.json": {'"os_caption": "Microsoft Windows 10 Enterprise"': '"os_caption": "Windows\\u001b]0;pwned\\u0007"',
                   '"os_version": "10.0.19045.5131"': '"os_version": "10.0.19045\\u001b[2J.5131"'},
 }
-
-
-def md_columns(line: str) -> int:
-    """Cell separators in a Markdown table row: ``|`` not escaped by a backslash."""
-    n, i = 0, 0
-    while i < len(line):
-        if line[i] == "\\":
-            i += 2
-            continue
-        n += line[i] == "|"
-        i += 1
-    return n
 
 
 def assert_terminal_safe(res: subprocess.CompletedProcess, what: str) -> str:

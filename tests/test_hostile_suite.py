@@ -27,6 +27,7 @@ import pytest
 from remote.lab.fixture import lab_fleet
 from remote.lab.fleet import demo_fleet_dir
 from remote.report.render import CSV_COLUMNS
+from md_table import md_columns
 
 RAW_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 BASE = "branchcache"
@@ -124,21 +125,10 @@ def check_output(res: subprocess.CompletedProcess, fmt: str, n_hosts: int, what:
         assert not any(c.startswith(("=", "+", "-", "@")) for r in rows[1:] for c in r), what
     elif fmt == "markdown":
         table = [x for x in out.splitlines() if x.startswith("|")]
-        width = _md_separators(table[0])
-        assert all(_md_separators(x) == width for x in table), (what, [x for x in table if _md_separators(x) != width])
+        width = md_columns(table[0])
+        assert all(md_columns(x) == width for x in table), (what, [x for x in table if md_columns(x) != width])
         assert len(table) >= n_hosts + 2
         assert "<script>" not in out and "](http" not in out, what
-
-
-def _md_separators(line: str) -> int:
-    n, i = 0, 0
-    while i < len(line):
-        if line[i] == "\\":
-            i += 2
-            continue
-        n += line[i] == "|"
-        i += 1
-    return n
 
 
 @pytest.mark.timeout(900)
