@@ -332,7 +332,7 @@ def scan(lab: Lab, names: list[str], forks: int, workdir: Path, tag: str, timeou
     if lab.ready.get("krb5_conf"):
         env["KRB5_CONFIG"] = lab.ready["krb5_conf"]
     env.update(env_extra or {})
-    cmd = port80_cmd() + ["scan", "-i", str(inv), "--forks", str(forks), "--timeout", "600",
+    cmd = port80_cmd() + ["scan", "-i", str(inv), "--no-history", "--forks", str(forks), "--timeout", "600",
                           "--evidence-dir", str(ev), "--format", "json", "-o", str(report)]
     lab.take_stats()  # reset
     lab_cpu0 = lab.cpu_s()

@@ -41,3 +41,13 @@ def test_undo_takes_no_strategy_and_needs_its_own_journal(inv, tmp_path):
     res = CliRunner().invoke(app, ["fix", "-i", str(inv), "--undo", str(j), "--journal", str(j), "--yes"],
                              env={"PORT80_PASSWORD": "pw"})
     assert res.exit_code == 2 and "its own journal" in res.output
+
+
+def test_undo_of_an_unreadable_journal_names_file_and_line_and_exits_2(inv, tmp_path):
+    j = tmp_path / "bad.jsonl"
+    j.write_text("not json\n{\"event\": \"nonsense\"}\n", encoding="utf-8")
+    res = CliRunner().invoke(app, ["fix", "-i", str(inv), "--undo", str(j), "--evidence-dir", str(tmp_path / "e"),
+                                   "--yes"], env={"PORT80_PASSWORD": "pw"})
+    assert res.exit_code == 2, res.output
+    assert f"{j}:1: unreadable" in res.output and f"{j}:2: unknown event" in res.output
+    assert "no readable change in this journal" in res.output

@@ -111,7 +111,9 @@ def fix(
         if undo is not None:
             plans, warnings = fixer.undo_plan(undo)
             for w in warnings:
-                typer.echo(f"port80: warning: {undo}: {shown(w)}", err=True)
+                typer.echo(f"port80: warning: {undo}:{shown(w)}", err=True)
+            if warnings and not plans:
+                raise fail(f"{undo}: no readable change in this journal ({len(warnings)} unreadable line(s))")
         else:
             from remote.runner.signals import stop_signals
 

@@ -42,7 +42,7 @@ class Journal:
     hosts: dict[str, dict[str, Any]] = field(default_factory=dict)  # host -> its first "host" record
     after: dict[str, dict[str, Any]] = field(default_factory=dict)  # host -> its last "verified" record
     runs: list[dict[str, Any]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # "LINE: what is wrong with it"
 
 
 def read_journal(lines: Iterable[str]) -> Journal:
@@ -72,13 +72,13 @@ def read_journal(lines: Iterable[str]) -> Journal:
             elif ev in OUTCOMES:
                 found = by_key.get((str(rec.get("run", "")), str(rec["host"]), int(rec["seq"])))
                 if found is None:
-                    j.warnings.append(f"line {no}: a result without its intent; ignored")
+                    j.warnings.append(f"{no}: a result without its intent; ignored")
                 else:
                     found.outcome, found.error = ev, rec.get("error")
             else:
-                j.warnings.append(f"line {no}: unknown event {ev!r}; ignored")
+                j.warnings.append(f"{no}: unknown event {ev!r}; ignored")
         except (ValueError, KeyError, TypeError) as exc:
-            j.warnings.append(f"line {no}: unreadable ({type(exc).__name__}: {exc}); ignored")
+            j.warnings.append(f"{no}: unreadable ({type(exc).__name__}: {exc}); ignored")
     return j
 
 
