@@ -195,7 +195,7 @@ def test_kdc_unreachable_reason(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("text, expect", [
     ("Major (851968): Unspecified GSS failure. Minor (2529624064): Clock skew too great", "clock skew"),
-    ("Minor (2529639053): No Kerberos credentials available (default cache: FILE:/tmp/x)", "no Kerberos ticket"),
+    ("Minor (2529639053): No Kerberos credentials available (default cache: FILE:krb5cc_1000)", "no Kerberos ticket"),
     ("Minor (2529638944): Ticket expired", "expired"),
     ("Minor (2529638919): Server not found in Kerberos database", "unknown service principal HTTP/h.lab.test"),
     ("Minor (2529638936): Preauthentication failed", "pre-authentication failed"),
