@@ -223,3 +223,19 @@ def test_never_raises_on_mutated_samples(text):
         res = fn(text)
         assert isinstance(res, ServicesResult) and no_internal_error(res)
         assert all(s.name for s in res.services)
+
+
+def test_lone_surrogates_in_json_are_replaced_and_noted_only_when_present():
+    """The surrogate walk runs only when the text can hold one: an escape (upper or lower case) or a
+    surrogate character of its own; other ``\\u`` escapes (ConvertTo-Json writes ``\\u0027``) skip it."""
+    from remote.evidence.textio import REPLACED_NOTE, json_may_hold_surrogates
+
+    for escape in ("\\ud800", "\\uDBFF", "\\uDc00"):
+        res = parse_services_json('[{"Name": "a%sb", "State": "Running"}]' % escape)
+        assert res.services[0].name == "a\ufffdb" and any(REPLACED_NOTE in w for w in res.warnings)
+    res = parse_services_json('[{"Name": "a\ud800b", "State": "Running"}]')  # the character itself
+    assert res.services[0].name == "a\ufffdb" and any(REPLACED_NOTE in w for w in res.warnings)
+    res = parse_services_json('[{"Name": "O\\u0027Brien \\u00e9\\ud83d\\ude00", "State": "Running"}]')
+    assert res.services[0].name == "O'Brien \u00e9\U0001F600" and not res.warnings  # a valid pair
+    assert not json_may_hold_surrogates('{"a": "\\u0027\\u00e9 \u00e9"}')
+    assert json_may_hold_surrogates('{"a": "\\uD83D\\uDE00"}')

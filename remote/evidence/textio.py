@@ -8,6 +8,7 @@ PowerShell 5.1's `>` writes), UTF-16 LE without BOM (detected by NUL bytes), or 
 from __future__ import annotations
 
 import codecs
+import re
 from typing import Any
 
 
@@ -46,6 +47,24 @@ def valid_unicode(text: str) -> tuple[str, int]:
         pass
     joined = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
     return joined, joined.count("\ufffd") - text.count("\ufffd")
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def json_may_hold_surrogates(text: str) -> bool:
+    """False when no value ``json.loads(text)`` gives can hold a lone surrogate: the text has no
+    ``\\uD800``-``\\uDFFF`` escape and no surrogate character of its own. True means "look"
+    (``valid_unicode_value``); an escaped backslash before ``uD800`` is a harmless false alarm."""
+    if _SURROGATE_ESCAPE.search(text):
+        return True
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")  # fails on any surrogate character, lone or paired
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def valid_unicode_value(value: Any) -> tuple[Any, int]:

@@ -97,7 +97,12 @@ def _node(obj: dict, line: int, res: GetServiceResult, i: int) -> Optional[Servi
 def _json_lines(text: str, n: int) -> list[int]:
     """Line of each top-level object's ``"Name":`` (the lists hold bare strings, so every ``"Name":`` is one
     object's); zeros when the count does not match."""
-    lines = [text.count("\n", 0, m.start()) + 1 for m in _NAME_KEY.finditer(text)]
+    lines: list[int] = []
+    line, pos = 1, 0
+    for m in _NAME_KEY.finditer(text):
+        line += text.count("\n", pos, m.start())
+        pos = m.start()
+        lines.append(line)
     return lines if len(lines) == n else [0] * n
 
 

@@ -28,7 +28,7 @@ import json
 import re
 from typing import Any, Optional
 
-from remote.evidence.textio import REPLACED_NOTE, valid_unicode_value
+from remote.evidence.textio import REPLACED_NOTE, json_may_hold_surrogates, valid_unicode_value
 
 from .records import ProcessesResult, ProcessInfo, Service, ServicesResult
 from .common import detect_error, is_marker, is_rule, never_raise, split_lines, to_int
@@ -45,9 +45,12 @@ _START_WORDS = {"automatic": "Auto", "auto": "Auto", "manual": "Manual", "disabl
 
 
 def _lower_keys(obj: dict) -> dict[str, Any]:
+    """Keys case-folded; of two keys that fold alike the first wins."""
     out: dict[str, Any] = {}
     for k, v in obj.items():
-        out.setdefault(str(k).casefold(), v)
+        k = (k if type(k) is str else str(k)).casefold()
+        if k not in out:
+            out[k] = v
     return out
 
 
@@ -150,7 +153,7 @@ def _load_json(text: str) -> tuple[Optional[list], Optional[str]]:
             data = [data]
     if not isinstance(data, list):
         return None, f"JSON is a {type(data).__name__}, not an object or array"
-    if "\\u" in t:  # a "\ud800" escape decodes to a lone surrogate: U+FFFD, noted
+    if json_may_hold_surrogates(t):  # a "\ud800" escape decodes to a lone surrogate: U+FFFD, noted
         data, n = valid_unicode_value(data)
         if n:
             note = "; ".join(x for x in (note, f"{n} {REPLACED_NOTE}") if x)
