@@ -39,6 +39,9 @@ _NAME_KEY = re.compile(r'"name"\s*:', re.I)
 
 
 def _status(v: Any) -> Optional[str]:
+    if type(v) is str:
+        s = v.strip()
+        return _RUN_STATES.get(s.replace(" ", "").casefold(), s) if s else None
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         return _STATUS_ENUM.get(to_int(v) or -1, str(v))
     s = _text(v)
@@ -46,6 +49,9 @@ def _status(v: Any) -> Optional[str]:
 
 
 def _start_type(v: Any) -> Optional[str]:
+    if type(v) is str:
+        s = v.strip()
+        return _START_WORDS.get(s.casefold(), s) if s else None
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         n = to_int(v)
         return _START_ENUM.get(n if n is not None else -1, str(v))
@@ -57,6 +63,8 @@ def _names(v: Any) -> Optional[list[str]]:
     """A JSON name list in any of the accepted shapes; None when it is something else."""
     if v is None:
         return []
+    if type(v) is list and all(type(x) is str for x in v):  # the usual shape: names, each once
+        return list(dict.fromkeys(t for t in (x.strip() for x in v) if t))
     if isinstance(v, dict):
         low = _lower_keys(v)
         if "value" in low and set(low) <= {"value", "count"}:
@@ -84,13 +92,13 @@ def _node(obj: dict, line: int, res: GetServiceResult, i: int) -> Optional[Servi
     node = ServiceNode(name=name, display_name=_text(d.get("displayname")), status=_status(d.get("status")),
                        start_type=_start_type(d.get("starttype", d.get("startmode"))), line=line)
     for keys, attr in ((_DEP_KEYS, "dependents"), (_REQ_KEYS, "depends_on")):
-        key = next((k for k in keys if k in d), None)
-        if key is None:
-            continue
-        got = _names(d[key])
-        if got is None:
-            res.warnings.append(f"item {i} ({name}): {key} is not a list of names; treated as unknown")
-        setattr(node, attr, got)
+        for key in keys:
+            if key in d:
+                got = _names(d[key])
+                if got is None:
+                    res.warnings.append(f"item {i} ({name}): {key} is not a list of names; treated as unknown")
+                setattr(node, attr, got)
+                break
     return node
 
 

@@ -44,17 +44,27 @@ _START_WORDS = {"automatic": "Auto", "auto": "Auto", "manual": "Manual", "disabl
 # --- shared record mapping -----------------------------------------------------------------------
 
 
+_FOLDED: dict[tuple, tuple[tuple[Any, str], ...]] = {}  # a key tuple -> (key, its folded form) pairs kept
+_FOLDED_MAX = 256  # ConvertTo-Json gives every object of one output the same keys: a handful of tuples
+
+
 def _lower_keys(obj: dict) -> dict[str, Any]:
     """Keys case-folded; of two keys that fold alike the first wins."""
-    out: dict[str, Any] = {}
-    for k, v in obj.items():
-        k = (k if type(k) is str else str(k)).casefold()
-        if k not in out:
-            out[k] = v
-    return out
+    keys = tuple(obj)
+    pairs = _FOLDED.get(keys)
+    if pairs is None:
+        seen: dict[str, Any] = {}
+        for k in keys:
+            seen.setdefault((k if type(k) is str else str(k)).casefold(), k)
+        pairs = tuple((k, f) for f, k in seen.items())
+        if len(_FOLDED) < _FOLDED_MAX:
+            _FOLDED[keys] = pairs
+    return {f: obj[k] for k, f in pairs}
 
 
 def _text(v: Any) -> Optional[str]:
+    if type(v) is str:
+        return v.strip() or None
     if v is None or isinstance(v, (dict, list)):
         return None
     s = str(v).strip()
