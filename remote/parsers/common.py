@@ -12,14 +12,12 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from dataclasses import dataclass
-from typing import Callable, Iterator, Optional, TypeVar
+from typing import Callable, Iterator, NamedTuple, Optional, TypeVar
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)  # slots: one object per line, not two (5 MB outputs have 100k lines)
-class Line:
+class Line(NamedTuple):  # a tuple: one small immutable object per line, built fast (5 MB outputs have 100k lines)
     no: int  # 1-based line number in the source text
     raw: str  # tabs expanded, trailing whitespace removed, Markdown "\-" undone
     text: str  # raw.strip()
@@ -41,11 +39,15 @@ def iter_lines(text: object) -> Iterator[Line]:
         return
     text = text.replace("\ufeff", "").replace("\x00", "")
     text = text.replace("\r\r\n", "\n").replace("\r\n", "\n").replace("\r", "\n")
+    tabs, escapes = "\t" in text, "\\-" in text
     for i, raw in enumerate(text.split("\n"), 1):
-        raw = raw.expandtabs(8).rstrip()
+        if tabs:
+            raw = raw.expandtabs(8)
+        raw = raw.rstrip()
         # Markdown escapes a dash as "\-" (azure-sf dash underline); no real netsh/netstat/tasklist
         # value contains a backslash followed by a dash.
-        raw = raw.replace("\\-", "-")
+        if escapes:
+            raw = raw.replace("\\-", "-")
         stripped = raw.lstrip()
         yield Line(i, raw, stripped, len(raw) - len(stripped))
 
@@ -63,18 +65,23 @@ _MARKER_RE = re.compile(
 )
 
 
+_MARKER_FIRST = frozenset(".[(<\u2026-")
+
+
 def is_marker(text: str) -> bool:
     """Author truncation markers and pager lines (the line as stripped)."""
-    return bool(_MARKER_RE.match(text.strip()))
+    t = text.strip()
+    return bool(t) and t[0] in _MARKER_FIRST and bool(_MARKER_RE.match(t))
 
 
 _RULE_RE = re.compile(r"^[-=\u2500\u2014 ]{3,}$")
+_RULE_FIRST = frozenset("-=\u2500\u2014")  # a stripped rule starts with one of these
 
 
 def is_rule(text: str) -> bool:
     """A dash/equals underline ("-----", "===== ========")."""
     t = text.strip()
-    return bool(_RULE_RE.match(t)) and any(c in t for c in "-=\u2500\u2014")
+    return bool(t) and t[0] in _RULE_FIRST and bool(_RULE_RE.match(t)) and any(c in t for c in "-=\u2500\u2014")
 
 
 # --- labels ---------------------------------------------------------------------------------------
