@@ -127,3 +127,23 @@ def test_write_bundle_returns_what_read_bundle_reads_back(tmp_path):
     back = read_bundle(tmp_path / "h1")
     assert (got.host, got.texts, got.meta, got.path, got.problems) == (
         back.host, back.texts, back.meta, back.path, back.problems)
+
+
+def test_a_new_bundle_appears_whole_and_a_crashed_staging_folder_is_never_a_bundle(tmp_path):
+    """A new folder is filled under ``.NAME.part`` and renamed into place; what a crash leaves there is
+    skipped by find_bundles and replaced by the next write; an existing folder is written over in place."""
+    from remote.evidence.bundle import Bundle, find_bundles, read_bundle, write_bundle
+
+    crashed = tmp_path / ".h1.part"
+    crashed.mkdir()
+    (crashed / "netstat.txt").write_text("half a netst", encoding="utf-8")
+    b = write_bundle(tmp_path / "h1", Bundle(host="h1", texts={"netstat": "TCP ok\n"}, meta={"host": "h1"}))
+    assert not crashed.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["h1"]
+    assert read_bundle(tmp_path / "h1").texts["netstat"] == b.texts["netstat"] == "TCP ok\n"
+    assert find_bundles([tmp_path]) == [tmp_path / "h1"]
+    (tmp_path / ".h2.part").mkdir()
+    (tmp_path / ".h2.part" / "netstat.txt").write_text("x", encoding="utf-8")
+    assert find_bundles([tmp_path]) == [tmp_path / "h1"]  # the staging folder is not a host
+    again = write_bundle(tmp_path / "h1", Bundle(host="h1", texts={"netstat": "TCP again\n"}, meta={"host": "h1"}))
+    assert read_bundle(tmp_path / "h1").texts["netstat"] == again.texts["netstat"] == "TCP again\n"
+    assert not list((tmp_path / "h1").glob("*.part"))

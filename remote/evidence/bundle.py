@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from remote.errors import Port80Error
 from remote.evidence.kinds import COMMANDS, FILES  # kind -> file name, and the command text on the host
@@ -53,7 +54,7 @@ def find_bundles(paths: Iterable[Path]) -> list[Path]:
         if is_bundle_dir(p):
             found.append(p)
         elif p.is_dir():
-            subs = sorted(c for c in p.iterdir() if is_bundle_dir(c))
+            subs = sorted(c for c in p.iterdir() if not _is_staging(c) and is_bundle_dir(c))
             if not subs:
                 raise BundleError(f"{p}: not an evidence bundle and holds none (expected {', '.join(FILES.values())})")
             found.extend(subs)
@@ -106,9 +107,35 @@ def write_bundle(path: Path, bundle: Bundle) -> Bundle:
     never raised; host.json's ``replaced_characters`` says how many per file.
 
     Returns the bundle as ``read_bundle(path)`` would read it back now, without reading it (the
-    fleet runner analyses thousands of bundles just written: a read-back was 8 more file opens per host)."""
+    fleet runner analyses thousands of bundles just written: a read-back was 8 more file opens per host).
+
+    Never half-written: a new folder is filled under a hidden staging name (``.NAME.part``, which
+    ``find_bundles`` skips) and renamed into place at the end, one rename for the whole bundle; an
+    existing folder (a resumed or repeated scan) gets each file written aside and renamed over the old."""
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        return _write_files(path, path, bundle, _atomic_write)
+    stage = path.with_name(f".{path.name}.part")
+    if stage.exists():  # left by a crash: never complete
+        shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir()
+    written = _write_files(stage, path, bundle, _plain_write)
+    try:
+        os.rename(stage, path)
+    except OSError:  # the folder appeared meanwhile: write over it file by file, as above
+        shutil.rmtree(stage, ignore_errors=True)
+        return _write_files(path, path, bundle, _atomic_write)
+    return written
+
+
+def _is_staging(path: Path) -> bool:
+    return path.name.startswith(".") and path.name.endswith(".part")
+
+
+def _write_files(folder: Path, path: Path, bundle: Bundle, write: Callable[[Path, bytes], None]) -> Bundle:
+    """Write ``bundle`` into ``folder`` with ``write``; the Bundle as it will read back from ``path``."""
+    folder.mkdir(parents=True, exist_ok=True)
     replaced: dict[str, int] = {}
     texts: dict[str, Optional[str]] = {kind: None for kind in FILES}
     problems: list[str] = []
@@ -119,7 +146,7 @@ def write_bundle(path: Path, bundle: Bundle) -> Bundle:
         if n:
             replaced[FILES[kind]] = n
         data = text.encode("utf-8")
-        _atomic_write(path / FILES[kind], data)
+        write(folder / FILES[kind], data)
         if len(data) > MAX_FILE_BYTES:
             problems.append(f"{path / FILES[kind]}: {len(data)} bytes, over the {MAX_FILE_BYTES} byte limit; not read")
         else:
@@ -130,10 +157,20 @@ def write_bundle(path: Path, bundle: Bundle) -> Bundle:
     if replaced:
         meta = {**meta, "replaced_characters": replaced}
     meta_text = json.dumps(meta, indent=2, ensure_ascii=False) + "\n"
-    _atomic_write(path / HOST_FILE, meta_text.encode("utf-8"))
+    write(folder / HOST_FILE, meta_text.encode("utf-8"))
     meta = json.loads(meta_text)
     host = str(meta.get("host") or meta.get("hostname") or path.name)
     return Bundle(host=host, texts=texts, meta=meta, path=path, problems=problems)
+
+
+def _plain_write(target: Path, data: bytes) -> None:
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 def _atomic_write(target: Path, data: bytes) -> None:
