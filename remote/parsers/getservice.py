@@ -40,8 +40,8 @@ _NAME_KEY = re.compile(r'"name"\s*:', re.I)
 
 def _status(v: Any) -> Optional[str]:
     if type(v) is str:
-        s = v.strip()
-        return _RUN_STATES.get(s.replace(" ", "").casefold(), s) if s else None
+        w = v.strip()
+        return _RUN_STATES.get(w.replace(" ", "").casefold(), w) if w else None
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         return _STATUS_ENUM.get(to_int(v) or -1, str(v))
     s = _text(v)
@@ -50,8 +50,8 @@ def _status(v: Any) -> Optional[str]:
 
 def _start_type(v: Any) -> Optional[str]:
     if type(v) is str:
-        s = v.strip()
-        return _START_WORDS.get(s.casefold(), s) if s else None
+        w = v.strip()
+        return _START_WORDS.get(w.casefold(), w) if w else None
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         n = to_int(v)
         return _START_ENUM.get(n if n is not None else -1, str(v))
