@@ -612,3 +612,36 @@ def test_start_service_needs_its_requirements_enabled():
     h.run(cmdline("Set-Service WAS -StartupType Manual"))
     h.run(cmdline("Start-Service W3SVC,NetMsmqActivator,NetPipeActivator,NetTcpActivator"))
     assert h.snapshot() == original
+
+
+def test_twins_share_the_bundle_and_keep_their_own_state():
+    """Hosts made from one bundle (a fleet cycles a dozen bundles over thousands of hosts) share its parsed
+    machine; a host that changes state gets its own copy: its twins and a later twin still answer the
+    bundle's original texts, and the changed host answers exactly what a host of its own would."""
+    a = host("iis-worker")
+    b, alone = a.twin("iis-worker-2"), host("iis-worker")
+    assert b._shared is a._shared and b.name == "iis-worker-2" and b.hostname == a.hostname
+    original = a.snapshot()
+    assert a.run(cmdline("netstat.exe -ano")).output == alone.run(cmdline("netstat.exe -ano")).output
+    assert a._own is None  # read-only pipelines leave the host on the shared machine
+    for h in (b, alone):
+        ex = h.run(cmdline("Stop-Service -Name WAS -Force"))
+        assert ex.changed_state and not ex.errors
+    assert b.snapshot() == alone.snapshot() != original
+    assert a.snapshot() == original and a.twin("iis-worker-3").snapshot() == original
+    assert a.run(cmdline("Get-Service WAS")).output[0].Status == "Running"
+    assert b.run(cmdline("Get-Service WAS")).output[0].Status == "Stopped"
+    b.machine.set_service_running("WAS", True)  # .machine is the host's own
+    assert a._shared.machine.service("WAS")["State"] == "Running"
+    b.run(cmdline("Start-Service W3SVC,NetMsmqActivator,NetPipeActivator,NetTcpActivator"))
+    assert b.snapshot() == original
+
+
+def test_a_fleet_parses_each_bundle_once(tmp_path):
+    from remote.lab.fleet.server import LabFleet
+
+    n = 3 * len(BUNDLES)
+    with LabFleet(demo_fleet_dir(), hosts=n, base_address=None, tls_enabled=False, auth="ntlm") as fleet:
+        shared = {id(ep.host._shared) for ep in fleet.hosts}
+        assert len(fleet.hosts) == n and len(shared) == len(BUNDLES)
+        assert all(ep.host._own is None for ep in fleet.hosts)

@@ -76,6 +76,40 @@ def _fault_kind(item: Any) -> str:
     return str(kind).strip().lower().replace("-", "_")
 
 
+class _Shared:
+    """What every host made from one bundle shares, computed once: host.json, the fault split, the
+    pristine machine (parsed texts; never changed: a host that changes state works on its own copy),
+    $PSVersionTable and the profile digest that keys the shared pipeline results."""
+
+    def __init__(self, name: str, texts: dict[str, Optional[str]], meta: dict) -> None:
+        self.meta = meta
+        lab = meta.get("lab") if isinstance(meta.get("lab"), dict) else {}
+        self.fault_spec = lab.get("fault") or {}
+        items = _fault_items(self.fault_spec)
+        self.engine_faults = [i for i in items if _fault_kind(i) in ENGINE_FAULTS]
+        server = [i for i in items if _fault_kind(i) not in ENGINE_FAULTS]
+        faults: Any
+        if isinstance(self.fault_spec, dict) or isinstance(self.fault_spec, str):
+            faults = server[0] if server else {}
+        else:
+            faults = server
+        if isinstance(faults, str):
+            faults = {"kind": faults}
+        self.faults = faults
+        self.machine = Machine(texts, meta, name)
+        not_elevated = any(_fault_kind(i) == "not_elevated" for i in items)
+        self.elevated = bool(lab.get("elevated", True)) and not not_elevated
+        self.machine.elevated = self.elevated
+        ps = default_psversion(str(meta.get("os_version") or ""))
+        if isinstance(lab.get("psversion"), dict):
+            ps.update(lab["psversion"])
+        self.psversion = ps
+        self.profile = hashlib.sha256(json.dumps(
+            [self.machine.hostname, sorted((k, v) for k, v in texts.items() if v is not None), meta, self.elevated,
+             [repr(i) for i in self.engine_faults], self.psversion], sort_keys=True, default=repr,
+        ).encode("utf-8", "surrogatepass")).digest()
+
+
 class LabHost:
     """An emulated Windows host: ``run`` answers pipelines, thread-safe and deterministic.
 
@@ -85,36 +119,44 @@ class LabHost:
     that the server's fault parser never meets a kind it does not know. ``fault_spec`` keeps the
     value exactly as host.json gives it."""
 
-    def __init__(self, name: str, bundle_dir: Optional[Path], texts: dict[str, Optional[str]], meta: dict):
+    def __init__(self, name: str, bundle_dir: Optional[Path], texts: dict[str, Optional[str]], meta: dict,
+                 *, shared: Optional["_Shared"] = None):
+        sh = shared if shared is not None else _Shared(name, texts, meta)
+        self._shared = sh
         self.name = name
         self.bundle_dir = bundle_dir
-        self.meta = meta
-        lab = meta.get("lab") if isinstance(meta.get("lab"), dict) else {}
-        self.fault_spec = lab.get("fault") or {}
-        items = _fault_items(self.fault_spec)
-        self.engine_faults = [i for i in items if _fault_kind(i) in ENGINE_FAULTS]
-        server = [i for i in items if _fault_kind(i) not in ENGINE_FAULTS]
-        if isinstance(self.fault_spec, dict) or isinstance(self.fault_spec, str):
-            self.faults: Any = server[0] if server else {}
-        else:
-            self.faults = server
-        if isinstance(self.faults, str):
-            self.faults = {"kind": self.faults}
-        self.machine = Machine(texts, meta, name)
-        not_elevated = any(_fault_kind(i) == "not_elevated" for i in items)
-        self.elevated = bool(lab.get("elevated", True)) and not not_elevated
-        self.machine.elevated = self.elevated
-        self.hostname = self.machine.hostname
-        ps = default_psversion(str(meta.get("os_version") or ""))
-        if isinstance(lab.get("psversion"), dict):
-            ps.update(lab["psversion"])
-        self.psversion = ps
+        self.meta = sh.meta
+        self.fault_spec = sh.fault_spec
+        self.engine_faults = sh.engine_faults
+        self.faults: Any = sh.faults
+        self.elevated = sh.elevated
+        self.hostname = sh.machine.hostname
+        self.psversion = sh.psversion
+        self._profile = sh.profile
+        self._own: Optional[Machine] = None  # this host's machine, once it differs from the bundle's (copy-on-write)
         self.command_log: list[dict] = []
         self._lock = threading.RLock()
-        self._profile = hashlib.sha256(json.dumps(
-            [self.machine.hostname, sorted((k, v) for k, v in texts.items() if v is not None), meta, self.elevated,
-             [repr(i) for i in self.engine_faults], self.psversion], sort_keys=True, default=repr,
-        ).encode("utf-8", "surrogatepass")).digest()
+
+    def twin(self, name: str) -> "LabHost":
+        """Another host made from the same bundle (what ``from_bundle(self.bundle_dir, name)`` gives), sharing
+        the parsed bundle and its pristine machine: a fleet of 10,000 hosts from a dozen bundles parses a
+        dozen. The twin's state is its own (copy-on-write: its machine is copied at its first change)."""
+        sh = self._shared
+        same = bool(sh.meta.get("hostname") or sh.meta.get("host"))  # else the machine is named after the host
+        return LabHost(name, self.bundle_dir, sh.machine.orig, sh.meta, shared=sh if same else None)
+
+    @property
+    def machine(self) -> Machine:
+        """This host's own machine (made now if it had none: whoever asks for it may change it)."""
+        with self._lock:
+            if self._own is None:
+                self._own = self._shared.machine.clone()
+            return self._own
+
+    def _view(self) -> Machine:
+        """The machine to read: the host's own once it has one, else the bundle's pristine one."""
+        own = self._own
+        return own if own is not None else self._shared.machine
 
     @classmethod
     def from_bundle(cls, path: Path, name: Optional[str] = None) -> "LabHost":
@@ -133,24 +175,36 @@ class LabHost:
 
     def run(self, statements: list[api.Statement]) -> api.Execution:
         with self._lock:
+            own = self._own
             memo_key = None
-            if not self.machine.changed():
+            if own is None or not own.changed():
                 memo_key = (self._profile, _pipeline_key(statements))
             if memo_key is None:
-                ex = cmd.run_statements(self.machine, statements)
+                ex = cmd.run_statements(own, statements)
             else:
                 ex = _RUN_MEMO.get_or_compute(
-                    memo_key, lambda: cmd.run_statements(self.machine, statements),
-                    keep=lambda e: (not e.changed_state and not self.machine.changed()
+                    memo_key, lambda: self._run_unchanged(statements),
+                    keep=lambda e: (not e.changed_state and (self._own is None or not self._own.changed())
                                     and all(type(x) in (str, bool) for x in e.output)))
             self.command_log.append({"key": api.canonical_key(statements), "changed_state": ex.changed_state,
                                      "failed": ex.failed, "time": time.time()})
             return ex
 
+    def _run_unchanged(self, statements: list[api.Statement]) -> api.Execution:
+        """Run on a machine in its original state: the host's own, else a copy of the bundle's pristine one,
+        kept as the host's own only when the pipeline changed it (the pristine one is never written)."""
+        if self._own is not None:
+            return cmd.run_statements(self._own, statements)
+        m = self._shared.machine.clone()
+        ex = cmd.run_statements(m, statements)
+        if ex.changed_state or m.changed():
+            self._own = m
+        return ex
+
     def snapshot(self) -> dict[str, str]:
         """The bundle's texts as the host would print them now (after any state change)."""
         with self._lock:
-            return self.machine.snapshot()
+            return self._view().snapshot()
 
     def __repr__(self) -> str:
         return f"LabHost({self.name!r}, hostname={self.hostname!r}, elevated={self.elevated})"

@@ -3,6 +3,7 @@ texts re-rendered from it. See remote/lab/engine/host.py's docstring for the mod
 
 from __future__ import annotations
 
+import copy
 import re
 from collections import OrderedDict
 from typing import Any, Optional
@@ -166,6 +167,18 @@ class Machine:
         self.iplisten_known = il is not None
         self._iplisten_orig = list(il or [])
         self._iplisten = list(il or [])
+
+    def clone(self) -> "Machine":
+        """A machine in this one's state whose changes are its own. What no command changes (the bundle's
+        texts and records, the HTTP.sys queues, the dependency graph) is shared with this one."""
+        m = copy.copy(self)
+        m._svc = OrderedDict((k, dict(v)) for k, v in self._svc.items())
+        m._proc = OrderedDict((k, dict(v)) for k, v in self._proc.items())
+        m._task_order = list(self._task_order)
+        m._new_pids = dict(self._new_pids)
+        m._orig_keys = dict(self._orig_keys)
+        m._iplisten = list(self._iplisten)
+        return m
 
     # ---- service model
 

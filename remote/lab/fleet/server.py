@@ -264,9 +264,17 @@ class LabFleet:
         made: list[tuple[Path, Any]] = []
         natural: dict[Path, str] = {}
         used: set[str] = set()
+        first: dict[Path, Any] = {}  # bundle -> its first host: the others are its twins (one parse per bundle)
+        share = self.host_factory is default_host_factory
+
         def make(b: Path, name: Optional[str]) -> Any:
+            proto = first.get(b) if share and name is not None else None
+            if proto is not None and hasattr(proto, "twin"):
+                return proto.twin(name)
             try:
-                return self.host_factory(b, name)
+                h = self.host_factory(b, name)
+                first.setdefault(b, h)
+                return h
             except LabError:
                 raise
             except Exception as e:  # a bundle the engine cannot model (nesting, 1e400, …): one line naming it
