@@ -250,8 +250,11 @@ def requests_of(stats: dict, names: list[str]) -> dict:
         s = per.get(n, {})
         lab_errors += s.get("tls_failures", 0)
         lab_errors += sum(v for k, v in s.get("status", {}).items() if int(k) >= 500)
+    tls_wait = max((per[n].get("tls_wait_ms_max", 0) for n in names if n in per), default=0)
+    tls_failures = sum(per[n].get("tls_failures", 0) for n in names if n in per)
     return {"requests_per_host": round(sum(reqs) / max(1, len(reqs)), 2), "requests_max": max(reqs, default=0),
-            "lab_errors": lab_errors, "actions": stats["total"].get("actions", {})}
+            "lab_errors": lab_errors, "actions": stats["total"].get("actions", {}),
+            "lab_tls_wait_ms_max": tls_wait, "lab_tls_failures": tls_failures}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -360,6 +363,7 @@ def scan(lab: Lab, names: list[str], forks: int, workdir: Path, tag: str, timeou
         "client_sys_ms_per_host": round(m.sys_s * 1000 / n, 2),
         "peak_rss_mb": round(m.maxrss_mb, 1), "lab_cpu_ms_per_host": round(lab_cpu * 1000 / n, 2),
         "errors": errors, "error_samples": not_ok[:5], "lab_errors": req["lab_errors"], "rc": m.rc,
+        "lab_tls_failures": req["lab_tls_failures"], "lab_tls_wait_ms_max": req["lab_tls_wait_ms_max"],
         "actions": req["actions"],
     }
 
@@ -734,7 +738,8 @@ def warm_up(lab: Lab, names: list[str], workdir: Path, tag: str, env_extra: Opti
 
 def _brief(r: dict) -> str:
     return (f"wall {r['wall_s']} s, {r['requests_per_host']} req/host, cpu {r['client_cpu_ms_per_host']} ms/host, "
-            f"(sys {r.get('client_sys_ms_per_host')}), rss {r['peak_rss_mb']} MB, lab cpu {r.get('lab_cpu_ms_per_host')} ms/host, errors {r['errors']}")  # noqa: E501
+            f"(sys {r.get('client_sys_ms_per_host')}), rss {r['peak_rss_mb']} MB, lab cpu {r.get('lab_cpu_ms_per_host')} ms/host, "
+            f"lab TLS wait max {r.get('lab_tls_wait_ms_max')} ms, errors {r['errors']}")  # noqa: E501
 
 
 def summarize(cfg: Config, per_auth: dict, big: Optional[dict], ss: dict, runs: list[dict]) -> dict:

@@ -186,6 +186,35 @@ def test_stats(tmp_path):
         assert fleet.stats()["total"]["requests"] == 0
 
 
+def test_tls_stats_and_a_slow_handshake_is_waited_for(tmp_path, monkeypatch):
+    """Each HTTPS connection counts its handshake and the longest wait from accept to handshake done; a client
+    that takes longer than 10 s to send its ClientHello (port80 with 1,000 hosts on one saturated core) still
+    gets its handshake: the lab waits as long as HTTP.sys's idle-connection timeout (120 s)."""
+    import socket
+    import ssl
+
+    from remote.lab.protocol import server
+
+    assert server.HANDSHAKE_TIMEOUT == server.IDLE_TIMEOUT == 120.0
+    monkeypatch.setattr(server, "HANDSHAKE_TIMEOUT", 2.0)  # the wait is real: shown with a 2 s limit
+    with lab_fleet(bundles(tmp_path), host_factory=factory, tls=True) as fleet:
+        h = fleet.host("alpha")
+        ctx = ssl.create_default_context(cafile=str(fleet.ca_path))
+        with socket.create_connection((h.address, h.port)) as s:
+            time.sleep(0.3)
+            ctx.wrap_socket(s, server_hostname=h.address).close()
+        with socket.create_connection((h.address, h.port)) as s:
+            time.sleep(3.0)  # longer than the limit: the lab gives up
+            with pytest.raises((ssl.SSLError, OSError)):
+                ctx.wrap_socket(s, server_hostname=h.address)
+        deadline = time.monotonic() + 5
+        while fleet.stats()["hosts"]["alpha"]["tls_failures"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        st = fleet.stats()["hosts"]["alpha"]
+        assert (st["tls_handshakes"], st["tls_failures"]) == (1, 1)
+        assert st["tls_wait_ms_max"] >= 2000
+
+
 @pytest.mark.lab(hosts=2, profiles=REPO / "examples", host_factory=factory)
 def test_lab_fixture(lab):
     assert len(lab.hosts) == 2 and lab.inventory_path.is_file()

@@ -38,7 +38,12 @@ from remote.lab.engine.shell import Hang, HostRuntime
 log = logging.getLogger("port80.lab.server")
 
 IDLE_TIMEOUT = 120.0  # seconds an idle keep-alive connection is kept (HTTP.sys default)
-HANDSHAKE_TIMEOUT = 10.0
+# A TLS handshake gets HTTP.sys's idle-connection time too (`netsh http show servicestate` prints "Idle
+# connection timeout (secs): 120" and "Header wait timeout (secs): 120" for its request queues). It was 10 s:
+# at 1,000 hosts in flight a client whose own CPU is saturated (port80 on one core: 90 ms/host × 1,000 hosts)
+# finishes some handshakes 10-13 s after connecting, and the lab dropped 78 of 1,000 (scripts/bench_fleet.py
+# --scale --hosts 1000; the lab itself used 26% of its core). A waiting handshake costs the lab no CPU.
+HANDSHAKE_TIMEOUT = IDLE_TIMEOUT
 SOAP_CONTENT_TYPE = "application/soap+xml;charset=UTF-8"
 GARBAGE_BODY = b"\x00\x01lab garbage: this is not a SOAP envelope {{{ <<<"
 HTTP500_BODY = b"Internal Server Error (lab fault http500)"
@@ -52,6 +57,8 @@ class HostStats:
         self.requests = 0
         self.connections = 0
         self.tls_failures = 0
+        self.tls_handshakes = 0
+        self.tls_wait_ms_max = 0  # longest wait from accept to handshake done (what HANDSHAKE_TIMEOUT cuts)
         self.actions: Counter[str] = Counter()
         self.status: Counter[int] = Counter()
         self.bytes_in = 0
@@ -62,6 +69,16 @@ class HostStats:
         with self._lock:
             for k, v in kw.items():
                 setattr(self, k, getattr(self, k) + v)
+
+    def handshake(self, wait_s: float, ok: bool) -> None:
+        ms = int(wait_s * 1000)
+        with self._lock:
+            if ok:
+                self.tls_handshakes += 1
+            else:
+                self.tls_failures += 1
+            if ms > self.tls_wait_ms_max:
+                self.tls_wait_ms_max = ms
 
     def count(self, action: Optional[str] = None, status: Optional[int] = None) -> None:
         with self._lock:
@@ -76,6 +93,8 @@ class HostStats:
                 "requests": self.requests,
                 "connections": self.connections,
                 "tls_failures": self.tls_failures,
+                "tls_handshakes": self.tls_handshakes,
+                "tls_wait_ms_max": self.tls_wait_ms_max,
                 "actions": dict(self.actions),
                 "status": {str(k): v for k, v in sorted(self.status.items())},
                 "bytes_in": self.bytes_in,
@@ -87,6 +106,7 @@ class HostStats:
     def reset(self) -> None:
         with self._lock:
             self.requests = self.connections = self.tls_failures = self.bytes_in = self.bytes_out = 0
+            self.tls_handshakes = self.tls_wait_ms_max = 0
             self.pipelines = 0
             self.actions.clear()
             self.status.clear()
@@ -184,6 +204,7 @@ class LabHTTPServer(ThreadingHTTPServer):
 
     def finish_request(self, request: socket.socket, client_address) -> None:
         conn = request
+        accepted = time.monotonic()  # the accept loop starts this thread as it accepts
         self.stats.add(connections=1)
         with self._conns_lock:
             if self.closed:
@@ -196,9 +217,10 @@ class LabHTTPServer(ThreadingHTTPServer):
                 try:
                     conn = self.ssl_context.wrap_socket(request, server_side=True)
                 except (OSError, ssl.SSLError) as e:
-                    self.stats.add(tls_failures=1)
+                    self.stats.handshake(time.monotonic() - accepted, False)
                     log.debug("lab %s: TLS handshake failed: %s", self.runtime.machine, e)
                     return
+                self.stats.handshake(time.monotonic() - accepted, True)
                 with self._conns_lock:
                     self._conns.discard(request)
                     self._conns.add(conn)
