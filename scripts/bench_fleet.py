@@ -988,6 +988,27 @@ def parse_args(argv: Optional[list[str]]) -> tuple[argparse.Namespace, Config]:
     return a, cfg
 
 
+def machine_speed(iterations: int = 5_000_000) -> dict:
+    """How fast this machine runs plain Python (the best of three timings of a fixed loop, pinned like
+    the client), so CPU per host measured on two machines can be compared: the same code (commit 94bd348)
+    measured 12.0 ms per host on the machine of the README's first table and 31 ms on a slower one."""
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    code = (f"import time\nbest = 1e9\nfor _ in range(3):\n    t = time.process_time()\n    s = 0\n"
+            f"    for i in range({iterations}):\n        s += i\n    best = min(best, time.process_time() - t)\n"
+            f"print(best)")
+    out = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=300, preexec_fn=_pin("client"))
+    try:
+        loop_s = round(float(out.stdout.strip()), 3)
+    except ValueError:
+        loop_s = None
+    return {"cpu": cpu, "cpus": os.cpu_count(), "loop_iterations": iterations, "loop_s": loop_s}
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     args, cfg = parse_args(argv)
     set_pinning(not args.no_pin)
@@ -1003,8 +1024,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     else:
         tmp = tempfile.mkdtemp(prefix="port80-bench-")
         workdir = Path(tmp)
+    speed = machine_speed()
+    log(f"machine: {speed['cpu']}, {speed['cpus']} CPU(s); a {speed['loop_iterations']:,}-iteration Python loop "
+        f"takes {speed['loop_s']} s (CPU figures scale with it: compare runs on one machine)")
     try:
         doc = run_scale(cfg, workdir) if args.scale else run(cfg, workdir)
+        doc["machine"] = speed
     except (RuntimeError, OSError, KeyError, ValueError) as e:
         log(f"error: {e}")
         return 2
