@@ -149,6 +149,9 @@ def clean_url(text: str) -> Optional[str]:
 
 def to_int(s: object) -> Optional[int]:
     """Plain decimal integer (as printed by netsh/netstat), else None."""
+    if type(s) is str:  # the usual case first
+        t = s.strip()
+        return int(t) if t.isascii() and t.isdigit() and len(t) < 12 else None
     if isinstance(s, bool):
         return None
     if isinstance(s, int):
