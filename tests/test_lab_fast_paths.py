@@ -195,3 +195,36 @@ def test_decoded_pipeline_equals_psrpcores_and_is_shared(monkeypatch):
     assert meta_a is meta_b  # the same bytes: decoded once
     other, _ = _pipeline_statements(LabRunspacePool, monkeypatch, cmds[:1])
     assert other != ref  # other bytes: decoded on their own
+
+
+def test_pool_open_fields_and_state_messages_equal_psrpcores(monkeypatch):
+    """The pool-open messages are decoded once per lab process and our SessionCapability and the error-free
+    pool/pipeline states serialized once: each pool ends up with psrpcore's values and sends its bytes (a
+    state with an error record still takes psrpcore's own path)."""
+    from psrpcore.types import PipelineState
+
+    from remote.lab.engine.psrp import _constant_xml, _pool_memo, error_record
+
+    _same_client_ids(monkeypatch)
+    _pool_memo.clear()
+    _constant_xml.clear()
+    stock, fast, again = psrpcore.ServerRunspacePool(), LabRunspacePool(), LabRunspacePool()
+    opened = [_open_reply(p) for p in (stock, fast, again)]
+    assert opened[0] == opened[1] == opened[2] and len(_pool_memo) == 2
+    for attr in ("apartment_state", "thread_options", "_max_runspaces", "_min_runspaces", "application_arguments",
+                 "runspace_pool_id", "state"):
+        assert getattr(fast, attr) == getattr(stock, attr) == getattr(again, attr), attr
+    assert type(fast.host) is type(stock.host) and repr(fast.host) == repr(stock.host) == repr(again.host)
+    assert [str(getattr(p.their_capability, "protocolversion")) for p in (stock, fast)] == ["2.3", "2.3"]
+    pid = uuid.UUID("66666666-2222-3333-4444-555555555555")
+    err = error_record(api.ErrorSpec(message="boom", fully_qualified_error_id="Boom"))
+    sent = []
+    for pool in (stock, fast, again):
+        pool.prepare_message(PipelineState(PipelineState=4), pipeline_id=pid)
+        pool.prepare_message(PipelineState(PipelineState=3, ExceptionAsErrorRecord=err), pipeline_id=pid)
+        out = b""
+        while (p := pool.data_to_send()) is not None:
+            out += p.data
+        sent.append(out)
+    assert b"boom" in sent[0] and sent[0] == sent[1] == sent[2]
+    assert sorted(k[0][0] for k in _constant_xml._data) == ["PipelineState", "RunspacePoolState", "SessionCapability"]

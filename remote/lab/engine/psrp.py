@@ -28,8 +28,10 @@ from psrpcore.types import (
     ErrorRecord,
     NETException,
     PSRPMessageType,
+    PipelineState,
     PSVersion,
     RunspacePoolState,
+    RunspacePoolStateMsg,
 )
 
 from remote.lab import api
@@ -290,6 +292,16 @@ class _Decoded:
 # the client message every host of a fleet receives byte for byte (one scanner, one fixed pipeline)
 _MEMO_TYPES = frozenset({PSRPMessageType.CreatePipeline})
 _memo = SharedMemo(64)
+# the pool-open messages every host receives byte for byte too: what their handlers read is read once
+_POOL_FIELDS = {
+    PSRPMessageType.SessionCapability: ("ps_version", "protocol_version", "serialization_version"),
+    PSRPMessageType.InitRunspacePool: ("apartment_state", "application_arguments", "host_info", "ps_thread_options",
+                                       "max_runspaces", "min_runspaces"),
+}
+_pool_memo = SharedMemo(64)
+# server messages whose CLIXML is the same on every host: our SessionCapability, a pool or pipeline state
+# without an error record (serialized once per protocol version)
+_constant_xml = SharedMemo(64)
 
 
 _app_data_xml = SharedMemo(64)  # ApplicationPrivateData CLIXML by PSVersionTable (a few distinct tables)
@@ -307,6 +319,8 @@ class LabRunspacePool(psrpcore.ServerRunspacePool):
     def _process_message(self, message: PSRPMessage) -> Any:  # private API (psrpcore 0.3.1)
         mt = message.message_type
         data = message.data
+        if mt in _POOL_FIELDS and b"<SS" not in data:
+            return self._process_pool_message(message)
         if mt not in _MEMO_TYPES or b"<SS" in data:
             return super()._process_message(message)
         key = (mt, bytes(data), str(getattr(self.their_capability, "protocolversion", "")))
@@ -325,6 +339,44 @@ class LabRunspacePool(psrpcore.ServerRunspacePool):
                     entry.pipeline = event.pipeline
         pipe.metadata = entry.pipeline
         return event
+
+    def _process_pool_message(self, message: PSRPMessage) -> Any:
+        """SessionCapability / InitRunspacePool as psrpcore's ``_process_message`` handles them, with the CLIXML
+        decoded and the event's fields read once per lab process (under the lock, as shared psrpcore objects
+        must be); each pool gets the same values its own decoding would give."""
+        mt = message.message_type
+        key = (mt, bytes(message.data), str(getattr(self.their_capability, "protocolversion", "")))
+
+        def decode() -> tuple[Any, dict]:
+            ps_object = deserialize(ElementTree.fromstring(message.data), cipher=self._cipher,
+                                    our_capability=self.our_capability, their_capability=self.their_capability)
+            with _shared_use:
+                ev = PSRPEvent.create(mt, ps_object, message.runspace_pool_id, message.pipeline_id)
+                return ps_object, {f: getattr(ev, f) for f in _POOL_FIELDS[mt]}
+
+        ps_object, fields = _pool_memo.get_or_compute(key, decode)
+        view = SimpleNamespace(runspace_pool_id=message.runspace_pool_id, pipeline_id=message.pipeline_id, **fields)
+        getattr(self, f"_process_{mt.name}")(view)
+        return PSRPEvent.create(mt, ps_object, message.runspace_pool_id, message.pipeline_id)
+
+    def prepare_message(self, message: Any, message_type: Any = None, pipeline_id: Optional[uuid.UUID] = None,
+                        stream_type: StreamType = StreamType.default) -> None:  # psrpcore 0.3.1
+        kind: Any = None
+        t = type(message)
+        if message is self.our_capability:
+            kind = ("SessionCapability", str(message.PSVersion), str(message.protocolversion),
+                    str(message.SerializationVersion))
+        elif t is RunspacePoolStateMsg and message.ExceptionAsErrorRecord is None:
+            kind = ("RunspacePoolState", int(message.RunspaceState))
+        elif t is PipelineState and message.ExceptionAsErrorRecord is None:
+            kind = ("PipelineState", int(message.PipelineState))
+        if kind is None or message_type is not None or stream_type != StreamType.default:
+            return super().prepare_message(message, message_type, pipeline_id, stream_type)
+        key = (kind, str(getattr(self.their_capability, "protocolversion", "")))
+        xml = _constant_xml.get_or_compute(key, lambda: ElementTree.tostring(serialize(
+            message, self._cipher, our_capability=self.our_capability, their_capability=self.their_capability),
+            encoding="utf-8", method="xml"))
+        queue_raw_message(self, PSRPMessageType.get_message_id(t), xml, pipeline_id)
 
     app_data_key: Any = None  # set by Shell: the shared PSVersionTable this pool answers with
 
