@@ -75,7 +75,7 @@ class Registration:
     advice: str = ""
     critical: bool = False
     evidence: str = ""
-    iis: Optional[dict] = None  # {"site", "site_id", "app_pool"} for an IIS registration
+    iis: Optional[dict[str, Any]] = None  # {"site", "site_id", "app_pool"} for an IIS registration
     shadowed_by: Optional[str] = None  # the registration that receives this one's URLs instead
 
 
@@ -98,9 +98,9 @@ class PortVerdict:
     iplisten: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     bindable: Optional[bool] = None  # can a new process bind 0.0.0.0:PORT now (None: evidence missing)
-    blockers: list[dict] = field(default_factory=list)  # every reason it cannot (remote/analysis/binding.py)
-    excluded_ranges: list[dict] = field(default_factory=list)
-    tls: list[dict] = field(default_factory=list)  # certificate bindings on the port
+    blockers: list[dict[str, Any]] = field(default_factory=list)  # every reason it cannot (remote/analysis/binding.py)
+    excluded_ranges: list[dict[str, Any]] = field(default_factory=list)
+    tls: list[dict[str, Any]] = field(default_factory=list)  # certificate bindings on the port
 
 
 @dataclass

@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from typing import Any, Optional
 
-from .common import detect_error, never_raise, split_lines, to_int
+from .common import Line, detect_error, never_raise, split_lines, to_int
 from .records import GetServiceResult, ServiceNode
 from .services import _START_ENUM, _START_WORDS, _STATUS_ENUM, _RUN_STATES, _load_json, _lower_keys, _text
 
@@ -84,7 +84,7 @@ def _names(v: Any) -> Optional[list[str]]:
     return None
 
 
-def _node(obj: dict, line: int, res: GetServiceResult, i: int) -> Optional[ServiceNode]:
+def _node(obj: dict[Any, Any], line: int, res: GetServiceResult, i: int) -> Optional[ServiceNode]:
     d = _lower_keys(obj)
     name = _text(d.get("name")) or _text(d.get("servicename"))
     if not name:
@@ -164,7 +164,7 @@ def _parse_text(text: str, res: GetServiceResult) -> GetServiceResult:
     return res
 
 
-def _read_table(lines: list, k: int, res: GetServiceResult) -> int:
+def _read_table(lines: list[Line], k: int, res: GetServiceResult) -> int:
     head = lines[k].raw
     name_at, dn_at = head.index("Name"), head.index("DisplayName")
     k += 1
@@ -196,7 +196,7 @@ def _brace_list(value: str) -> Optional[list[str]]:
     return [x.strip() for x in inner.split(",") if x.strip()]
 
 
-def _read_list(lines: list, k: int, res: GetServiceResult) -> int:
+def _read_list(lines: list[Line], k: int, res: GetServiceResult) -> int:
     block: dict[str, str] = {}
     first = lines[k].no
     while k < len(lines) and lines[k].text.strip():

@@ -77,7 +77,10 @@ class _Table:
 
     def row(self, raw: str, no: int, res: IisAppPoolsResult, by_name: dict[str, IisAppPool]) -> None:
         cells = self.cols.cells(raw)
-        get = lambda i: cells[i] if i is not None and i < len(cells) else ""  # noqa: E731
+
+        def get(i: Optional[int]) -> str:
+            return cells[i] if i is not None and i < len(cells) else ""
+
         name, state = get(self.i_name), get(self.i_state)
         if name and state:
             pool = IisAppPool(name=name, state=state, line=no)

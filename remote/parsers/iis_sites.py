@@ -81,7 +81,10 @@ class _Table:
                 self.cur.bindings.append(lone)
                 return
         cells = self.cols.cells(raw)
-        get = lambda i: cells[i] if i is not None and i < len(cells) else ""  # noqa: E731
+
+        def get(i: Optional[int]) -> str:
+            return cells[i] if i is not None and i < len(cells) else ""
+
         name, sid, state, path, bind = (get(self.i_name), get(self.i_id), get(self.i_state), get(self.i_path),
                                         get(self.i_bind))
         new = bool(name) and indent == 0 and (bool(state) or bool(_PATH_START_RE.match(path)))

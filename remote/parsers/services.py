@@ -31,7 +31,7 @@ from typing import Any, Optional
 from remote.evidence.textio import REPLACED_NOTE, json_may_hold_surrogates, valid_unicode_value
 
 from .records import ProcessesResult, ProcessInfo, Service, ServicesResult
-from .common import detect_error, is_marker, is_rule, never_raise, split_lines, to_int
+from .common import Line, detect_error, is_marker, is_rule, never_raise, split_lines, to_int
 
 _STATUS_ENUM = {1: "Stopped", 2: "Start Pending", 3: "Stop Pending", 4: "Running",
                 5: "Continue Pending", 6: "Pause Pending", 7: "Paused"}
@@ -44,11 +44,11 @@ _START_WORDS = {"automatic": "Auto", "auto": "Auto", "manual": "Manual", "disabl
 # --- shared record mapping -----------------------------------------------------------------------
 
 
-_FOLDED: dict[tuple, tuple[tuple[Any, str], ...]] = {}  # a key tuple -> (key, its folded form) pairs kept
+_FOLDED: dict[tuple[Any, ...], tuple[tuple[Any, str], ...]] = {}  # a key tuple -> (key, its folded form) pairs kept
 _FOLDED_MAX = 256  # ConvertTo-Json gives every object of one output the same keys: a handful of tuples
 
 
-def _lower_keys(obj: dict) -> dict[str, Any]:
+def _lower_keys(obj: dict[Any, Any]) -> dict[str, Any]:
     """Keys case-folded; of two keys that fold alike the first wins."""
     keys = tuple(obj)
     pairs = _FOLDED.get(keys)
@@ -95,7 +95,7 @@ def _start(d: dict[str, Any]) -> Optional[str]:
     return _START_WORDS.get(s.casefold(), s)
 
 
-def service_from_mapping(obj: dict) -> Optional[Service]:
+def service_from_mapping(obj: dict[Any, Any]) -> Optional[Service]:
     """A :class:`Service` from one JSON object / Format-List block; None without a name."""
     d = _lower_keys(obj)
     name = _text(d.get("name")) or _text(d.get("servicename"))
@@ -141,7 +141,7 @@ def _salvage(t: str) -> tuple[Optional[Any], Optional[str]]:
     return (items, f"JSON cut off: kept the {len(items)} complete item(s)") if items else (None, None)
 
 
-def _load_json(text: str) -> tuple[Optional[list], Optional[str]]:
+def _load_json(text: str) -> tuple[Optional[list[Any]], Optional[str]]:
     """(items, note). Accepts an array, one object, or the 5.1 ``{"value": [...], "Count": n}``
     wrapper; salvages JSON surrounded by other lines and the complete items of a cut-off array.
     items is None when there is no JSON (note says why)."""
@@ -262,13 +262,13 @@ def parse_services_table(text: str) -> ServicesResult:
     return res
 
 
-def _skip_table(lines, i: int) -> int:
+def _skip_table(lines: list[Line], i: int) -> int:
     while i < len(lines) and not _FL_LABEL.match(lines[i].text):
         i += 1
     return i
 
 
-def _read_table(lines, i: int, res: ServicesResult) -> int:
+def _read_table(lines: list[Line], i: int, res: ServicesResult) -> int:
     """wmic / Win32_Service default table: header words give the column order and offsets."""
     header = lines[i]
     cols = [w.casefold() for w in header.text.split()]
@@ -292,8 +292,8 @@ def _read_table(lines, i: int, res: ServicesResult) -> int:
     return i
 
 
-def _row_by_offsets(raw: str, cols: list[str], starts: list[int]) -> Optional[dict]:
-    row = {}
+def _row_by_offsets(raw: str, cols: list[str], starts: list[int]) -> Optional[dict[str, str]]:
+    row: dict[str, str] = {}
     for k, (col, s) in enumerate(zip(cols, starts)):
         if s > 0 and s <= len(raw) and raw[s - 1] != " ":
             return None  # the row does not line up with the header
@@ -302,7 +302,7 @@ def _row_by_offsets(raw: str, cols: list[str], starts: list[int]) -> Optional[di
     return row if _row_ok(row) else None
 
 
-def _row_by_tokens(text: str, cols: list[str]) -> Optional[dict]:
+def _row_by_tokens(text: str, cols: list[str]) -> Optional[dict[str, str]]:
     """Collapsed spacing: every column is one token except Name, which takes the rest."""
     tokens = _MULTI.sub(lambda m: m.group(0).replace(" ", "\x00"), text).split()
     tokens = [t.replace("\x00", " ") for t in tokens]
@@ -316,7 +316,7 @@ def _row_by_tokens(text: str, cols: list[str]) -> Optional[dict]:
     return row if _row_ok(row) else None
 
 
-def _row_ok(row: dict) -> bool:
+def _row_ok(row: dict[str, str]) -> bool:
     if not row.get("name"):
         return False
     for key in ("processid", "exitcode"):
@@ -325,7 +325,7 @@ def _row_ok(row: dict) -> bool:
     return True
 
 
-def _read_list(lines, i: int, res: ServicesResult) -> int:
+def _read_list(lines: list[Line], i: int, res: ServicesResult) -> int:
     """``Format-List``: ``Key : value`` at column 0, wrapped values indented; a repeated key or a
     new table starts the next object."""
     block: dict[str, str] = {}

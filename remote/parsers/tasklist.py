@@ -111,7 +111,7 @@ def parse_tasklist(text: str) -> TasklistResult:
     return res
 
 
-def _row(ln: Line, spans: list[tuple[int, int]], svc_mode: Optional[bool]):
+def _row(ln: Line, spans: list[tuple[int, int]], svc_mode: Optional[bool]) -> Optional[tuple[str, int, str, bool]]:
     t = ln.text
     if spans and ln.indent == 0:
         cols = _by_columns(ln, spans)

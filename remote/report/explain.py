@@ -39,7 +39,7 @@ def headline(report: HostReport, v: PortVerdict) -> str:
         f"; PIDs {pids})." if pids else ").")
 
 
-def explain(report: HostReport, port: int, texts: Optional[dict] = None) -> str:
+def explain(report: HostReport, port: int, texts: Optional[dict[str, Optional[str]]] = None) -> str:
     lines: list[str] = []
     if report.status in FAILED:
         lines.append(f"{report.host}, port {port}: not scanned ({report.status}): {report.error or 'no evidence'}.")
@@ -163,7 +163,7 @@ def _why(v: PortVerdict) -> list[str]:
 # --- ways to free it ----------------------------------------------------------------------------------
 
 
-def _ways(report: HostReport, v: PortVerdict, texts: Optional[dict]) -> list[tuple[str, str, str]]:
+def _ways(report: HostReport, v: PortVerdict, texts: Optional[dict[str, Optional[str]]]) -> list[tuple[str, str, str]]:
     from remote.remediation.plan import facts_from_texts, plan_host
 
     ways: list[tuple[str, str, str]] = []

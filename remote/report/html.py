@@ -25,6 +25,8 @@ from remote.report.schema import SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from remote.analysis.verdicts import HostReport, PortVerdict
+    from remote.audit.drift import Change
+    from remote.audit.policy import Violation
 
 PALETTE = ("#2f6db5", "#d9822b", "#3c9d5d", "#b8433d", "#7b5ea7", "#8c6d46", "#c9559b", "#6b7b8c", "#a3a13a",
            "#3aa3a1")
@@ -159,8 +161,8 @@ def _charts(reports: list["HostReport"]) -> str:
     charts.append(bar_chart("Hosts by product", list(s["by_product"].items()), "chart-product"))
     failures = Counter(str(r.status) for r in reports if r.status != "ok")
     charts.append(bar_chart("Hosts not fully scanned, by class", failures.most_common(), "chart-failures"))
-    groups: Counter = Counter()
-    held: Counter = Counter()
+    groups: Counter[str] = Counter()
+    held: Counter[str] = Counter()
     for r in reports:
         for g in r.groups or ["(no group)"]:
             groups[g] += 1
@@ -179,7 +181,7 @@ def _kv_table(headers: list[str], rows: list[list[Any]], cls: str = "") -> str:
     return f'<table class="{e(cls)}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def _host_detail(i: int, r: "HostReport", violations: list, changes: list) -> str:
+def _host_detail(i: int, r: "HostReport", violations: list["Violation"], changes: list["Change"]) -> str:
     out = [f'<details class="host" id="host-{i}"><summary>{e(r.host)} '
            f'<span class="{_status_class(r.status)}">{e(r.status)}</span></summary>']
     facts = [("address", r.address), ("groups", ", ".join(r.groups)), ("OS", r.os_version),
@@ -215,7 +217,7 @@ def _host_detail(i: int, r: "HostReport", violations: list, changes: list) -> st
 
 
 def render_html(reports: list["HostReport"], ports: Optional[list[int]] = None, *, title: str = "port80 fleet report",
-                changes: Optional[list] = None, diff_from: str = "", violations: Optional[list] = None,
+                changes: Optional[list["Change"]] = None, diff_from: str = "", violations: Optional[list["Violation"]] = None,
                 policy: Optional[str] = None, generated_at: Optional[str] = None) -> str:
     ports = ports or sorted({p.port for r in reports for p in r.ports})
     if generated_at is None:  # SOURCE_DATE_EPOCH (reproducible-builds.org) pins it, e.g. for a stable screenshot

@@ -13,7 +13,7 @@ import re
 import textwrap
 from collections import Counter
 from dataclasses import fields
-from typing import Any, Callable, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, TypeVar
 
 from tabulate import tabulate
 
@@ -23,6 +23,11 @@ from remote.parsers.records import to_dict
 from remote.report.sanitize import csv_cell, cut, json_text, md, shown, valid_unicode
 from remote.report.schema import SCHEMA_VERSION
 from remote.runner.failures import HostStatus
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+_D = TypeVar("_D", bound="DataclassInstance")
 
 CSV_COLUMNS = [
     "host", "address", "status", "error", "port", "holder", "listeners", "url", "queue", "pids",
@@ -34,13 +39,14 @@ CSV_COLUMNS = [
 
 
 def host_to_dict(r: HostReport) -> dict[str, Any]:
-    return to_dict(r)
+    d: dict[str, Any] = to_dict(r)
+    return d
 
 
 def host_from_dict(d: dict[str, Any]) -> HostReport:
     """Inverse of ``host_to_dict`` (for merge / resume); unknown keys are ignored."""
 
-    def build(cls, data):
+    def build(cls: type[_D], data: dict[str, Any]) -> _D:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
@@ -69,8 +75,8 @@ def _member(enum: Any, value: Any) -> Any:
 
 def summarize(reports: list[HostReport]) -> dict[str, Any]:
     by_status = Counter(r.status for r in reports)
-    by_holder: dict[str, Counter] = {}
-    by_product: Counter = Counter()
+    by_holder: dict[str, Counter[Holder]] = {}
+    by_product: Counter[str] = Counter()
     for r in reports:
         for p in r.ports:
             by_holder.setdefault(str(p.port), Counter())[p.holder] += 1
@@ -132,7 +138,7 @@ def _bindable(value: Optional[bool], yes: str, no: str, unknown: str) -> str:
     return unknown if value is None else (yes if value else no)
 
 
-def _blocker_text(b: dict) -> str:
+def _blocker_text(b: dict[str, Any]) -> str:
     kind = b.get("kind")
     if kind == "listener":
         what = f"{b.get('address')} {b.get('process') or ''} ({b.get('pid')})"

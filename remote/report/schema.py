@@ -15,4 +15,5 @@ SCHEMA_FILE = Path(__file__).with_name("schema.json")
 
 @lru_cache(maxsize=1)
 def schema() -> dict[str, Any]:
-    return json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    doc: dict[str, Any] = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    return doc

@@ -28,8 +28,9 @@ class Product:
     sites: tuple[str, ...] = ()  # IIS site names (case-insensitive) that identify it behind an IIS registration
 
 
-def _p(key, label, advice, tsv, path=None, ports=(), services=(), critical=False, reservation_only=False,
-       sites=()):
+def _p(key: str, label: str, advice: str, tsv: str, path: Optional[str] = None, ports: Iterable[int] = (),
+       services: Iterable[str] = (), critical: bool = False, reservation_only: bool = False,
+       sites: Iterable[str] = ()) -> Product:
     return Product(key, label, advice, tsv, path, frozenset(ports), frozenset(s.lower() for s in services),
                    critical, reservation_only, tuple(x.lower() for x in sites))
 
