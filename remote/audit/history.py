@@ -29,12 +29,14 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence, TypeVar
 
 from remote.errors import Port80Error
 
 if TYPE_CHECKING:
     from remote.analysis.verdicts import HostReport
+
+_T = TypeVar("_T")
 
 BUSY_TIMEOUT_S = 60.0
 RUN_STATUSES = ("running", "complete", "interrupted", "incomplete")
@@ -159,7 +161,7 @@ class History:
             raise HistoryError(f"{self.path}: not a usable port80 history database ({e})") from None
 
     @staticmethod
-    def _retry(fn, timeout: float):
+    def _retry(fn: Callable[[], _T], timeout: float) -> _T:
         end = time.monotonic() + timeout
         while True:
             try:
@@ -172,14 +174,14 @@ class History:
     def __enter__(self) -> "History":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:
         self.db.close()
 
     # -- schema ---------------------------------------------------------------------------------------
-    def _write(self, fn):
+    def _write(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run ``fn(db)`` in one IMMEDIATE transaction (waits for other writers, then holds the lock)."""
         try:
             self._retry(lambda: self.db.execute("BEGIN IMMEDIATE"), BUSY_TIMEOUT_S)
@@ -200,7 +202,7 @@ class History:
         if self.version() == SCHEMA_VERSION:
             return
 
-        def up(db):
+        def up(db: sqlite3.Connection) -> None:
             have = int(db.execute("PRAGMA user_version").fetchone()[0])
             if have > SCHEMA_VERSION:
                 raise HistoryError(f"{self.path}: history schema version {have} was written by a newer port80 "
@@ -225,13 +227,15 @@ class History:
                   options: Optional[dict[str, Any]] = None, evidence_dir: Optional[str] = None) -> int:
         from remote import __version__
 
-        def insert(db) -> int:
+        def insert(db: sqlite3.Connection) -> int:
             cur = db.execute(
                 "INSERT INTO runs (started_at, command, inventory, source_key, options, evidence_dir, status, pid, "
                 "machine, port80_version) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
                 (now_utc(), command, inventory, source_key, json.dumps(options or {}, sort_keys=True), evidence_dir,
                  os.getpid(), socket.gethostname(), __version__))
-            return int(cur.lastrowid)
+            rowid = cur.lastrowid
+            assert rowid is not None  # set by every INSERT into a rowid table
+            return rowid
 
         return self._write(insert)
 
@@ -256,7 +260,7 @@ class History:
                     reg_rows.append((run_id, r.host, p.port, g.url, g.queue, g.product, g.product_key,
                                      json.dumps(g.services), json.dumps(g.pids), g.evidence))
 
-        def store(db) -> None:
+        def store(db: sqlite3.Connection) -> None:
             db.execute("DELETE FROM registrations WHERE run_id = ?", (run_id,))
             db.execute("DELETE FROM ports WHERE run_id = ?", (run_id,))
             db.execute("DELETE FROM hosts WHERE run_id = ?", (run_id,))
@@ -271,7 +275,7 @@ class History:
     # -- reading ----------------------------------------------------------------------------------
     _RUN_COLS = "id, started_at, finished_at, command, inventory, source_key, options, evidence_dir, status, host_count"
 
-    def _run(self, row) -> Run:
+    def _run(self, row: Sequence[Any]) -> Run:
         return Run(id=row[0], started_at=row[1], finished_at=row[2], command=row[3], inventory=row[4],
                    source_key=row[5], options=json.loads(row[6] or "{}"), evidence_dir=row[7], status=row[8],
                    host_count=row[9])

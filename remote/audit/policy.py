@@ -47,6 +47,7 @@ else:  # pragma: no cover - Python 3.10
 
 if TYPE_CHECKING:
     from remote.analysis.verdicts import HostReport, PortVerdict
+    from remote.inventory.ansible_ini import Inventory
 
 HOLDERS = ("free", "http.sys", "process")
 UNKNOWN_MODES = ("violation", "ignore")
@@ -223,7 +224,7 @@ def load_policy(path: Path) -> Policy:
 # --- host patterns (the inventory's own --limit matcher) ---------------------------------------------
 
 
-def _inventory(hosts: dict[str, list[str]]):
+def _inventory(hosts: dict[str, list[str]]) -> Inventory:
     from remote.inventory.ansible_ini import Group, HostConfig, Inventory
 
     names = {"all", "ungrouped"} | {g for gs in hosts.values() for g in gs}
@@ -379,7 +380,7 @@ def learn(reports: list["HostReport"], label: str = "") -> str:
              'unknown = "violation"  # a port that could not be checked (host not scanned) is a violation', ""]
     skipped = sorted((r.host, r.status) for r in reports if r.status in FAILED)
     for port in ports:
-        groups: dict[tuple, list[str]] = {}
+        groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
         for r in reports:
             if r.status in FAILED:
                 continue

@@ -75,7 +75,7 @@ def load_any(path: "str | Path") -> Inventory:
         raise
 
 
-def _run(tool: str, src: Path) -> dict:
+def _run(tool: str, src: Path) -> dict[str, Any]:
     env = dict(os.environ)
     for k in ("ANSIBLE_VAULT_PASSWORD_FILE", "ANSIBLE_VAULT_IDENTITY_LIST"):
         env.pop(k, None)  # no vault secret from the environment: vaulted values stay encrypted
@@ -96,7 +96,7 @@ def _run(tool: str, src: Path) -> dict:
                                  "the inventory port80 reads", str(src))
         raise InventoryError(f"{TOOL} failed (exit {p.returncode}): {_short(err, 300) or 'no output'}", str(src))
     try:
-        data = json.loads(p.stdout)
+        data: dict[str, Any] = json.loads(p.stdout)
     except ValueError as e:
         raise InventoryError(f"{TOOL} printed no JSON ({e})", str(src)) from None
     if "[WARNING]: Unable to parse" in (p.stderr or "") or "No inventory was parsed" in (p.stderr or ""):
@@ -120,9 +120,9 @@ def _value(v: Any) -> str:
     return shlex.quote(repr(v))  # list / dict: a Python literal (ast.literal_eval reads it back)
 
 
-def to_ini(data: dict, warnings: list[str]) -> str:
+def to_ini(data: dict[str, Any], warnings: list[str]) -> str:
     """``ansible-inventory --list`` JSON as an INI inventory (vaulted values left out, with a warning)."""
-    hostvars: dict[str, dict] = (data.get("_meta") or {}).get("hostvars") or {}
+    hostvars: dict[str, dict[str, Any]] = (data.get("_meta") or {}).get("hostvars") or {}
     groups = {k: v for k, v in data.items() if k != "_meta" and isinstance(v, dict)}
     lines: list[str] = ["# generated from ansible-inventory --list by port80"]
     placed: set[str] = set()

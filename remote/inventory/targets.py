@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from remote.errors import Port80Error
 from remote.inventory.model import HostConfig
 from remote.remoting.collect import ConnectionSpec
+
+if TYPE_CHECKING:
+    from remote.inventory.credentials import Credentials
 
 
 class TargetError(Port80Error):
@@ -47,7 +50,7 @@ def negotiate_settings(h: HostConfig) -> dict[str, Any]:
     naming the host and variable for a bad value."""
     hv = h.vars
     winrm_first = h.connection == "winrm"
-    out: dict = {}
+    out: dict[str, Any] = {}
     for option, (psrp, winrm) in NEGOTIATE_VARS.items():
         for var in ((winrm, psrp) if winrm_first else (psrp, winrm)):
             if var in hv and hv[var] is not None and str(hv[var]).strip() != "":
@@ -114,7 +117,7 @@ class FleetCredentials:
     """Per-host credentials for a fleet: the global user/password (option, environment, prompt)
     or each host's inventory ``ansible_user`` / password. Never prints a secret."""
 
-    def __init__(self, creds, hosts) -> None:
+    def __init__(self, creds: Credentials, hosts: Iterable[HostConfig]) -> None:
         self.warnings = list(getattr(creds, "warnings", []))
         self._per = {h.name: creds.for_host(h) for h in hosts}  # raises CredentialsError naming the host
 

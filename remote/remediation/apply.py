@@ -22,7 +22,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
 
 from remote.errors import Port80Error
 from remote.remediation import journal as rj
@@ -37,6 +37,9 @@ from remote.parsers import PARSERS
 from remote.remediation.plan import Action, HostOutcome, HostPlan
 from remote.runner.fleet import Context, FleetRunner, Job, Result, bounded
 from remote.runner.scan import Scan, ScanOptions
+
+if TYPE_CHECKING:
+    from pypsrp.powershell import RunspacePool
 
 log = logging.getLogger("port80.fix")
 
@@ -85,7 +88,7 @@ class OutcomeUnknown(Port80Error):
     """The action ran, but what it did could not be read back."""
 
 
-def _invoke(pool, action: Action, secrets: list[str]) -> None:
+def _invoke(pool: RunspacePool, action: Action, secrets: list[str]) -> None:
     from pypsrp.powershell import PowerShell
 
     ps = PowerShell(pool)
@@ -107,7 +110,7 @@ def _invoke(pool, action: Action, secrets: list[str]) -> None:
         raise ActionFailed(errors[0] if errors else "the pipeline failed")
 
 
-def _observe(pool, action: Action, secrets: list[str]) -> Any:
+def _observe(pool: RunspacePool, action: Action, secrets: list[str]) -> Any:
     """The state ``action`` is about, read back from the host with the collector's statements."""
     kind = "services" if action.service else "iplisten"
     results, errors = run_pipeline(pool, [kind], EVIDENCE)

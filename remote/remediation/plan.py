@@ -43,7 +43,7 @@ from typing import Any, Iterable, Optional, Sequence
 
 from remote.analysis import knowledge
 from remote.analysis.servicegraph import ServiceGraph, dependents_of, graph_from_text, remoting_needs, stop_order
-from remote.analysis.verdicts import HTTP_SYS_PID, HostReport, PortVerdict
+from remote.analysis.verdicts import HTTP_SYS_PID, HostReport, PortVerdict, Registration
 from remote.parsers.common import is_ip
 from remote.runner.failures import FAILED
 from remote.parsers import PARSERS
@@ -283,7 +283,7 @@ class HostPlan:
         return dict(self.state_now) if self.state_now else {"holder": self.holder, "who": self.who}
 
     def to_dict(self) -> dict[str, Any]:
-        d = to_dict(self)
+        d: dict[str, Any] = to_dict(self)
         d["actions"] = [dict(a.to_dict(), command=a.command) for a in self.actions]
         return d
 
@@ -461,7 +461,7 @@ def _plan_services(plan: HostPlan, v: PortVerdict, facts: HostFacts, force_servi
     return plan
 
 
-def _services_of(r, forced: set[str]) -> tuple[list[str], Optional[str]]:
+def _services_of(r: Registration, forced: set[str]) -> tuple[list[str], Optional[str]]:
     """The services to stop for one registration, or why none can be chosen."""
     if not r.services:
         if r.pids or r.controller_pid is not None:

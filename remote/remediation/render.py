@@ -109,4 +109,5 @@ def _table(rows: list[list[Any]], headers: list[str], fmt: str) -> str:
 
     if fmt == "markdown":  # cells hold shown() text: Markdown's own escaping on top (no column shift, no HTML)
         rows = [[md(c) for c in r] for r in rows]
-    return tabulate(rows, headers=headers, tablefmt="github" if fmt == "markdown" else "simple", disable_numparse=True)
+    text: str = tabulate(rows, headers=headers, tablefmt="github" if fmt == "markdown" else "simple", disable_numparse=True)
+    return text

@@ -80,7 +80,7 @@ class Secret:
 
     __str__ = __repr__
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[type[Secret], tuple[Optional[str]]]:
         return (Secret, (self._value,))
 
 
@@ -139,12 +139,12 @@ def scan_batch(specs: list[ConnectionSpec], passwords: dict[str, Secret], secret
 # ------------------------------------------------------------------------ on the submitting machine
 
 
-def batches(todo: list[ConnectionSpec], segments: dict[str, str], size: int) -> list[tuple[Optional[str], list]]:
+def batches(todo: list[ConnectionSpec], segments: dict[str, str], size: int) -> list[tuple[Optional[str], list[ConnectionSpec]]]:
     """(segment or None, specs) per batch: hosts of one segment together, in inventory order."""
     groups: dict[Optional[str], list[ConnectionSpec]] = {}
     for spec in todo:
         groups.setdefault(segments.get(spec.name) or None, []).append(spec)
-    out: list[tuple[Optional[str], list]] = []
+    out: list[tuple[Optional[str], list[ConnectionSpec]]] = []
     for seg, specs in groups.items():
         for i in range(0, len(specs), size):
             out.append((seg, specs[i:i + size]))
@@ -162,7 +162,7 @@ def _client(address: str) -> Any:
         raise ClusterError(f"--cluster {address}: cannot reach the Dask scheduler ({one_line(e, (), 200)})") from None
 
 
-def _check_placement(client: Any, plan: list[tuple[Optional[str], list]]) -> None:
+def _check_placement(client: Any, plan: list[tuple[Optional[str], list[ConnectionSpec]]]) -> None:
     workers = client.scheduler_info().get("workers", {})
     if not workers:
         raise ClusterError("the Dask cluster has no worker")

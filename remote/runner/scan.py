@@ -186,7 +186,8 @@ class Scan:
             self._used_dirnames.add(name)
         return self._dirnames[spec.name]
 
-    def _finish(self, spec: ConnectionSpec, result, exc: Optional[BaseException], elapsed: float) -> HostReport:
+    def _finish(self, spec: ConnectionSpec, result: Any, exc: Optional[BaseException], elapsed: float) -> HostReport:
+        # result: what the host's task returned, collect()'s Collected (scan) or check()'s dict (check)
         from remote.analysis.verdicts import HostReport, analyze_bundle, failed_host
 
         bdir = self.dir / self._dirname(spec)
@@ -234,7 +235,7 @@ class Scan:
         report.evidence_dir, report.groups = str(self.dir / self._dirname(spec)), list(spec.groups)
         return report
 
-    def finish_host(self, spec: ConnectionSpec, result, exc: Optional[BaseException], elapsed: float) -> HostReport:
+    def finish_host(self, spec: ConnectionSpec, result: Any, exc: Optional[BaseException], elapsed: float) -> HostReport:
         """``_finish``, but a failure while writing or analysing one host (disk full, a parser bug)
         becomes that host's ``local`` line instead of stopping the fleet; its evidence stays on disk."""
         try:
@@ -242,7 +243,7 @@ class Scan:
         except Exception as e:  # noqa: BLE001 - one host's problem must not stop the others
             return self._local_failure(spec, e, "could not process this host's evidence")
 
-    def record(self, report: HostReport, fh) -> None:
+    def record(self, report: HostReport, fh: IO[str]) -> None:
         """Append the host's results line: text UTF-8 cannot hold (a lone surrogate) is written as
         U+FFFD and noted in the host's warnings, never raised."""
         from remote.report.render import host_from_dict, host_to_dict
