@@ -29,7 +29,7 @@ a class the longest matching path wins (Microsoft, "UrlPrefix Strings"; AspNetCo
 from __future__ import annotations
 
 import re
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from remote.analysis import knowledge
 from remote.analysis.urls import UrlPrefix, parse_url
@@ -39,8 +39,12 @@ from remote.parsers.records import (
     NetstatResult,
     RequestQueue,
     ServiceStateResult,
+    SslCertBinding,
     SslCertResult,
 )
+
+if TYPE_CHECKING:
+    from remote.analysis.verdicts import PortVerdict, Registration
 
 HTTP_SYS_PID = 4
 _W3SVC_RE = re.compile(r"W3SVC(\d+)\\?\s*$", re.IGNORECASE)
@@ -67,7 +71,7 @@ def excluded_ranges(port: int, v4: Optional[ExcludedPortRangeResult], v6: Option
 # --- certificate bindings ------------------------------------------------------------------------
 
 
-def tls_bindings(port: int, sslcert: Optional[SslCertResult], file: str, registrations: list[Any],
+def tls_bindings(port: int, sslcert: Optional[SslCertResult], file: str, registrations: list[Registration],
                  sites: Optional[list[IisSite]]) -> list[dict[str, Any]]:
     """Certificate bindings on ``port``, each with the product behind it: its application ID when the
     knowledge base knows it, else the HTTPS registration(s) on the port, else an IIS site's https
@@ -75,7 +79,7 @@ def tls_bindings(port: int, sslcert: Optional[SslCertResult], file: str, registr
     if sslcert is None or sslcert.error:
         return []
     out = []
-    https: Optional[list[tuple[UrlPrefix, Any]]] = None
+    https: Optional[list[tuple[UrlPrefix, Registration]]] = None
     for b in sslcert.bindings:
         if b.port != port:
             continue
@@ -95,7 +99,7 @@ def tls_bindings(port: int, sslcert: Optional[SslCertResult], file: str, registr
     return out
 
 
-def _binding_matches(b: Any, address: Optional[str], host: Optional[str]) -> bool:
+def _binding_matches(b: SslCertBinding, address: Optional[str], host: Optional[str]) -> bool:
     if b.kind == "hostnameport":
         return (host or "").casefold() == (b.hostname or "").casefold() != ""
     if b.kind == "ipport":
@@ -103,7 +107,7 @@ def _binding_matches(b: Any, address: Optional[str], host: Optional[str]) -> boo
     return True
 
 
-def _tls_product_from_registrations(b: Any, https: list[tuple[UrlPrefix, Any]]) -> Optional[str]:
+def _tls_product_from_registrations(b: SslCertBinding, https: list[tuple[UrlPrefix, Registration]]) -> Optional[str]:
     products = []
     for u, r in https:
         if b.kind == "hostnameport" and not (u.host == (b.hostname or "").lower() or u.wildcard):
@@ -116,7 +120,7 @@ def _tls_product_from_registrations(b: Any, https: list[tuple[UrlPrefix, Any]]) 
     return ", ".join(products) if products else None
 
 
-def _https_registrations(registrations: list[Any]) -> list[tuple[UrlPrefix, Any]]:
+def _https_registrations(registrations: list[Registration]) -> list[tuple[UrlPrefix, Registration]]:
     """The HTTPS registrations with their parsed URL, parsed once per port (not once per binding)."""
     out = []
     for r in registrations:
@@ -204,7 +208,7 @@ def _klass(u: UrlPrefix) -> int:
     return 0 if u.host == "+" else 2 if u.host == "*" else 1
 
 
-def shadowed_by(registrations: list[Any]) -> dict[int, str]:
+def shadowed_by(registrations: list[Registration]) -> dict[int, str]:
     """index → URL of the registration that receives every request the indexed one would match.
 
     A registration is fully shadowed when a registration of a stronger host class (``+`` over an
@@ -254,7 +258,7 @@ _shadow_lookups = 0  # dictionary look-ups made by shadowed_by (for the no-quadr
 # --- can a new process bind 0.0.0.0:PORT? ----------------------------------------------------------
 
 
-def blockers(v: Any, listener_source: Optional[NetstatResult], iplisten: list[tuple[str, int]],
+def blockers(v: PortVerdict, listener_source: Optional[NetstatResult], iplisten: list[tuple[str, int]],
              iplisten_file: str, ranges: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every reason a bind of ``0.0.0.0:PORT`` fails now (``v`` is the port's verdict)."""
     out: list[dict[str, Any]] = []
