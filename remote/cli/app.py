@@ -11,11 +11,18 @@ import importlib
 import pkgutil
 import sys
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import TYPE_CHECKING, List, Optional, Sequence
 
 import typer
 
 from remote.report.sanitize import shown
+
+if TYPE_CHECKING:  # imported where used (a command loads only what it needs)
+    from remote.analysis.verdicts import HostReport
+    from remote.inventory.model import HostConfig
+    from remote.inventory.targets import FleetCredentials
+    from remote.remoting.collect import ConnectionSpec
+    from remote.runner.scan import Scan
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False)
 
@@ -74,7 +81,7 @@ def check_format(fmt: str) -> str:
     return fmt
 
 
-def fleet_exit_code(reports, fail_if_held: bool) -> int:
+def fleet_exit_code(reports: Sequence[HostReport], fail_if_held: bool) -> int:
     from remote.runner.failures import FAILED
 
     if fail_if_held and any(
@@ -87,7 +94,7 @@ def fleet_exit_code(reports, fail_if_held: bool) -> int:
 
 
 
-def render_report(reports, fmt, ports):
+def render_report(reports: list[HostReport], fmt: str, ports: Optional[list[int]]) -> str:
     from remote.report.render import render
 
     return render(reports, fmt, ports)
@@ -100,7 +107,7 @@ def start_logging(verbose: int, secrets: list[str], users: Sequence[str] = ()) -
 
 
 def load_targets(inventory: Path, limit: Optional[str], shard: Optional[str], user: Optional[str],
-                  no_cert_validation: bool, listing: bool = False):
+                  no_cert_validation: bool, listing: bool = False) -> tuple[list[HostConfig], list[ConnectionSpec]]:
     """Hosts and their ConnectionSpecs, or a one-line error (exit 2). ``listing`` (`port80 inventory`):
     a CA file missing on this machine is a warning, not an error, so the settings can still be shown."""
     from remote.inventory.ansible_ini import InventoryError, parse_shard
@@ -128,7 +135,7 @@ def load_targets(inventory: Path, limit: Optional[str], shard: Optional[str], us
     if no_cert_validation:
         typer.echo("port80: warning: TLS certificate validation is off (--no-cert-validation)", err=True)
     ov = Overrides(user=user, cert_validation=False if no_cert_validation else None)
-    specs: list = []
+    specs: list[ConnectionSpec] = []
     missing_ca: dict[tuple[str, Optional[str]], list[str]] = {}  # listing: (file:line, CA file) -> hosts
     try:
         for h in hosts:
@@ -150,7 +157,7 @@ def load_targets(inventory: Path, limit: Optional[str], shard: Optional[str], us
     return hosts, specs
 
 
-def credentials(hosts, user: Optional[str], password_file: Optional[Path]):
+def credentials(hosts: list[HostConfig], user: Optional[str], password_file: Optional[Path]) -> FleetCredentials:
     from remote.inventory.credentials import CredentialsError, resolve_credentials
 
     from remote.inventory.targets import FleetCredentials
@@ -178,9 +185,10 @@ def check_fleet_options(forks: int, timeout: float) -> None:
         raise fail("--timeout must be positive")
 
 
-def run_fleet(specs, creds, ports, evidence_dir: Path, forks: int, timeout: float, resume: bool,
-              mode: str = "scan", cluster: Optional[str] = None, segments: Optional[dict] = None, batch: int = 0,
-              max_output_mb: Optional[float] = None):
+def run_fleet(specs: list[ConnectionSpec], creds: FleetCredentials, ports: list[int], evidence_dir: Path, forks: int,
+              timeout: float, resume: bool, mode: str = "scan", cluster: Optional[str] = None,
+              segments: Optional[dict[str, str]] = None, batch: int = 0,
+              max_output_mb: Optional[float] = None) -> tuple[Scan, list[HostReport]]:
     from remote.runner.cluster import ClusterError
     from remote.runner.scan import Scan, ScanOptions
 
@@ -214,11 +222,11 @@ def check_forks_fit(forks: int) -> None:
         raise fail(str(e))
 
 
-def host_segments(hosts) -> dict:
+def host_segments(hosts: Sequence[HostConfig]) -> dict[str, str]:
     """host -> port80_segment (inventory variable), checked as a Dask resource name."""
     from remote.runner.cluster import SEGMENT_VAR, check_segment
 
-    out = {}
+    out: dict[str, str] = {}
     for h in hosts:
         try:
             seg = check_segment(h.name, h.vars.get(SEGMENT_VAR))

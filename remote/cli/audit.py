@@ -10,9 +10,16 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence, overload
 
 import typer
+
+if TYPE_CHECKING:  # imported where used
+    from remote.analysis.verdicts import HostReport
+    from remote.audit.drift import Change
+    from remote.audit.history import History, Run
+    from remote.audit.policy import Policy, Violation
+    from remote.audit.sources import Loaded
 
 EXIT_POLICY, EXIT_DRIFT = 4, 5
 
@@ -44,7 +51,11 @@ def db_path(db: Optional[Path]) -> Path:
     return Path(db) if db is not None else default_db_path()
 
 
-def load_policy_or_exit(path: Optional[Path]):
+@overload
+def load_policy_or_exit(path: Path) -> Policy: ...
+@overload
+def load_policy_or_exit(path: Optional[Path]) -> Optional[Policy]: ...
+def load_policy_or_exit(path: Optional[Path]) -> Optional[Policy]:
     if path is None:
         return None
     from remote.audit.policy import PolicyError, load_policy
@@ -68,9 +79,9 @@ class AuditRun:
         self.fail_on_drift = fail_on_drift
         self.policy = load_policy_or_exit(policy)
         self.run_id: Optional[int] = None
-        self.changes: Optional[list] = None
+        self.changes: Optional[list[Change]] = None
         self.previous_label = ""
-        self.violations: Optional[list] = None
+        self.violations: Optional[list[Violation]] = None
         self.drift_failed = False
         if self.record:
             from remote.audit.history import History, HistoryError
@@ -84,7 +95,7 @@ class AuditRun:
                 _warn(f"{e}: this run is not recorded")
                 self.record = False
 
-    def finish(self, reports: list, interrupted: bool = False) -> None:
+    def finish(self, reports: list[HostReport], interrupted: bool = False) -> None:
         from remote.audit.history import History, HistoryError
 
         if self.record or self.fail_on_drift:
@@ -113,7 +124,7 @@ class AuditRun:
             typer.echo(terminal_text(pol.render(self.violations, "table", self.policy.source, "this run",
                                                 len(reports))), err=True, nl=False)
 
-    def _finish_in(self, h, reports: list, interrupted: bool) -> None:
+    def _finish_in(self, h: History, reports: list[HostReport], interrupted: bool) -> None:
         if self.record and self.run_id is not None:
             h.finish_run(self.run_id, reports, "interrupted" if interrupted else "complete")
         if self.fail_on_drift:
@@ -127,13 +138,13 @@ class AuditRun:
                 self.previous_label = prev.label
                 self.changes = diff(h.reports(prev.id), reports)
 
-    def _previous(self, h):
+    def _previous(self, h: History) -> Optional[Run]:
         if self.run_id is not None:
             return h.previous_complete(h.run(self.run_id))
         runs = h.runs(limit=1, source_key=self.source_key, status="complete")
         return runs[0] if runs else None
 
-    def render(self, reports: list, fmt: str, ports: list[int], show_all: bool = False) -> str:
+    def render(self, reports: list[HostReport], fmt: str, ports: list[int], show_all: bool = False) -> str:
         if fmt == "html":
             from remote.report.html import render_html
 
@@ -174,7 +185,7 @@ def _emit(text: str, output: Optional[Path]) -> None:
     emit(text, output)
 
 
-def _load(text: str, db: Path, ports: Optional[List[int]] = None):
+def _load(text: str, db: Path, ports: Optional[List[int]] = None) -> Loaded:
     from remote.audit.sources import SourceError, load
 
     try:
@@ -183,7 +194,7 @@ def _load(text: str, db: Path, ports: Optional[List[int]] = None):
         raise _fail(str(e))
 
 
-def _latest(db: Path):
+def _latest(db: Path) -> Loaded:
     from remote.audit.sources import SourceError, latest
 
     try:
@@ -192,7 +203,7 @@ def _latest(db: Path):
         raise _fail(str(e))
 
 
-def _check_fmt(fmt: str, formats) -> str:
+def _check_fmt(fmt: str, formats: Sequence[str]) -> str:
     if fmt not in formats:
         raise _fail(f"--format {fmt}: choose from {', '.join(formats)}")
     return fmt
@@ -372,7 +383,7 @@ def register(app: typer.Typer) -> None:
         raise typer.Exit(EXIT_POLICY if violations else 0)
 
 
-def _apply_inventory_groups(reports: list, inventory: Path) -> None:
+def _apply_inventory_groups(reports: list[HostReport], inventory: Path) -> None:
     from remote.inventory.ansible_ini import InventoryError, load_inventory
 
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
@@ -27,9 +27,13 @@ from remote.cli.app import (
     start_logging,
 )
 
+if TYPE_CHECKING:  # imported where used
+    from remote.analysis.verdicts import HostReport
+    from remote.runner.scan import Scan
+
 
 def run_demo(out_dir: Path, ports: list[int], auth: str = "basic", timeout: float = 15.0, forks: int = 32,
-             profiles: Optional[Path] = None, progress: bool = False):
+             profiles: Optional[Path] = None, progress: bool = False) -> tuple[Scan, list[HostReport], Path]:
     """Start the lab, scan it, write reports under ``out_dir``. Returns (scan, reports, inventory path)."""
     from remote.inventory.ansible_ini import load_inventory
     from remote.inventory.targets import to_spec

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any, Optional, Sequence
+from typing import Optional, Protocol, Sequence, TypeVar, Union
 
 from remote.inventory.model import ShardError
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+_H = TypeVar("_H", bound=Union[str, _Named])  # HostConfig, or anything with .name, or a name
 
 
 # --- shards -----------------------------------------------------------------------------------------
@@ -38,7 +46,7 @@ def shard_index(name: str, n: int) -> int:
     return int.from_bytes(digest, "big") % n
 
 
-def shard(hosts: Sequence[Any], k: int, n: int) -> list[Any]:
+def shard(hosts: Sequence[_H], k: int, n: int) -> list[_H]:
     """The *k*-th (1-based) of *n* stable slices of *hosts* (HostConfig, or anything with
     ``.name``, or names), in their given order. Every host is in exactly one slice."""
     _check_shard(k, n)
