@@ -188,6 +188,9 @@ class Lab:
         t = self._ps.cpu_times()
         return t.user + t.system
 
+    def sys_s(self) -> float:
+        return self._ps.cpu_times().system if self._ps is not None else float("nan")
+
     def take_stats(self, timeout: float = 30.0) -> dict:
         """Per-host counters since the last call (the lab writes them on SIGUSR1, then resets them)."""
         assert self.proc is not None
@@ -312,13 +315,22 @@ def run_measured(cmd: list[str], env: dict, timeout: float, cwd: Path, wrap: Opt
                     stdout=out_f.read().decode(errors="replace"), stderr=err_f.read().decode(errors="replace"))
 
 
+def _vm_rss_kb(pid: int) -> int:
+    """Resident set size of ``pid`` now (``VmRSS``, kB; 0 if gone)."""
+    return _proc_status_kb(pid, "VmRSS:")
+
+
 def _vm_hwm_kb(pid: int) -> int:
     """Peak resident set size of ``pid`` so far (``VmHWM``, kB; 0 if gone). A wrapper such as
     py-spy is measured as itself, not its child."""
+    return _proc_status_kb(pid, "VmHWM:")
+
+
+def _proc_status_kb(pid: int, field: str) -> int:
     try:
         with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as fh:
             for line in fh:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field):
                     return int(line.split()[1])
     except (OSError, ValueError, IndexError):
         pass
@@ -338,9 +350,9 @@ def scan(lab: Lab, names: list[str], forks: int, workdir: Path, tag: str, timeou
     cmd = port80_cmd() + ["scan", "-i", str(inv), "--no-history", "--forks", str(forks), "--timeout", "600",
                           "--evidence-dir", str(ev), "--format", "json", "-o", str(report)]
     lab.take_stats()  # reset
-    lab_cpu0 = lab.cpu_s()
+    lab_cpu0, lab_sys0 = lab.cpu_s(), lab.sys_s()
     m = run_measured(cmd, env, timeout, workdir, wrap=wrap)
-    lab_cpu = lab.cpu_s() - lab_cpu0
+    lab_cpu, lab_sys = lab.cpu_s() - lab_cpu0, lab.sys_s() - lab_sys0
     stats = lab.take_stats()
     not_ok, seen = [], 0
     try:
@@ -348,7 +360,12 @@ def scan(lab: Lab, names: list[str], forks: int, workdir: Path, tag: str, timeou
         for h in doc.get("hosts", []):
             seen += 1
             if h.get("status") != "ok":
-                not_ok.append(f"{h.get('host')}: {h.get('status')} {h.get('error') or ''}".strip())
+                line = f"{h.get('host')}: {h.get('status')} {h.get('error') or ''}".strip()
+                seen_by_lab = stats["hosts"].get(str(h.get("host")))
+                if seen_by_lab and len(not_ok) < 5:  # what the lab saw of it: connections, answers, actions
+                    line += (f" [lab: {seen_by_lab.get('connections')} connection(s), status {seen_by_lab.get('status')}, "
+                             f"{seen_by_lab.get('actions')}]")
+                not_ok.append(line)
     except (OSError, ValueError) as e:
         not_ok.append(f"no report ({e}); rc {m.rc}: {m.stderr[-500:]}")
     missing = len(names) - seen if seen else 0
@@ -362,6 +379,7 @@ def scan(lab: Lab, names: list[str], forks: int, workdir: Path, tag: str, timeou
         "client_cpu_ms_per_host": round(m.cpu_s * 1000 / n, 2), "client_cpu_s": round(m.cpu_s, 3),
         "client_sys_ms_per_host": round(m.sys_s * 1000 / n, 2),
         "peak_rss_mb": round(m.maxrss_mb, 1), "lab_cpu_ms_per_host": round(lab_cpu * 1000 / n, 2),
+        "lab_sys_ms_per_host": round(lab_sys * 1000 / n, 2),
         "errors": errors, "error_samples": not_ok[:5], "lab_errors": req["lab_errors"], "rc": m.rc,
         "lab_tls_failures": req["lab_tls_failures"], "lab_tls_wait_ms_max": req["lab_tls_wait_ms_max"],
         "actions": req["actions"],
@@ -738,7 +756,8 @@ def warm_up(lab: Lab, names: list[str], workdir: Path, tag: str, env_extra: Opti
 
 def _brief(r: dict) -> str:
     return (f"wall {r['wall_s']} s, {r['requests_per_host']} req/host, cpu {r['client_cpu_ms_per_host']} ms/host, "
-            f"(sys {r.get('client_sys_ms_per_host')}), rss {r['peak_rss_mb']} MB, lab cpu {r.get('lab_cpu_ms_per_host')} ms/host, "
+            f"(sys {r.get('client_sys_ms_per_host')}), rss {r['peak_rss_mb']} MB, lab cpu {r.get('lab_cpu_ms_per_host')} ms/host "
+            f"(sys {r.get('lab_sys_ms_per_host')}), "
             f"lab TLS wait max {r.get('lab_tls_wait_ms_max')} ms, errors {r['errors']}")  # noqa: E501
 
 
@@ -896,14 +915,17 @@ def run_scale(cfg: Config, workdir: Path) -> dict:
         lab = Lab(workdir / f"lab-{auth}-scale", profiles, cfg.hosts, auth, cfg.latency_ms)
         log(f"{auth}: lab with {cfg.hosts} hosts, latency {cfg.latency_ms:g} ms")
         with lab:
-            log(f"{auth}: lab up in {lab.started_s:.1f} s (nofile {lab.ready.get('nofile')})")
+            lab_rss_up = _vm_rss_kb(lab.ready["pid"]) / 1024.0
+            log(f"{auth}: lab up in {lab.started_s:.1f} s, {lab_rss_up:.0f} MB (nofile {lab.ready.get('nofile')})")
             names = lab.ready["hosts"]
             warm_up(lab, names[:len(healthy)], workdir, f"{auth}-scale")
             r = scan(lab, names[:cfg.hosts], cfg.forks, workdir, f"{auth}-scale-lat{cfg.latency_ms:g}-n{cfg.hosts}",
                      timeout=3600.0)
             log(f"{auth}: scale: {_brief(r)}")
             runs.append(r)
-            labs[auth] = {"started_s": round(lab.started_s, 1)}
+            labs[auth] = {"started_s": round(lab.started_s, 1), "rss_up_mb": round(lab_rss_up, 1),
+                          "peak_rss_mb": round(_vm_hwm_kb(lab.ready["pid"]) / 1024.0, 1)}
+            log(f"{auth}: lab peak RSS {labs[auth]['peak_rss_mb']} MB")
     targets: list[dict] = []
     for r in runs:
         wall_t, cpu_t, rss_t = SCALE_TARGETS[r["auth"]]
@@ -937,6 +959,8 @@ def render_scale(doc: dict) -> str:
                                    "client cpu ms/host", "of it sys", "peak rss MB", "lab cpu ms/host", "errors"]), ""]
     out.append(tabulate([["PASS" if t["pass"] else "FAIL", t["target"], t["value"], t["limit"], t["note"]]
                          for t in doc["targets"]], headers=["", "target", "measured", "limit", "note"]))
+    out += [f"lab {a}: {v['started_s']} s to start, {v.get('rss_up_mb')} MB when up, peak {v.get('peak_rss_mb')} MB"
+            for a, v in doc.get("labs", {}).items()]
     out += [f"note: {n}" for n in doc.get("notes", [])]
     return "\n".join(out)
 
