@@ -235,12 +235,16 @@ def test_serve_lab_function(tmp_path):
                   password=fleet.password, ssl=False, auth="ntlm")
         got["out"] = run_netstat(w)
         got["fleet"] = fleet
+        got["switch"] = sys.getswitchinterval()
         stop.set()
 
+    switch = sys.getswitchinterval()
     code = serve_lab(profiles=bundles(tmp_path), auth="ntlm", inventory_out=tmp_path / "inv.ini",
                      base_address="127.0.0.1", port=0, faults=["gamma=slow:1"], stop=stop, echo=lines.append,
                      on_ready=ready)
     assert code == 0 and got["out"] == ["netstat of beta\r\n"]
+    # a serving lab hands the GIL over every 50 ms (a thousand threads waking at once), and gives it back
+    assert got["switch"] == pytest.approx(0.05) and sys.getswitchinterval() == switch
     text = "\n".join(lines)
     assert "PORT80_PASSWORD='Lab-Audit-2026!' port80 scan -i " + str((tmp_path / "inv.ini").resolve()) in text
     assert "[fault: slow]" in text and "stopping" in text
