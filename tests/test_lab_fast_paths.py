@@ -215,7 +215,7 @@ def test_pool_open_fields_and_state_messages_equal_psrpcores(monkeypatch):
                  "runspace_pool_id", "state"):
         assert getattr(fast, attr) == getattr(stock, attr) == getattr(again, attr), attr
     assert type(fast.host) is type(stock.host) and repr(fast.host) == repr(stock.host) == repr(again.host)
-    assert [str(getattr(p.their_capability, "protocolversion")) for p in (stock, fast)] == ["2.3", "2.3"]
+    assert [str(p.their_capability.protocolversion) for p in (stock, fast)] == ["2.3", "2.3"]
     pid = uuid.UUID("66666666-2222-3333-4444-555555555555")
     err = error_record(api.ErrorSpec(message="boom", fully_qualified_error_id="Boom"))
     sent = []
