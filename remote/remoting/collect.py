@@ -73,7 +73,7 @@ FALLBACK: dict[str, tuple[str, Callable[[Any], None]]] = {
 def connect(spec: ConnectionSpec, password: Optional[str]):
     """A pypsrp WSMan for ``spec`` with every timeout and retry set explicitly, and port80's transport
     (remote/remoting/transport.py: NTLM/Negotiate over HTTP in 2 requests fewer)."""
-    from pypsrp.wsman import WSMan
+    from remote.remoting.transport import Port80WSMan
 
     kwargs: dict[str, Any] = {}
     if spec.auth == "certificate":
@@ -84,9 +84,7 @@ def connect(spec: ConnectionSpec, password: Optional[str]):
             kwargs["negotiate_hostname_override"] = spec.negotiate_hostname_override
         if spec.negotiate_service:
             kwargs["negotiate_service"] = spec.negotiate_service
-    from remote.remoting.transport import tune_wsman
-
-    wsman = WSMan(
+    wsman = Port80WSMan(  # pypsrp's WSMan with port80's transport (tune_wsman)
         spec.address,
         port=spec.port,
         path=spec.path,
@@ -105,7 +103,6 @@ def connect(spec: ConnectionSpec, password: Optional[str]):
         max_envelope_size=512000,
         **kwargs,
     )
-    tune_wsman(wsman)
     if spec.max_output_bytes:
         wsman.transport._port80_cap = int(spec.max_output_bytes)  # type: ignore[attr-defined]  # transport.py
     return wsman
