@@ -335,3 +335,102 @@ def test_state_and_progress_messages_are_decoded_once_and_error_records_per_host
     failed = [(a, b) for t, a, b in _decoded_twice("real-pipeline-error-record-jea.xml")
               if t == MessageType.PIPELINE_STATE]
     assert failed and all(a.error_record is not None and a is not b for a, b in failed)
+
+
+# ------------------------------------------------------------------------------------------ environment
+
+@pytest.mark.parametrize("cert_validation", [True, False, "/etc/custom-ca.pem"])
+@pytest.mark.parametrize("env", [{}, {"REQUESTS_CA_BUNDLE": "/corp/ca.pem"}, {"CURL_CA_BUNDLE": "/curl/ca.pem"},
+                                 {"REQUESTS_CA_BUNDLE": "", "CURL_CA_BUNDLE": "/curl/ca.pem"},
+                                 {"REQUESTS_CA_BUNDLE": "/corp/ca.pem", "CURL_CA_BUNDLE": "/curl/ca.pem"}])
+def test_certificate_validation_from_the_environment_is_pypsrps(monkeypatch, cert_validation, env):
+    """port80's connection takes the CA bundle pypsrp's requests session would (without building one)."""
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    w = Port80WSMan("127.0.0.1", username="u", password="p", ssl=True, auth="basic",
+                    cert_validation=cert_validation, no_proxy=True)
+    assert w.transport._port80_verify() == w.transport._build_session().verify
+
+
+@pytest.mark.parametrize("auth", ["ntlm", "negotiate", "kerberos"])
+def test_negotiate_auth_settings_are_pypsrps(auth):
+    w = Port80WSMan("127.0.0.1", username="u@LAB.TEST", password="p", ssl=False, auth=auth, no_proxy=True,
+                    negotiate_delegate=True, negotiate_hostname_override="web-01.lab.test", negotiate_service="HTTP",
+                    negotiate_send_cbt=False)
+    ours, ref = w.transport._port80_auth(), w.transport._build_session().auth
+    assert type(ours) is type(ref) and vars(ours) == vars(ref)
+    assert w.transport.session is None  # nothing built for port80's own path
+
+
+@pytest.mark.lab(hosts=1)
+def test_the_ca_bundle_from_the_environment_is_read_per_host_and_proxies_are_not_used(lab, monkeypatch):
+    """A lab host with validation on and no CA named: its CA from REQUESTS_CA_BUNDLE, read when each host
+    connects (set it, unset it). Proxy variables change nothing: port80 connects directly (``no_proxy``, as
+    pypsrp does with it)."""
+    import requests
+
+    from remote.remoting.collect import ConnectionSpec, collect
+    from remote.runner.failures import classify
+
+    h = lab.hosts[0]
+    spec = ConnectionSpec(name=h.name, address=h.address, port=h.port, scheme="https", auth="basic", user=lab.user,
+                          cert_validation=True)
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(lab.ca_path))
+    got = collect(spec, lab.password)
+    assert got.texts.get("netstat") and not got.command_errors
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "")
+    with pytest.raises(requests.exceptions.SSLError) as e:  # requests' own bundle does not know the lab's CA
+        collect(spec, lab.password)
+    assert classify(e.value)[0] == "tls"
+
+
+# ------------------------------------------------------------------------------------------ pool open
+
+def _open_messages(**pool_kw) -> list[bytes]:
+    """The fragments a pool's open sends (SESSION_CAPABILITY + INIT_RUNSPACEPOOL), pypsrp-serialized or tuned."""
+    from pypsrp.complex_objects import ApartmentState, HostInfo, PSThreadOptions
+    from pypsrp.messages import InitRunspacePool, SessionCapability
+
+    class _Conn:
+        max_payload_size = 153600
+
+    out = []
+    for tuned in (False, True):
+        pool = RunspacePool(_Conn(), **pool_kw)
+        if tuned:
+            tune_pool(pool)
+        pool.id = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+        msgs = [SessionCapability("2.3", "2.0", "1.1.0.1"),
+                InitRunspacePool(pool.min_runspaces, pool.max_runspaces, PSThreadOptions(value=pool.thread_options),
+                                 ApartmentState(value=pool.apartment_state), HostInfo(host=pool.host), None)]
+        out.append(b"".join(pool._fragmenter.fragment_multiple(msgs, pool.id)))
+    return out
+
+
+@pytest.mark.parametrize("pool_kw", [{}, {"min_runspaces": 2, "max_runspaces": 5}, {"apartment_state": 0},
+                                     {"thread_options": 2}, {"min_runspaces": 1, "max_runspaces": 1,
+                                                             "apartment_state": 1, "thread_options": 3}])
+def test_pool_open_messages_are_pypsrps_bytes(pool_kw):
+    ref, ours = _open_messages(**pool_kw)
+    assert ours == ref
+    ref2, ours2 = _open_messages(**pool_kw)  # the second time from the memo
+    assert ours2 == ref2 == ref
+
+
+def test_pool_open_with_a_host_is_serialized_by_pypsrp():
+    from pypsrp.host import PSHost
+
+    from pypsrp.complex_objects import HostInfo
+    from pypsrp.messages import InitRunspacePool
+
+    host = PSHost(None, None, False, "port80", None, None, "1.0")
+    ref, ours = _open_messages(host=host)
+    assert ours == ref
+    assert transport._open_key(InitRunspacePool(1, 1, None, None, HostInfo(host=host), None)) is None
