@@ -147,3 +147,14 @@ def test_a_new_bundle_appears_whole_and_a_crashed_staging_folder_is_never_a_bund
     again = write_bundle(tmp_path / "h1", Bundle(host="h1", texts={"netstat": "TCP again\n"}, meta={"host": "h1"}))
     assert read_bundle(tmp_path / "h1").texts["netstat"] == again.texts["netstat"] == "TCP again\n"
     assert not list((tmp_path / "h1").glob("*.part"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=60) | st.sampled_from(["\ufeffx", "a\x00b\x00", "\x00" * 8, "\ufeff", "ok\u2026"]))
+def test_the_text_written_is_the_text_read_back(text):
+    """write_bundle returns what read_bundle would give without decoding again when that is certain."""
+    from remote.evidence.bundle import _as_read_back
+    from remote.evidence.textio import decode_text, valid_unicode
+
+    text = valid_unicode(text)[0]
+    assert _as_read_back(text, text.encode("utf-8")) == decode_text(text.encode("utf-8"))

@@ -150,7 +150,7 @@ def _write_files(folder: Path, path: Path, bundle: Bundle, write: Callable[[Path
         if len(data) > MAX_FILE_BYTES:
             problems.append(f"{path / FILES[kind]}: {len(data)} bytes, over the {MAX_FILE_BYTES} byte limit; not read")
         else:
-            texts[kind] = decode_text(data)
+            texts[kind] = _as_read_back(text, data)
     meta, n = valid_unicode_value(bundle.meta)
     if n:
         replaced[HOST_FILE] = n
@@ -161,6 +161,15 @@ def _write_files(folder: Path, path: Path, bundle: Bundle, write: Callable[[Path
     meta = json.loads(meta_text)
     host = str(meta.get("host") or meta.get("hostname") or path.name)
     return Bundle(host=host, texts=texts, meta=meta, path=path, problems=problems)
+
+
+def _as_read_back(text: str, data: bytes) -> str:
+    """``decode_text(data)`` for ``data = text.encode("utf-8")`` of a valid ``text``, without decoding
+    it again when that is certain to give ``text``: no BOM to strip (U+FEFF first) and no NUL near the
+    start (which decode_text takes for UTF-16). UTF-8 never holds the bytes FF or FE of the UTF-16 BOMs."""
+    if text.startswith("\ufeff") or "\x00" in text[:200]:
+        return decode_text(data)
+    return text
 
 
 def _plain_write(target: Path, data: bytes) -> None:
