@@ -397,7 +397,7 @@ class _Reader:
         self.sock, self.buf, self.pos = sock, b"", 0
 
     def _more(self) -> bool:
-        data = self.sock.recv(65536)
+        data = self.sock.recv(8192)
         if not data:
             return False
         self.buf = self.buf[self.pos:] + data if self.pos < len(self.buf) else data
@@ -1031,7 +1031,6 @@ def xml_bytes(element: Any) -> bytes:
 
 def _xml_text(root: Any) -> str:
     nsmap = ET._namespace_map  # type: ignore[attr-defined]  # the prefixes register_namespace set
-    escape_text, escape_attrib = ET._escape_cdata, ET._escape_attrib  # type: ignore[attr-defined]
     qnames = _QNAMES
     used: dict[str, str] = {}
     out: list[str] = []
@@ -1055,42 +1054,47 @@ def _xml_text(root: Any) -> str:
             used[split[0]] = prefix
         return prefix + ":" + split[1]
 
-    def emit(el: Any) -> None:
-        tag = name(el.tag)
-        attrib = el.attrib
-        if attrib:
-            parts = ["<" + tag]
-            for k, v in attrib.items():
-                if type(v) is not str:
-                    raise _Unusual
-                parts.append(' %s="%s"' % (name(k), escape_attrib(v)))
-            add("".join(parts))
-        else:
-            add("<" + tag)
-        text = el.text
-        if text is not None and type(text) is not str:
-            raise _Unusual
-        if len(el):
-            add(">" + escape_text(text) if text else ">")
-            for child in el:
-                emit(child)
-            add("</" + tag + ">")
-        elif text:
-            add(">" + escape_text(text) + "</" + tag + ">")
-        else:
-            add(" />")
-        tail = el.tail
-        if tail:
-            if type(tail) is not str:
-                raise _Unusual
-            add(escape_text(tail))
-
-    emit(root)
+    _emit(root, add, name)  # a module function: a nested recursive one is a reference cycle per call
     if used:  # the declarations go on the root, after its name and before its attributes
         root_tag = "<" + name(root.tag)
-        decls = "".join(' xmlns:%s="%s"' % (p, escape_attrib(u)) for u, p in sorted(used.items(), key=lambda x: x[1]))
+        decls = "".join(' xmlns:%s="%s"' % (p, _escape_attrib(u)) for u, p in sorted(used.items(), key=lambda x: x[1]))
         out[0] = root_tag + decls + out[0][len(root_tag):]
     return "".join(out)
+
+
+def _emit(el: Any, add: Any, name: Any) -> None:
+    """Append element ``el`` (and its children and tail) to the text, as ElementTree writes it."""
+    tag = name(el.tag)
+    attrib = el.attrib
+    if attrib:
+        parts = ["<" + tag]
+        for k, v in attrib.items():
+            if type(v) is not str:
+                raise _Unusual
+            parts.append(' %s="%s"' % (name(k), _escape_attrib(v)))
+        add("".join(parts))
+    else:
+        add("<" + tag)
+    text = el.text
+    if text is not None and type(text) is not str:
+        raise _Unusual
+    if len(el):
+        add(">" + _escape_text(text) if text else ">")
+        for child in el:
+            _emit(child, add, name)
+        add("</" + tag + ">")
+    elif text:
+        add(">" + _escape_text(text) + "</" + tag + ">")
+    else:
+        add(" />")
+    tail = el.tail
+    if tail:
+        if type(tail) is not str:
+            raise _Unusual
+        add(_escape_text(tail))
+
+
+_escape_text, _escape_attrib = ET._escape_cdata, ET._escape_attrib  # type: ignore[attr-defined]  # its escaping
 
 
 class Port80WSMan(WSMan):
