@@ -155,8 +155,11 @@ def _calls(w) -> list:
             lambda: w.get("http://schemas.microsoft.com/wbem/wsman/1/config")]
 
 
-def test_port80_wsman_sends_pypsrps_envelopes(monkeypatch):
-    ref, ours = _pair(monkeypatch)
+@pytest.mark.parametrize("kw", [dict(), dict(locale="de-DE", data_locale="fr-FR&<\"x\">", operation_timeout=99,
+                                          path="a&b<c>", port=1234, max_envelope_size=512000),
+                                dict(ssl=False, auth="negotiate", server="WIN-01.example.com", encryption="never")])
+def test_port80_wsman_sends_pypsrps_envelopes(monkeypatch, kw):
+    ref, ours = _pair(monkeypatch, **kw)
     assert ours.max_payload_size == ref.max_payload_size and type(ours.transport) is transport.Port80Transport
     got = {}
     for name, w in (("ref", ref), ("ours", ours)):
@@ -168,6 +171,26 @@ def test_port80_wsman_sends_pypsrps_envelopes(monkeypatch):
                 call()
         got[name] = sent
     assert len(got["ours"]) == 8 and got["ours"] == got["ref"]
+
+
+def test_envelopes_with_other_namespace_prefixes_are_pypsrps(monkeypatch):
+    """Another library re-registered a prefix pypsrp uses: pypsrp's tree (and xml_bytes) write it."""
+    ref, ours = _pair(monkeypatch)
+    original = ET.register_namespace
+    try:
+        original("soap", NAMESPACES["s"])
+        got = {}
+        for name, w in (("ref", ref), ("ours", ours)):
+            sent = _record(w)
+            ids = iter(uuid.UUID(int=i) for i in range(1, 10000))
+            monkeypatch.setattr("pypsrp.wsman.uuid.uuid4", lambda ids=ids: next(ids))
+            for call in _calls(w):
+                with pytest.raises(_Sent):
+                    call()
+            got[name] = sent
+        assert b"<soap:Envelope" in got["ours"][0][0] and got["ours"] == got["ref"]
+    finally:
+        original("s", NAMESPACES["s"])
 
 
 def _selectors():
