@@ -41,3 +41,21 @@ def test_bench_smoke_json_line(tmp_path):
     # the Kerberos row (the lab's own KDC): one ticket for the run, the default ccache untouched
     assert doc["requests_per_host"]["kerberos"] > 0
     assert 1 <= doc["kerberos"]["as_exchanges"] <= 2 and doc["kerberos"]["default_ccache_untouched"]
+
+
+def test_bench_scale_smoke_json_line(tmp_path):
+    """--scale with tiny numbers: the lab in its own process (its start time and memory reported), one scan,
+    the lab's CPU and TLS counters in the row, 0 errors."""
+    cmd = [sys.executable, str(BENCH), "--json", "--scale", "--hosts", "4", "--forks", "4", "--latency-ms", "0",
+           "--auth", "basic", "--keep", str(tmp_path / "work")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=str(tmp_path))
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]
+    doc = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert doc["mode"] == "scale" and doc["hosts"] == 4 and doc["auth"] == ["basic"]
+    (r,) = doc["runs"]
+    assert r["errors"] == 0 and r["requests_per_host"] > 0, r.get("error_samples")
+    assert r["lab_tls_failures"] == 0 and r["lab_tls_wait_ms_max"] >= 0 and r["lab_cpu_ms_per_host"] == \
+        r["lab_cpu_ms_per_host"]  # a number, not nan: psutil (the bench extra) is there
+    lab = doc["labs"]["basic"]
+    assert lab["started_s"] > 0 and 0 < lab["rss_up_mb"] <= lab["peak_rss_mb"]
+    assert "lab basic:" in proc.stdout
