@@ -16,6 +16,16 @@ keep-alive connection per host and authenticating NTLM in two requests instead o
 one (the AP-REQ on an empty POST, answered 200 with the AP-REP; over HTTP and, with channel
 binding, HTTPS) from the credential ``remote/remoting/kerberos.py`` picks (the user's ticket, or the
 run's private cache); see ``Port80Transport`` for what, why and when pypsrp's own path is kept.
+``_Connection`` writes and reads HTTP/1.1 itself with http.client's rules (tests/test_transport_http.py).
+
+The wire path, per host (tests/test_transport_wire.py compares each with pypsrp's own, byte for byte or
+field for field): ``Port80WSMan`` writes the SOAP envelopes as text (``xml_bytes``: ElementTree's bytes in
+one pass), ``FastSerializer.serialize`` keeps the pool-open messages' XML, ``Port80Fragmenter`` unpacks
+the PSRP messages (the state and progress messages every host sends alike decoded once). Checked against
+pypsrp 0.9.1, requests 2.x (the CA bundle from the environment) and CPython 3.11's http.client, email
+and ElementTree (their rules are compared in the tests, so a release that changes them fails CI).
+Measured (cProfile/py-spy, the lab, Basic/HTTPS): ~22 ms of client CPU per host for one serial
+collection before, ~11 ms after.
 """
 
 from __future__ import annotations
