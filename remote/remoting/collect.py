@@ -112,8 +112,8 @@ def connect(spec: ConnectionSpec, password: Optional[str]):
 # every command twice while serializing a many-statement pipeline, which was ~40% of the client's CPU
 # per host (py-spy, scripts/bench_fleet.py --profile). Same XML on the wire, byte for byte.
 _PIPELINE_XML: dict[tuple, Any] = {}
-_PIPELINE_CMDS: dict[tuple, list] = {}  # their pypsrp Commands (kept before the XML: never read after)
-_PIPELINE_LOCK = threading.Lock()
+_PIPELINE_CMDS: dict[tuple, list] = {}  # their pypsrp Commands, built once (and shared: only read)
+_PIPELINE_LOCK = threading.Lock()  # one host builds the commands, then one serializes them (the others wait)
 
 
 class _PipelineMemo:
@@ -151,15 +151,17 @@ def run_pipeline(pool, kinds: list[str], builders: dict[str, Callable]) -> tuple
     key = None
     if frag is not None and getattr(pool, "host", None) is None:
         key = (tuple((k, builders[k]) for k in kinds), pool.protocol_version, pool.apartment_state)
-    if key is not None and key in _PIPELINE_XML:
-        ps.commands = _PIPELINE_CMDS[key]  # sent as the memoized XML: no Command objects per host
+    cmds = _PIPELINE_CMDS.get(key) if key is not None else None
+    if cmds is None and key is not None:
+        with _PIPELINE_LOCK:  # hundreds of hosts get here at once: one builds (each built its own: ~1.6 ms/host)
+            cmds = _PIPELINE_CMDS.get(key)
+            if cmds is None:
+                _add_statements(ps, kinds, builders)
+                cmds = _PIPELINE_CMDS[key] = ps.commands
+    if cmds is not None:
+        ps.commands = cmds  # sent as the memoized XML (serialized once, _PipelineMemo): read, never changed
     else:
-        for kind in kinds:
-            ps.add_cmdlet("Write-Output").add_parameter("InputObject", MARKER + kind).add_statement()
-            builders[kind](ps)
-            ps.add_statement()
-        if key is not None:
-            _PIPELINE_CMDS[key] = ps.commands
+        _add_statements(ps, kinds, builders)
     from remote.remoting.transport import OutputCapExceeded
 
     capped: Optional[OutputCapExceeded] = None
@@ -206,6 +208,14 @@ def run_pipeline(pool, kinds: list[str], builders: dict[str, Callable]) -> tuple
         elif kind not in errors:
             errors[kind] = "no output (pipeline " + ("failed" if ps.had_errors else "ended") + " before it ran)"
     return results, errors
+
+
+def _add_statements(ps: Any, kinds: list[str], builders: dict[str, Callable]) -> None:
+    """Each kind's statement, preceded by its marker statement."""
+    for kind in kinds:
+        ps.add_cmdlet("Write-Output").add_parameter("InputObject", MARKER + kind).add_statement()
+        builders[kind](ps)
+        ps.add_statement()
 
 
 def _error_kind(rec: Any, kinds: list[str]) -> Optional[str]:
