@@ -54,3 +54,18 @@ def test_the_cli_says_it_in_one_line(tmp_path):
     assert out.stderr.strip().splitlines()[-1].startswith("port80: error: --forks 5000 needs about 5064 open files")
     assert "Traceback" not in out.stderr
     assert not (tmp_path / "ev").exists()
+
+
+def test_a_fleet_hands_the_gil_over_every_50_ms_while_it_runs_and_restores_the_interval():
+    """Hundreds of threads waking at once otherwise spend more system CPU on the hand-off than on the
+    work (remote/runner/limits.py has the measurements)."""
+    import sys
+
+    from remote.runner.fleet import FleetRunner, Job
+
+    seen: list[float] = []
+    before = sys.getswitchinterval()
+    runner = FleetRunner(lambda item, ctx: seen.append(sys.getswitchinterval()) or item, lambda r: "ok", forks=4,
+                         timeout=30)
+    runner.run(Job(str(i), i) for i in range(8))
+    assert seen and all(abs(s - 0.05) < 1e-6 for s in seen) and sys.getswitchinterval() == before

@@ -17,16 +17,11 @@ import typer
 
 from remote.lab.protocol.auth import PASSWORD_ENV, lab_password
 from remote.lab.protocol.faults import FaultError, parse_fault_option
+from remote.runner.limits import gil_handoff
 
 if TYPE_CHECKING:  # the servers load when the lab starts, not with every port80 command
     from remote.lab.fleet.server import LabFleet
 
-# The lab serves each connection in its own thread. When a thousand requests wake from the injected latency
-# at once, every thread waiting for the GIL wakes each switch interval (CPython's default 5 ms) to ask for
-# it: the hand-off cost more system CPU than the work (1,000 threads doing 3 ms of work three times on one
-# core: 52 s wall and 39 s of system CPU at 5 ms; 12.7 s and 6.9 s at 50 ms; a 3,000-host NTLM lab spent
-# 73 s in the kernel against 43 s of its own work). A serving lab hands the GIL over every 50 ms.
-SWITCH_INTERVAL = 0.05
 
 lab_app = typer.Typer(
     name="lab",
@@ -79,22 +74,20 @@ def serve_lab(
         return 2
     stop = stop or threading.Event()
     restore = _on_sigterm(stop)
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(max(switch, SWITCH_INTERVAL))
     try:
-        inv = fleet.write_inventory(inventory_out).resolve()
-        _banner(fleet, inv, echo)
-        if on_ready is not None:
-            on_ready(fleet)
-        try:
-            stop.wait(duration) if duration is not None else _wait(stop)
-        except KeyboardInterrupt:
-            pass
-        echo("port80 lab: stopping")
+        with gil_handoff():  # a thread per connection: remote/runner/limits.py says why
+            inv = fleet.write_inventory(inventory_out).resolve()
+            _banner(fleet, inv, echo)
+            if on_ready is not None:
+                on_ready(fleet)
+            try:
+                stop.wait(duration) if duration is not None else _wait(stop)
+            except KeyboardInterrupt:
+                pass
+            echo("port80 lab: stopping")
     finally:
         fleet.stop()
         restore()
-        sys.setswitchinterval(switch)
     return 0
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Generic, Iterable, Optional, TypeVar
 
 from remote.runner.failures import DeadlineExceeded
+from remote.runner.limits import slow_handoff
 
 T = TypeVar("T")
 
@@ -225,6 +226,7 @@ class FleetRunner(Generic[T]):
 
         gc_threshold = gc.get_threshold()
         gc.set_threshold(max(gc_threshold[0], GC_GEN0), *gc_threshold[1:])
+        switch = slow_handoff()  # a thread per host in flight: remote/runner/limits.py says why
         try:
             while pending or active or closing or backlog or processing:
                 while pending and len(active) + len(closing) < self.forks:
@@ -297,6 +299,7 @@ class FleetRunner(Generic[T]):
                     todo.put(None)
                 progress.close()
                 gc.set_threshold(*gc_threshold)
+                sys.setswitchinterval(switch)
         return self.interrupted
 
 
