@@ -161,6 +161,12 @@ def _calls(w) -> list:
 def test_port80_wsman_sends_pypsrps_envelopes(monkeypatch, kw):
     ref, ours = _pair(monkeypatch, **kw)
     assert ours.max_payload_size == ref.max_payload_size and type(ours.transport) is transport.Port80Transport
+    got = _envelopes(monkeypatch, ref, ours)
+    assert len(got["ours"]) == 8 and got["ours"] == got["ref"]
+
+
+def _envelopes(monkeypatch, ref, ours) -> dict:
+    """What pypsrp's WSMan (``ref``) and port80's (``ours``) send for the same calls, with the same ids."""
     got = {}
     for name, w in (("ref", ref), ("ours", ours)):
         sent = _record(w)
@@ -170,7 +176,7 @@ def test_port80_wsman_sends_pypsrps_envelopes(monkeypatch, kw):
             with pytest.raises(_Sent):
                 call()
         got[name] = sent
-    assert len(got["ours"]) == 8 and got["ours"] == got["ref"]
+    return got
 
 
 def test_envelopes_with_other_namespace_prefixes_are_pypsrps(monkeypatch):
@@ -179,15 +185,7 @@ def test_envelopes_with_other_namespace_prefixes_are_pypsrps(monkeypatch):
     original = ET.register_namespace
     try:
         original("soap", NAMESPACES["s"])
-        got = {}
-        for name, w in (("ref", ref), ("ours", ours)):
-            sent = _record(w)
-            ids = iter(uuid.UUID(int=i) for i in range(1, 10000))
-            monkeypatch.setattr("pypsrp.wsman.uuid.uuid4", lambda ids=ids: next(ids))
-            for call in _calls(w):
-                with pytest.raises(_Sent):
-                    call()
-            got[name] = sent
+        got = _envelopes(monkeypatch, ref, ours)
         assert b"<soap:Envelope" in got["ours"][0][0] and got["ours"] == got["ref"]
     finally:
         original("s", NAMESPACES["s"])
