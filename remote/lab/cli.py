@@ -22,7 +22,6 @@ from remote.runner.limits import gil_handoff
 if TYPE_CHECKING:  # the servers load when the lab starts, not with every port80 command
     from remote.lab.fleet.server import LabFleet
 
-
 lab_app = typer.Typer(
     name="lab",
     help="The lab: emulated Windows hosts (real WinRM/PSRP servers on loopback) serving evidence bundles.",
