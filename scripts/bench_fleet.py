@@ -38,6 +38,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -101,6 +102,29 @@ def log(msg: str) -> None:
 def port80_cmd() -> list[str]:
     exe = Path(PY).parent / "port80"
     return [str(exe)] if exe.exists() else [PY, "-m", "remote"]
+
+
+@dataclass
+class Client:
+    """The ``port80`` that is measured: this checkout's, or a reference install (``--compare-client``),
+    e.g. an older commit's, which may predate ``--no-history`` (it kept no history then)."""
+    cmd: list[str]
+    has_history: bool = True
+    name: str = "this checkout"
+
+    @classmethod
+    def this(cls) -> "Client":
+        return cls(port80_cmd())
+
+    @classmethod
+    def reference(cls, exe: Path) -> "Client":
+        if not exe.is_file() or not os.access(exe, os.X_OK):
+            raise RuntimeError(f"--compare-client {exe}: not an executable file")
+        out = subprocess.run([str(exe), "scan", "--help"], capture_output=True, text=True, timeout=120,
+                             env=dict(os.environ, COLUMNS="200"))
+        if out.returncode != 0:
+            raise RuntimeError(f"--compare-client {exe}: `scan --help` exited {out.returncode}")
+        return cls([str(exe)], has_history="--no-history" in out.stdout, name=str(exe))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -338,7 +362,7 @@ def _proc_status_kb(pid: int, field: str) -> int:
 
 
 def scan(lab: Lab, names: list[str], forks: int, workdir: Path, tag: str, timeout: float = 900.0,
-         wrap: Optional[list[str]] = None, env_extra: Optional[dict] = None) -> dict:
+         wrap: Optional[list[str]] = None, env_extra: Optional[dict] = None, client: Optional["Client"] = None) -> dict:
     """``port80 scan`` of ``names`` on ``lab`` as a separate process; one run's measurements."""
     inv = lab.inventory(names if len(names) < len(lab.ready["hosts"]) else None)
     ev = workdir / f"scan-{tag}"
@@ -347,8 +371,9 @@ def scan(lab: Lab, names: list[str], forks: int, workdir: Path, tag: str, timeou
     if lab.ready.get("krb5_conf"):
         env["KRB5_CONFIG"] = lab.ready["krb5_conf"]
     env.update(env_extra or {})
-    cmd = port80_cmd() + ["scan", "-i", str(inv), "--no-history", "--forks", str(forks), "--timeout", "600",
-                          "--evidence-dir", str(ev), "--format", "json", "-o", str(report)]
+    client = client or Client.this()
+    cmd = client.cmd + ["scan", "-i", str(inv)] + (["--no-history"] if client.has_history else []) + [
+        "--forks", str(forks), "--timeout", "600", "--evidence-dir", str(ev), "--format", "json", "-o", str(report)]
     lab.take_stats()  # reset
     lab_cpu0, lab_sys0 = lab.cpu_s(), lab.sys_s()
     m = run_measured(cmd, env, timeout, workdir, wrap=wrap)
@@ -598,6 +623,8 @@ class Config:
     quick: bool = False
     notes: list[str] = field(default_factory=list)
     kerberos: bool = True
+    compare: Optional[Client] = None
+    compare_reps: int = 5
 
 
 def precompile() -> None:
@@ -642,6 +669,9 @@ def run(cfg: Config, workdir: Path) -> dict:
             res["cpu"] = scan(lab0, names[:cfg.hosts], cfg.forks, workdir, f"{auth}-lat0-n{cfg.hosts}")
             runs.append(res["cpu"])
             log(f"{auth}: latency 0: {_brief(res['cpu'])}")
+            if cfg.compare is not None:
+                res["compare"] = compare_clients(lab0, names[:cfg.hosts], cfg, workdir, auth)
+                runs.extend(res["compare"]["runs"])
             if cfg.profile is not None:
                 prof[auth] = profile_scan(lab0, names[:cfg.hosts], cfg.forks, workdir, cfg.profile)
             if not cfg.latency_ms:
@@ -693,6 +723,30 @@ def run(cfg: Config, workdir: Path) -> dict:
     if prof:
         doc["profile"] = prof
     return doc
+
+
+def compare_clients(lab: Lab, names: list[str], cfg: Config, workdir: Path, auth: str) -> dict:
+    """This checkout's client and the reference (``--compare-client``) on the same lab, the same hosts
+    and forks, ``cfg.compare_reps`` times each, alternating (A B B A ...) so a drift of the machine
+    hits both alike; compared by the median client CPU per host and the requests per host."""
+    assert cfg.compare is not None
+    clients = {"this": Client.this(), "reference": cfg.compare}
+    got: dict[str, list[dict]] = {"this": [], "reference": []}
+    for k in clients:  # each client's first start (bytecode, page cache) is not measured
+        scan(lab, names, cfg.forks, workdir, f"cmp-warm-{k}-{auth}", client=clients[k])
+    for i in range(cfg.compare_reps):
+        for k in (("this", "reference") if i % 2 == 0 else ("reference", "this")):
+            r = scan(lab, names, cfg.forks, workdir, f"cmp-{k}-{auth}-{i}", client=clients[k])
+            r["what"] = f"port80 scan ({k})"
+            got[k].append(r)
+    med = {k: statistics.median(r["client_cpu_ms_per_host"] for r in rs) for k, rs in got.items()}
+    req = {k: max(r["requests_per_host"] for r in rs) for k, rs in got.items()}
+    log(f"{auth}: vs reference ({cfg.compare.name}), {cfg.compare_reps} runs each: client CPU median "
+        f"{med['this']:.1f} vs {med['reference']:.1f} ms/host, requests/host {req['this']} vs {req['reference']}")
+    return {"reference": cfg.compare.name, "reps": cfg.compare_reps, "cpu_median_ms": med, "requests_per_host": req,
+            "errors": sum(r["errors"] for rs in got.values() for r in rs),
+            "cpu_ms": {k: [r["client_cpu_ms_per_host"] for r in rs] for k, rs in got.items()},
+            "runs": got["this"] + got["reference"]}
 
 
 def _as_exchanges(log_path: Optional[str]) -> int:
@@ -817,6 +871,17 @@ def summarize(cfg: Config, per_auth: dict, big: Optional[dict], ss: dict, runs: 
                    ov["wall_s"] <= TARGET_OVERLAP * ideal, note)
         target(f"client CPU/host {auth}, latency 0", f"{cpu['client_cpu_ms_per_host']} ms", f"<= {TARGET_CPU_MS:g} ms",
                cpu["client_cpu_ms_per_host"] <= TARGET_CPU_MS)
+        cmp = res.get("compare")
+        if cmp:
+            med, req = cmp["cpu_median_ms"], cmp["requests_per_host"]
+            doc.setdefault("compare", {})[auth] = {k: v for k, v in cmp.items() if k != "runs"}
+            target(f"vs reference client {auth}: requests/host", f"{req['this']} vs {req['reference']}",
+                   "<= the reference's", cmp["errors"] == 0 and req["this"] <= req["reference"],
+                   f"same lab; {cmp['reference']}")
+            target(f"vs reference client {auth}: client CPU/host (median of {cmp['reps']})",
+                   f"{med['this']:.1f} vs {med['reference']:.1f} ms", "<= the reference's",
+                   cmp["errors"] == 0 and med["this"] <= med["reference"],
+                   "runs: " + ", ".join(f"{k} {v}" for k, v in cmp["cpu_ms"].items()))
         target(f"vs baseline 1 {auth}: requests/host", f"{nv['requests_per_host']} vs {rph} = {fewer:.1f}x fewer",
                f">= {TARGET_FEWER_REQUESTS:g}x", fewer >= TARGET_FEWER_REQUESTS,
                f"time/host {nv['s_per_host']} s vs {doc['baseline'][auth]['port80_s_per_host']} s "
@@ -990,6 +1055,13 @@ def parse_args(argv: Optional[list[str]]) -> tuple[argparse.Namespace, Config]:
                     "krb5-kdc, krb5-admin-server)")
     ap.add_argument("--no-pin", action="store_true", help="do not pin the lab and the client to separate CPUs")
     ap.add_argument("--keep", type=Path, default=None, help="work folder to keep (default: a temporary one)")
+    ap.add_argument("--tmp", type=Path, default=None, help="where the temporary work folder goes (default: /dev/shm "
+                    "when it is a tmpfs with room, else the system's temporary folder); see fast_tmp()")
+    ap.add_argument("--compare-client", type=Path, default=None, metavar="PORT80",
+                    help="a reference port80 executable (e.g. an older commit's install): both clients scan the "
+                    "same lab at latency 0, alternately, --compare-reps times each; targets: requests and median "
+                    "client CPU per host no worse than the reference's")
+    ap.add_argument("--compare-reps", type=int, default=5, help="runs per client with --compare-client (default 5)")
     ap.add_argument("--servicestate-only", type=float, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     q = a.quick
@@ -1004,7 +1076,9 @@ def parse_args(argv: Optional[list[str]]) -> tuple[argparse.Namespace, Config]:
                  auths=["basic", "ntlm"] if a.auth == "both" else [a.auth], latency_ms=d(a.latency_ms, 1000.0, 300.0),
                  big_hosts=d(a.big_hosts, 2000, 100), baseline_hosts=d(a.baseline_hosts, 2, 1),
                  servicestate_mb=d(a.servicestate_mb, 5.0, 0.5), profile=a.profile, quick=q,
-                 kerberos=not a.no_kerberos)
+                 kerberos=not a.no_kerberos, compare_reps=max(1, a.compare_reps))
+    if a.compare_client is not None:
+        cfg.compare = Client.reference(a.compare_client)
     cfg.baseline_hosts = max(1, min(cfg.baseline_hosts, cfg.hosts))
     cfg.forks = max(1, cfg.forks)
     if cfg.big_hosts and cfg.big_hosts < cfg.hosts:
@@ -1036,8 +1110,50 @@ def machine_speed(iterations: int = 5_000_000) -> dict:
     return {"cpu": cpu, "cpus": os.cpu_count(), "loop_iterations": iterations, "loop_s": loop_s}
 
 
+def fast_tmp(hosts: int) -> Optional[Path]:
+    """Where the work folder goes: /dev/shm when it is a writable tmpfs with room for the run's evidence
+    (about 150 kB per host, plus 300 MB), else None (the system's temporary folder).
+
+    Why not the disk: every scan writes 14 files per host, and the benchmark deletes each run's
+    evidence before the next. On ext4, creating files soon after many were deleted makes the inode
+    allocator skip the recently freed inodes one by one (``recently_deleted``, seen with ``perf``): on
+    the machine of the README's session-5 figures that cost ~10 ms of system CPU per host, more than
+    a third of what port80 itself spends, and it varies with what ran on the disk minutes before.
+    The benchmark measures port80; ``--tmp DIR`` puts the work folder on a disk to measure that too."""
+    shm = Path("/dev/shm")
+    try:
+        if not (shm.is_dir() and os.access(shm, os.W_OK)):
+            return None
+        with open("/proc/mounts", encoding="ascii", errors="replace") as fh:
+            if not any(ln.split()[1:3] == ["/dev/shm", "tmpfs"] for ln in fh if len(ln.split()) > 2):
+                return None
+        st = os.statvfs(shm)
+    except OSError:
+        return None
+    return shm if st.f_bavail * st.f_frsize >= hosts * 150_000 + 300_000_000 else None
+
+
+def _fs_type(path: Path) -> str:
+    """The file system type of ``path`` (the longest mount point above it in /proc/mounts)."""
+    best, fs = "", "unknown"
+    try:
+        real = str(path.resolve())
+        with open("/proc/mounts", encoding="ascii", errors="replace") as fh:
+            for ln in fh:
+                f = ln.split()
+                if len(f) > 2 and (real == f[1] or real.startswith(f[1].rstrip("/") + "/")) and len(f[1]) >= len(best):
+                    best, fs = f[1], f[2]
+    except OSError:
+        pass
+    return fs
+
+
 def main(argv: Optional[list[str]] = None) -> int:
-    args, cfg = parse_args(argv)
+    try:
+        args, cfg = parse_args(argv)
+    except RuntimeError as e:
+        log(f"error: {e}")
+        return 2
     set_pinning(not args.no_pin)
     if args.servicestate_only is not None:  # the child of bench_servicestate_child
         print(json.dumps(bench_servicestate(args.servicestate_only)))
@@ -1049,14 +1165,18 @@ def main(argv: Optional[list[str]] = None) -> int:
             shutil.rmtree(workdir)
         workdir.mkdir(parents=True)
     else:
-        tmp = tempfile.mkdtemp(prefix="port80-bench-")
+        parent = args.tmp if args.tmp is not None else fast_tmp(max(cfg.hosts, cfg.big_hosts))
+        tmp = tempfile.mkdtemp(prefix="port80-bench-", dir=str(parent) if parent else None)
         workdir = Path(tmp)
+    work_fs = _fs_type(workdir)
+    log(f"work folder {workdir} ({work_fs}): evidence is written there")
     speed = machine_speed()
     log(f"machine: {speed['cpu']}, {speed['cpus']} CPU(s); a {speed['loop_iterations']:,}-iteration Python loop "
         f"takes {speed['loop_s']} s (CPU figures scale with it: compare runs on one machine)")
     try:
         doc = run_scale(cfg, workdir) if args.scale else run(cfg, workdir)
         doc["machine"] = speed
+        doc["work_dir_fs"] = work_fs
     except (RuntimeError, OSError, KeyError, ValueError) as e:
         log(f"error: {e}")
         return 2
