@@ -16,10 +16,20 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "scripts" / "bench_fleet.py"
 
 
+def _reference_client(tmp_path: Path) -> Path:
+    """A reference port80 for --compare-client: this checkout again, through a wrapper script, so the
+    comparison path runs for real (the README runs it against an older commit's install)."""
+    exe = tmp_path / "ref-port80"
+    exe.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m remote "$@"\n', encoding="utf-8")
+    exe.chmod(0o755)
+    return exe
+
+
 def test_bench_smoke_json_line(tmp_path):
     cmd = [sys.executable, str(BENCH), "--json", "--quick", "--hosts", "3", "--forks", "3", "--latency-ms", "0",
            "--big-hosts", "4", "--baseline-hosts", "1", "--auth", "basic", "--servicestate-mb", "0.02",
-           "--keep", str(tmp_path / "work")]
+           "--keep", str(tmp_path / "work"), "--compare-client", str(_reference_client(tmp_path)),
+           "--compare-reps", "1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=str(tmp_path))
     assert proc.returncode in (0, 1), proc.stderr[-3000:]  # 1 = a target missed: fine at these sizes
     lines = proc.stdout.strip().splitlines()
@@ -38,9 +48,26 @@ def test_bench_smoke_json_line(tmp_path):
     assert doc["servicestate"]["info"]["holder"] == "http.sys"
     assert all({"target", "value", "limit", "pass"} <= set(t) for t in doc["targets"])
     assert "PASS" in proc.stdout or "FAIL" in proc.stdout
+    # --compare-client: both clients ran on the same lab, the same requests per host, targets reported
+    cmp = doc["compare"]["basic"]
+    assert cmp["reps"] == 1 and cmp["errors"] == 0
+    assert cmp["requests_per_host"]["this"] == cmp["requests_per_host"]["reference"] == basic
+    assert all(len(v) == 1 and v[0] > 0 for v in cmp["cpu_ms"].values())
+    assert sum(1 for t in doc["targets"] if t["target"].startswith("vs reference client basic")) == 2
+    assert sum(1 for r in doc["runs"] if r["what"] == "port80 scan (reference)") == 1
     # the Kerberos row (the lab's own KDC): one ticket for the run, the default ccache untouched
     assert doc["requests_per_host"]["kerberos"] > 0
     assert 1 <= doc["kerberos"]["as_exchanges"] <= 2 and doc["kerberos"]["default_ccache_untouched"]
+
+
+def test_bench_compare_client_not_executable(tmp_path):
+    """A --compare-client that is no program: exit 2, one line naming it, no traceback."""
+    bad = tmp_path / "nope"
+    proc = subprocess.run([sys.executable, str(BENCH), "--quick", "--compare-client", str(bad)], capture_output=True,
+                          text=True, timeout=60, cwd=str(tmp_path))
+    assert proc.returncode == 2
+    assert f"--compare-client {bad}: not an executable file" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_bench_scale_smoke_json_line(tmp_path):
