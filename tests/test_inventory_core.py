@@ -144,3 +144,49 @@ def test_bad_shard_text():
     for bad in ("0/3", "4/3", "x", "1/0"):
         with pytest.raises(ValueError):
             parse_shard(bad)
+
+
+# --- the fast paths of the INI reader agree with what they stand for --------------------------------
+
+_HOST_LINE_CHARS = st.sampled_from(list("ab1=._-:/ \t\r\n'\"\\#;[]$é\x0b\x0c\xa0\u3000"))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(_HOST_LINE_CHARS, max_size=40))
+def test_host_line_split_is_shlex(line):
+    """split_host_line is shlex.split(comments=True, posix=True), as Ansible splits a host line,
+    fast path (no quote, backslash or '#') included: same tokens, or the same ValueError."""
+    import shlex
+
+    from remote.inventory.ini_parser import split_host_line
+
+    try:
+        want = shlex.split(line, comments=True, posix=True)
+    except ValueError:
+        with pytest.raises(ValueError):
+            split_host_line(line)
+        return
+    assert split_host_line(line) == want
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.from_regex(r"[A-Za-z_][A-Za-z0-9_.\-]{0,12}", fullmatch=True),
+                 st.from_regex(r"[0-9]{1,3}(\.[0-9]{0,3}){0,4}[ej]?", fullmatch=True),
+                 st.sampled_from(["True", "False", "None", "None-1j", "True+1j", "Nonesuch", "TrueNAS", "web-01.corp",
+                                  "psrp", "https", "_x", "a.b-c", "if", "lambda", "not-a", "import", "127.0.0.1", "1.2.3",
+                                  "1.2", "1.", "5986", "1e5", "0x10", "1_000"])))
+def test_parse_value_fast_path_is_literal_eval(raw):
+    """A plain word skips ast.literal_eval: the value is what literal_eval-or-text gives."""
+    import ast
+    import warnings
+
+    from remote.inventory.ini_parser import _normalize, _parse_value
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            want = _normalize(ast.literal_eval(raw), raw)
+    except Exception:
+        want = raw
+    got = _parse_value(raw)
+    assert got == want and type(got) is type(want)

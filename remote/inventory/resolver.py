@@ -316,6 +316,7 @@ _OPTIONS: tuple[_Option, ...] = (
 
 
 @functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=None)  # a few rows x two flavours: computed once, not per host
 def _flavour_order(first: str, second: str, option: str, generic: tuple[str, ...]) -> tuple[str, ...]:
     names = [n for n, o in CONNECTION_VARS.items() if o == option and n not in generic]
     ordered = [n for n in names if n.startswith(f"ansible_{first}_")]
