@@ -170,6 +170,88 @@ def _load_json(text: str) -> tuple[Optional[list[Any]], Optional[str]]:
     return data, note
 
 
+# --- fast paths: the exact shape port80's own pipelines print -----------------------------------------
+#
+# When every item is a dict with exactly the keys the collector's Select-Object names (spelled as
+# PowerShell spells them), the generic mapping above reduces to a few lookups; the values' conversions
+# are memoized per string (a handful of distinct states and modes). A fast path returns None as soon as
+# anything differs (another key set, an item the generic path would warn about): the caller then runs
+# the generic path on the same items, so the records are always the generic path's
+# (tests/test_parsers_fast_paths.py compares the two).
+
+FAST_PATHS = True  # tests turn it off to compare with the generic path
+_MEMO_MAX = 512
+_MISS = object()
+_STATE_MEMO: dict[str, Optional[str]] = {}
+_START_MEMO: dict[str, Optional[str]] = {}
+
+
+def memo_str(memo: dict[str, Any], fn: Any, v: Any) -> Any:
+    """``fn(v)``, memoized when ``v`` is a str (other values, e.g. ints that equal True, are not keys)."""
+    if type(v) is not str:
+        return fn(v)
+    got = memo.get(v, _MISS)
+    if got is _MISS:
+        got = fn(v)
+        if len(memo) < _MEMO_MAX:
+            memo[v] = got
+    return got
+
+
+def _state_value(v: Any) -> Optional[str]:
+    return _state({"state": v})
+
+
+def _start_value(v: Any) -> Optional[str]:
+    return _start({"startmode": v})
+
+
+def _services_fast(items: list[Any]) -> Optional[list[Service]]:
+    """Win32_Service objects with exactly the collector's five keys (any order: none folds like another)."""
+    out = []
+    states, modes = _STATE_MEMO, _START_MEMO
+    try:
+        for obj in items:
+            if type(obj) is not dict or len(obj) != 5:
+                return None
+            name, dn, state, mode, pid = obj["Name"], obj["DisplayName"], obj["State"], obj["StartMode"], obj["ProcessId"]
+            name = name.strip() if type(name) is str else _text(name)
+            if not name:
+                return None
+            out.append(Service(
+                name,
+                (dn.strip() or None) if type(dn) is str else _text(dn),
+                states[state] if type(state) is str and state in states else memo_str(states, _state_value, state),
+                modes[mode] if type(mode) is str and mode in modes else memo_str(modes, _start_value, mode),
+                pid if type(pid) is int else to_int(pid),
+            ))
+    except KeyError:
+        return None
+    return out
+
+
+def _processes_fast(items: list[Any]) -> Optional[list[ProcessInfo]]:
+    """Get-Process objects with exactly the collector's three keys."""
+    out = []
+    try:
+        for obj in items:
+            if type(obj) is not dict or len(obj) != 3:
+                return None
+            pid, name, path = obj["Id"], obj["ProcessName"], obj["Path"]
+            if type(pid) is not int:
+                pid = to_int(pid)
+                if pid is None:
+                    return None
+            out.append(ProcessInfo(
+                pid,
+                (name.strip() or None) if type(name) is str else _text(name),
+                (path.strip() or None) if type(path) is str else _text(path),
+            ))
+    except KeyError:
+        return None
+    return out
+
+
 @never_raise(ServicesResult)
 def parse_services_json(text: str) -> ServicesResult:
     """Parse service JSON (Win32_Service or Get-Service); falls back to the text tables."""
@@ -187,6 +269,10 @@ def parse_services_json(text: str) -> ServicesResult:
         if not table.services:  # neither JSON nor a table: unreadable, as a missing file is (host partial)
             table.error = f"unreadable: {problem}"
         return table
+    fast = _services_fast(items) if FAST_PATHS else None
+    if fast is not None:
+        res.services = fast
+        return res
     for i, item in enumerate(items):
         svc = service_from_mapping(item) if isinstance(item, dict) else None
         if svc is None:
@@ -207,6 +293,10 @@ def parse_processes_json(text: str) -> ProcessesResult:
         res.error = detect_error(text)
         if not res.error:
             res.warnings.append(problem or "not JSON")
+        return res
+    fast = _processes_fast(items) if FAST_PATHS else None
+    if fast is not None:
+        res.processes = fast
         return res
     for i, item in enumerate(items):
         d = _lower_keys(item) if isinstance(item, dict) else {}

@@ -1,0 +1,172 @@
+"""The parsers' fast paths (the exact shapes port80's own commands print) give the records the generic
+paths give: on every bundle of the demo fleet, on the corpus fixtures, and on hypothesis variants that
+step off the fast path in every way it checks for (key case, missing/extra keys, value types, blank
+names, duplicate or padded names, non-ASCII text)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from remote.lab.fleet import demo_fleet_dir
+from remote.parsers import getservice, services
+from remote.parsers.getservice import parse_getservice
+from remote.parsers.services import parse_processes_json, parse_services_json
+
+try:
+    from test_parsers_common import FIX, SETTINGS
+except ImportError:  # pragma: no cover - tests/ as a package
+    from tests.test_parsers_common import FIX, SETTINGS
+
+PROFILES = sorted(p for p in demo_fleet_dir().iterdir() if p.is_dir() and not p.name.startswith("_"))
+
+
+@contextlib.contextmanager
+def generic_only():
+    old = services.FAST_PATHS
+    services.FAST_PATHS = False
+    try:
+        yield
+    finally:
+        services.FAST_PATHS = old
+
+
+def both(parse, text):
+    """(fast-path result, generic result) of one parser on one text."""
+    fast = parse(text)
+    with generic_only():
+        slow = parse(text)
+    return fast, slow
+
+
+def profile_texts(name: str) -> list[str]:
+    return [(p / name).read_text(encoding="utf-8") for p in PROFILES if (p / name).is_file()]
+
+
+JSON_PARSERS = {"services.json": parse_services_json, "processes.json": parse_processes_json,
+                "getservice.json": parse_getservice}
+
+
+@pytest.mark.parametrize("name", sorted(JSON_PARSERS))
+def test_demo_fleet_json_fast_equals_generic(name):
+    texts = profile_texts(name)
+    assert len(texts) >= 10
+    for text in texts:
+        fast, slow = both(JSON_PARSERS[name], text)
+        assert fast == slow
+        assert fast.services if hasattr(fast, "services") else fast.processes
+
+
+def test_fast_paths_are_taken_on_the_demo_fleet():
+    """The point of the fast paths: the collector's own shapes take them (else this file tests nothing)."""
+    items = json.loads(profile_texts("services.json")[0])
+    assert services._services_fast(items) is not None
+    items = json.loads(profile_texts("processes.json")[0])
+    assert services._processes_fast(items) is not None
+    text = profile_texts("getservice.json")[0]
+    items = json.loads(text)
+    lines = getservice._json_lines(text, len(items))
+    assert getservice._nodes_fast(items, lines) is not None and 0 not in lines
+    assert lines == getservice._json_lines_regex(text, len(items))
+
+
+# --- hypothesis: variants of the collector's objects -----------------------------------------------------
+
+# the values that matter to the conversions (whitespace, blanks, enums as numbers, bools that equal 1, …)
+_ODD = [None, True, False, 0, 1, 4, 7, 2.0, 2.5, -1, 10**15, "", "  ", " x ", "Running", " running ", "Stopped",
+        "Start Pending", "startpending", "Unknown", "OK", "Auto", "Automatic", " manual", "Disabled", "Boot", "4",
+        " 12 ", "12a", "\u00e9t\u00e9", "\ud800"]
+_SCALARS = st.one_of(st.sampled_from(_ODD), st.text(max_size=6))
+_VALUES = st.one_of(
+    _SCALARS,
+    st.lists(st.sampled_from(["RPCSS", " HTTP ", "", "WAS", "WAS", "\u00e9t\u00e9"]), max_size=4),
+    st.lists(_SCALARS, max_size=3),
+    st.fixed_dictionaries({"value": st.lists(st.sampled_from(["a", "b"]), max_size=2), "Count": st.integers(0, 2)}),
+    st.fixed_dictionaries({"Name": _SCALARS}),
+)
+_OPS = ["value"] * 6 + ["recase", "drop", "add", "dup-fold", "not-dict"]
+
+
+@st.composite
+def variant_items(draw, keys: tuple[str, ...], base: list[dict]):
+    """Real items (from the demo fleet), some of them changed: a key re-cased, dropped or added, a value
+    replaced by another type; sometimes the items are not all dicts."""
+    items = [dict(o) for o in draw(st.lists(st.sampled_from(base), min_size=1, max_size=4))]
+    for _ in range(draw(st.integers(0, 3))):
+        i = draw(st.integers(0, len(items) - 1))
+        o = items[i]
+        if type(o) is not dict:
+            continue
+        op = draw(st.sampled_from(_OPS))
+        k = draw(st.sampled_from(keys))
+        if op == "value":
+            o[k] = draw(_VALUES)
+        elif op == "recase" and k in o:
+            o[k.upper()] = o.pop(k)
+        elif op == "drop":
+            o.pop(k, None)
+        elif op == "add":
+            o[draw(st.sampled_from(["Caption", "Extra", "ServiceName", "name", "StartType", "Status"]))] = draw(_VALUES)
+        elif op == "dup-fold":
+            o[k.lower()] = draw(_VALUES)
+        elif op == "not-dict":
+            items[i] = draw(st.one_of(_SCALARS, st.just(list(o))))
+    return items
+
+
+def _base(name: str) -> list[dict]:
+    return json.loads(profile_texts(name)[0])[:40]
+
+
+@given(st.data())
+@SETTINGS
+def test_services_variants_fast_equals_generic(data):
+    items = data.draw(variant_items(("Name", "DisplayName", "State", "StartMode", "ProcessId"), _base("services.json")))
+    text = json.dumps(items, indent=4, ensure_ascii=data.draw(st.booleans()))
+    fast, slow = both(parse_services_json, text)
+    assert fast == slow
+
+
+@given(st.data())
+@SETTINGS
+def test_processes_variants_fast_equals_generic(data):
+    items = data.draw(variant_items(("Id", "ProcessName", "Path"), _base("processes.json")))
+    text = json.dumps(items, indent=4, ensure_ascii=data.draw(st.booleans()))
+    fast, slow = both(parse_processes_json, text)
+    assert fast == slow
+
+
+@given(st.data())
+@SETTINGS
+def test_getservice_variants_fast_equals_generic(data):
+    items = data.draw(variant_items(("Name", "DisplayName", "Status", "StartType", "DependentServices",
+                                     "ServicesDependedOn"), _base("getservice.json")))
+    text = json.dumps(items, indent=data.draw(st.sampled_from([2, 4])), ensure_ascii=data.draw(st.booleans()))
+    if data.draw(st.booleans()):
+        text = text.replace('": ', '" : ').replace("\n", "\r\n")
+    fast, slow = both(parse_getservice, text)
+    assert fast == slow
+
+
+@given(st.lists(st.sampled_from(['"name"', '"NAME"', '"Name"', '"n\u00e1me"', ":", " ", "\n", "\t", "x",
+                                 "\u212a", '"', "{", "}", "\r\n"]), max_size=60).map("".join),
+       st.integers(0, 6))
+@SETTINGS
+def test_json_lines_equals_the_regex(text, extra):
+    n = len(getservice._NAME_KEY.findall(text))
+    for k in (n, n + extra, max(0, n - extra)):
+        assert getservice._json_lines(text, k) == getservice._json_lines_regex(text, k)
+
+
+def test_fixture_texts_fast_equals_generic():
+    """The corpus's service listings (text tables: the generic path) and anything JSON-shaped in the fixtures."""
+    for p in sorted(Path(FIX).glob("services/*.txt")) + sorted(Path(FIX).glob("getservice/*.txt")):
+        text = p.read_text(encoding="utf-8")
+        for parse in JSON_PARSERS.values():
+            fast, slow = both(parse, text)
+            assert fast == slow, p.name
