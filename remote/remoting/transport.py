@@ -336,6 +336,118 @@ def _ntlm_credentials(user: Optional[str], password: Optional[str], protocol: st
     return ([ntlm, spnego.Password(user, password)],)
 
 
+_KRB5_SASL = b"Kerberos 5 GSS-API Mechanism"  # pyspnego's test for MIT krb5 (spnego/_gss.py unwrap_winrm)
+_OCTET = b"\tContent-Type: application/octet-stream\r\n"
+
+
+def _mit_krb5(context: Any) -> Any:
+    """The gssapi security context under a pyspnego client context when pyspnego wraps and unwraps WinRM
+    messages with MIT krb5's IOV calls (``GSSAPIProxy.wrap_winrm``/``unwrap_winrm``, alone or as the mechanism
+    SPNEGO chose); None otherwise (NTLM, Heimdal, SSPI...: pyspnego's own code)."""
+    try:
+        from spnego._gss import HAS_IOV, GSSAPIProxy, _gss_sasl_description
+        from spnego._negotiate import NegotiateProxy
+    except ImportError:
+        return None
+    inner = context
+    try:
+        if type(inner) is NegotiateProxy:
+            inner = inner._context
+        if type(inner) is not GSSAPIProxy or not HAS_IOV or not inner._context:
+            return None
+        ctx = inner._context
+        return ctx if _gss_sasl_description(ctx.mech) == _KRB5_SASL else None
+    except Exception:
+        return None
+
+
+class Port80Encryption(WinRMEncryption):
+    """pypsrp's ``WinRMEncryption`` (pinned 0.9.1) over a pyspnego context, with the same bytes for less CPU
+    when the context is MIT Kerberos: pyspnego's ``wrap_winrm``/``unwrap_winrm`` build generic IOV lists and
+    check their arguments through ``inspect.signature`` per message, and pypsrp's ``unwrap_message`` splits
+    the whole body with regular expressions and copies it three times: ~4 ms of client CPU per host over
+    Kerberos (cProfile, scripts/bench_collect.py). Here: gssapi's ``wrap_iov``/``unwrap_iov`` called with the
+    buffers pyspnego passes (header, data, padding; header, data, data), the multipart framing written and
+    read by offsets. Any other context, or a body that is not exactly one part framed as pypsrp writes it
+    (where pypsrp's regular expressions could read it differently), goes to pypsrp's and pyspnego's code;
+    tests/test_transport_kerberos.py compares both directions with pypsrp's."""
+
+    _port80_ctx: Any = None
+    _port80_checked = False
+
+    def _port80_krb(self) -> Any:
+        if not self._port80_checked:
+            ctx = _mit_krb5(self.context)
+            if ctx is None and not getattr(self.context, "complete", True):
+                return None  # not established yet: ask again next time
+            self._port80_ctx, self._port80_checked = ctx, True
+        return self._port80_ctx
+
+    def wrap_message(self, message: bytes) -> tuple[str, bytes]:
+        ctx = self._port80_krb() if self.protocol != self.CREDSSP else None
+        if ctx is None:
+            return super().wrap_message(message)
+        from gssapi.raw import IOV, IOVBuffer, IOVBufferType, wrap_iov
+
+        try:
+            iov = IOV(IOVBuffer(IOVBufferType.header, True, None), IOVBuffer(IOVBufferType.data, False, message),
+                      IOVBuffer(IOVBufferType.padding, True, None), std_layout=False)
+            wrap_iov(ctx, iov, confidential=True, qop=None)
+        except Exception:  # pyspnego's call raises its own error for the same failure
+            return super().wrap_message(message)
+        header, data, padding = iov[0].value or b"", iov[1].value or b"", iov[2].value or b""
+        head = ("%s\r\n\tContent-Type: %s\r\n\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length=%d"
+                "\r\n%s\r\n" % (self.MIME_BOUNDARY, self.protocol, len(message) + len(padding), self.MIME_BOUNDARY))
+        return "multipart/encrypted", b"".join((head.encode("utf-8"), _OCTET, struct.pack("<i", len(header)), header,
+                                                 data, padding, self.MIME_BOUNDARY.encode("utf-8"), b"--\r\n"))
+
+    def unwrap_message(self, message: bytes, boundary: str) -> bytes:
+        ctx = self._port80_krb()
+        got = self._port80_unwrap(ctx, message, boundary) if ctx is not None else None
+        return super().unwrap_message(message, boundary) if got is None else got
+
+    def _port80_unwrap(self, ctx: Any, message: bytes, boundary: str) -> Optional[bytes]:
+        """The one part of ``message`` unwrapped, when pypsrp would read it the same; None: pypsrp's code."""
+        try:
+            mark = boundary.encode("utf-8")
+        except UnicodeError:
+            return None
+        first, end_mark = b"--" + mark + b"\r\n", b"--" + mark + b"--\r\n"
+        if not mark or not message.startswith(first) or not message.endswith(end_mark):
+            return None
+        second = message.find(first, len(first))
+        start, end = second + len(first), len(message) - len(end_mark)
+        # the boundary nowhere else (pypsrp's split and sub would cut there), no second octet-stream line
+        # in the payload (pypsrp removes them all), the header length inside the payload
+        if (second < 0 or not message.startswith(_OCTET, start) or message.find(mark, len(first), second) >= 0
+                or message.find(mark, start, end) >= 0 or message.find(_OCTET, start + len(_OCTET), end) >= 0):
+            return None
+        start += len(_OCTET)
+        if end - start < 4:
+            return None
+        (length,) = struct.unpack_from("<i", message, start)
+        if length < 0 or start + 4 + length > end:
+            return None
+        try:
+            expected = int(message[len(first):second].strip().split(b"Length=")[1])
+        except (IndexError, ValueError):
+            return None
+        from gssapi.raw import IOV, IOVBuffer, IOVBufferType, unwrap_iov
+
+        try:
+            iov = IOV(IOVBuffer(IOVBufferType.header, False, message[start + 4:start + 4 + length]),
+                      IOVBuffer(IOVBufferType.data, False, message[start + 4 + length:end]),
+                      IOVBuffer(IOVBufferType.data, False, None), std_layout=False)
+            unwrap_iov(ctx, iov)
+        except Exception:
+            return None  # pyspnego unwraps it again and raises its own error
+        data = iov[1].value or b""
+        if len(data) != expected:
+            raise WinRMError("The encrypted length from the server does not match the expected length, decryption "
+                             "failed, actual: %d != expected: %d" % (len(data), expected))
+        return data
+
+
 class _Classic(Exception):
     """The host did not take the short handshake: use pypsrp's own (a new HTTP session)."""
 
@@ -974,7 +1086,7 @@ class Port80Transport(_TransportHTTP):
         context.response_auth_header = "negotiate"
         self._port80_ctx = context
         if self.wrap_required:
-            self.encryption = WinRMEncryption(context, WinRMEncryption.SPNEGO)
+            self.encryption = Port80Encryption(context, WinRMEncryption.SPNEGO)
             payload, headers = self._port80_wrap(message)
         else:
             payload, headers = message, {"Content-Type": "application/soap+xml;charset=UTF-8"}
