@@ -198,13 +198,25 @@ def _selectors():
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(max_envelope_size=512000), dict(locale="de-DE", data_locale="fr-FR"),
-                                dict(operation_timeout=120, path="custom/path&x", port=15986)])
+                                dict(operation_timeout=120, path="custom/path&x", port=15986),
+                                dict(server="a-much-longer-host-name.example.com"), dict(server="h\u00e9&<x>"),
+                                dict(server="10.0.0.1", port=5986), dict(server="::1", ssl=False, encryption="never",
+                                                                         auth="negotiate")])
 def test_envelope_size_is_pypsrps(monkeypatch, kw):
-    ref, ours = _pair(monkeypatch, **kw)
-    assert ours.max_payload_size == ref.max_payload_size
-    ours.update_max_payload_size(256000)
-    ref.update_max_payload_size(256000)
-    assert ours.max_payload_size == ref.max_payload_size
+    for _ in range(2):  # the second time from port80's cache (one size per key, the endpoint's length in it)
+        ref, ours = _pair(monkeypatch, **kw)
+        assert ours.max_payload_size == ref.max_payload_size
+        ours.update_max_payload_size(256000)
+        ref.update_max_payload_size(256000)
+        assert ours.max_payload_size == ref.max_payload_size
+
+
+def test_message_ids_are_random_version_4_uuids():
+    ids = {transport.new_message_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    for i in ids:
+        u = uuid.UUID(i)
+        assert u.version == 4 and u.variant == uuid.RFC_4122 and str(u).upper() == i
 
 
 def test_wsman_faults_and_related_ids_are_pypsrps(monkeypatch):
@@ -455,3 +467,58 @@ def test_pool_open_with_a_host_is_serialized_by_pypsrp():
     ref, ours = _open_messages(host=host)
     assert ours == ref
     assert transport._open_key(InitRunspacePool(1, 1, None, None, HostInfo(host=host), None)) is None
+
+
+# ------------------------------------------------------------------------------------------ responses in
+
+_B64_TEXT = base64.b64encode(bytes(range(256)) * 4).decode()
+_ENVELOPE = ('<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:rsp="%s"><s:Body>'
+             '<rsp:ReceiveResponse>%%s</rsp:ReceiveResponse></s:Body></s:Envelope>' % NS["rsp"])
+_ODD_BODIES = [
+    '<rsp:Stream Name="stdout" CommandId="C">%s</rsp:Stream>' % _B64_TEXT,
+    '<rsp:Stream Name="stdout">%s</rsp:Stream><rsp:Stream Name="stdout" End="true">%s</rsp:Stream>'
+    '<rsp:CommandState CommandId="C" State="http://x/Done"><rsp:ExitCode>0</rsp:ExitCode></rsp:CommandState>'
+    % (_B64_TEXT, _B64_TEXT[:300]),
+    '<rsp:Stream Name="stdout">%s&#65;</rsp:Stream>' % _B64_TEXT,  # a character reference after the text
+    '<rsp:Stream Name="stdout"><!-- c -->%s</rsp:Stream>' % _B64_TEXT,  # the text is a comment's tail
+    '<rsp:Stream Name="stdout"><![CDATA[%s]]></rsp:Stream>' % _B64_TEXT,
+    '<rsp:Stream Name="a>%s">x</rsp:Stream>' % _B64_TEXT,  # ">" in an attribute value
+    '<other:Stream xmlns:other="urn:other" Name="stdout">%s</other:Stream>' % _B64_TEXT,  # not rsp's Stream
+    '<rsp:Stream Name="stdout">#0</rsp:Stream><rsp:Stream Name="stdout">%s</rsp:Stream>' % _B64_TEXT,  # a "placeholder"
+    '<rsp:Stream Name="stdout">%s</rsp:Stream><rsp:Stream Name="stdout">#0</rsp:Stream>' % _B64_TEXT,
+    '<rsp:Stream Name="stdout">%s\r\n%s</rsp:Stream>' % (_B64_TEXT, _B64_TEXT),  # CR LF (normalized by expat)
+    '<rsp:Stream Name="stdout">%s<x/>tail</rsp:Stream>' % _B64_TEXT,  # text then a child
+    '<rsp:Stream Name="stdout" />' + 'A' * 400,
+    '<rsp:Stream Name="stdout">%s' % _B64_TEXT,  # not well-formed
+    '<rsp:Stream Name="stdout">%s</rsp:Stream><rsp:Stream>\x01</rsp:Stream>' % _B64_TEXT,  # a character XML forbids
+]
+
+
+def _same_parse(data: bytes) -> None:
+    try:
+        ref = ET.tostring(ET.fromstring(data))
+    except ET.ParseError as e:
+        with pytest.raises(ET.ParseError) as got:
+            transport.parse_response(data)
+        assert str(got.value) == str(e)
+        return
+    assert ET.tostring(transport.parse_response(data)) == ref
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in RECORDINGS.glob("*.xml")))
+def test_parse_response_is_elementtrees_tree_on_real_windows_responses(name):
+    _same_parse(_response(RECORDINGS / name).encode("utf-8"))
+
+
+@pytest.mark.parametrize("body", range(len(_ODD_BODIES)))
+def test_parse_response_is_elementtrees_tree_on_odd_responses(body):
+    _same_parse((_ENVELOPE % _ODD_BODIES[body]).encode("utf-8"))
+
+
+def test_parse_response_keeps_long_stream_texts_out_of_the_parser(monkeypatch):
+    data = (_ENVELOPE % _ODD_BODIES[1]).encode("utf-8")
+    seen = []
+    real = ET.fromstring
+    monkeypatch.setattr(transport.ET, "fromstring", lambda d: seen.append(len(d)) or real(d))
+    assert ET.tostring(transport.parse_response(data)) == ET.tostring(real(data))
+    assert seen and seen[0] < len(data) - len(_B64_TEXT) - 200  # the fast path was taken, once

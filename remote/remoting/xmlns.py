@@ -9,8 +9,9 @@ it (``RuntimeError: dictionary keys changed during iteration``, the flaky failur
 tests/test_lab_concurrency.py). Such a host then fails before sending a byte.
 
 ``install()`` wraps the function once per process: registering a mapping that is already in place
-changes nothing (so, after the first host, nothing edits the dict at all), and a real change runs
-under one lock. Same result as the stdlib function for every call; idempotent.
+changes nothing (so, after the first host, nothing edits the dict at all; a mapping found in place
+is remembered until a change goes through here, so later hosts only look it up), and a real change
+runs under one lock. Same result as the stdlib function for every call; idempotent.
 """
 
 from __future__ import annotations
@@ -26,11 +27,18 @@ def install() -> None:
     if getattr(original, "_port80_threadsafe", False):
         return
 
+    checked: set[tuple[str, str]] = set()  # mappings found exactly so since the last change made here
+
     def register_namespace(prefix: str, uri: str) -> None:
         with _lock:
             current = ET._namespace_map  # type: ignore[attr-defined]
-            if current.get(uri) == prefix and sum(1 for v in current.values() if v == prefix) == 1:
-                return  # already exactly so: nothing to change
+            if current.get(uri) == prefix:
+                if (prefix, uri) in checked:
+                    return  # already exactly so (no change went through here since it was checked)
+                if sum(1 for v in current.values() if v == prefix) == 1:
+                    checked.add((prefix, uri))
+                    return  # already exactly so: nothing to change
+            checked.clear()
             original(prefix, uri)
 
     register_namespace.__doc__ = original.__doc__
