@@ -14,14 +14,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from remote.lab.fleet import demo_fleet_dir
-from remote.parsers import getservice, services
+from remote.parsers import getservice, services, urlacl
 from remote.parsers.getservice import parse_getservice
 from remote.parsers.services import parse_processes_json, parse_services_json
+from remote.parsers.urlacl import parse_urlacl
 
 try:
-    from test_parsers_common import FIX, SETTINGS
+    from test_parsers_common import DAMAGES, FIX, SETTINGS, mutated
 except ImportError:  # pragma: no cover - tests/ as a package
-    from tests.test_parsers_common import FIX, SETTINGS
+    from tests.test_parsers_common import DAMAGES, FIX, SETTINGS, mutated
 
 PROFILES = sorted(p for p in demo_fleet_dir().iterdir() if p.is_dir() and not p.name.startswith("_"))
 
@@ -170,3 +171,48 @@ def test_fixture_texts_fast_equals_generic():
         for parse in JSON_PARSERS.values():
             fast, slow = both(parse, text)
             assert fast == slow, p.name
+
+
+# --- line-oriented text parsers: the demo fleet's text as the fast path expects it, the corpus, damage ---------
+
+TEXT_PARSERS = {"urlacl": ("urlacl.txt", parse_urlacl, urlacl._parse_fast)}
+_LINE_ENDS = [lambda t: t, lambda t: t.replace("\r\n", "\n"), lambda t: t.replace("\r\n", "\r\r\n"),
+              lambda t: t.replace("\r\n", "\r"), lambda t: "\ufeff" + t, lambda t: t.rstrip("\r\n"),
+              lambda t: t + "\r\n\r\n  "]
+
+
+def text_corpus(kind: str) -> list[str]:
+    name = TEXT_PARSERS[kind][0]
+    fixtures = [p.read_text(encoding="utf-8") for p in sorted((Path(FIX) / kind).glob("*.txt"))]
+    return profile_texts(name) + fixtures
+
+
+@pytest.mark.parametrize("kind", sorted(TEXT_PARSERS))
+def test_text_fast_path_taken_on_the_demo_fleet_and_equal(kind):
+    name, parse, fast_path = TEXT_PARSERS[kind]
+    taken = 0
+    for text in profile_texts(name):
+        for end in _LINE_ENDS:
+            fast, slow = both(parse, end(text))
+            assert fast == slow
+            if not slow.error:  # a healthy host's text (not-elevated's is an error message)
+                assert fast_path(end(text)) is not None
+                taken += 1
+    assert taken >= 10 * len(_LINE_ENDS)
+
+
+@pytest.mark.parametrize("kind", sorted(TEXT_PARSERS))
+def test_text_corpus_and_damage_fast_equals_generic(kind):
+    parse = TEXT_PARSERS[kind][1]
+    for text in text_corpus(kind):
+        for damage in DAMAGES.values():
+            fast, slow = both(parse, damage(text))
+            assert fast == slow
+
+
+@given(st.data())
+@SETTINGS
+def test_urlacl_mutations_fast_equals_generic(data):
+    text = data.draw(mutated(text_corpus("urlacl")[:6]))
+    fast, slow = both(parse_urlacl, text)
+    assert fast == slow

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
+from . import services
 from .records import Reservation, UrlAclResult, UrlAclUser
 from .common import (
     clean_url,
@@ -52,9 +53,50 @@ _SDDL_RE = re.compile(r"^[ODGS]:\S*$")
 _SDDL_FRAGMENT_RE = re.compile(r"^[A-Za-z0-9;:()\-_{}*.,]+$")
 
 
+# --- fast path: the listing exactly as English netsh prints it -----------------------------------------
+#
+# Every entry is ``Reserved URL : <url>``, one or more ``User:`` / ``Listen:`` / ``Delegate:`` triples and
+# one ``SDDL:`` line, space-indented; between entries only blank lines, the title and its dash rule. One
+# regex match per entry (instead of several Python steps per line). Anything else anywhere (another
+# language, a tab, a wrapped SDDL, an entry without users, a Markdown escape, a snip marker) and the
+# generic parser below reads the text; the records are the same (tests/test_parsers_fast_paths.py).
+
+_ENTRY = re.compile(
+    r"^ *Reserved URL *: +(?P<url>[Hh][Tt][Tt][Pp][Ss]?://[^\s<>\\]+) *\n"
+    r"(?P<users>(?: *User: +\S(?:[^\n]*\S)? *\n *Listen: +(?:Yes|No) *\n *Delegate: +(?:Yes|No) *\n)+)"
+    r" *SDDL: +(?P<sddl>[^\s\\]+) *(?:\n|\Z)",
+    re.MULTILINE,
+)
+_USER = re.compile(r" *User: +(\S(?:[^\n]*\S)?) *\n *Listen: +(Yes|No) *\n *Delegate: +(Yes|No) *\n")
+_FILLER = re.compile(r"(?: *(?:(?:URL Reservations:|-{3,}) *)?\n)* *(?:(?:URL Reservations:|-{3,}) *)?")
+
+
+def _parse_fast(text: str) -> Optional[UrlAclResult]:
+    if "\t" in text or "\\-" in text:
+        return None
+    text = text.replace("\ufeff", "").replace("\x00", "")
+    text = text.replace("\r\r\n", "\n").replace("\r\n", "\n").replace("\r", "\n")
+    res = UrlAclResult()
+    end, at, line = 0, 0, 1  # end of the last entry; start of the last entry and its line number
+    count, filler = text.count, _FILLER.fullmatch
+    for m in _ENTRY.finditer(text):
+        start = m.start()
+        if filler(text, end, start) is None:
+            return None
+        line += count("\n", at, start)
+        at, end = start, m.end()
+        users = [UrlAclUser(u, listen == "Yes", delegate == "Yes") for u, listen, delegate in _USER.findall(m["users"])]
+        res.reservations.append(Reservation(m["url"], users, m["sddl"], line))
+    if not res.reservations or filler(text, end) is None:
+        return None
+    return res
+
+
 @never_raise(UrlAclResult)
 def parse_urlacl(text: str) -> UrlAclResult:
     """Parse ``netsh http show urlacl [url=...]``; never raises."""
+    if services.FAST_PATHS and (fast := _parse_fast(text)) is not None:
+        return fast
     res = UrlAclResult()
     cur: Optional[Reservation] = None
     sddl_open = False  # the last line was SDDL (or its continuation): wrapped lines may follow
