@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from remote.lab.fleet import demo_fleet_dir
 from remote.parsers import getservice, services, urlacl
+from remote.parsers.common import iter_lines, split_lines
 from remote.parsers.getservice import parse_getservice
 from remote.parsers.services import parse_processes_json, parse_services_json
 from remote.parsers.urlacl import parse_urlacl
@@ -216,3 +217,10 @@ def test_urlacl_mutations_fast_equals_generic(data):
     text = data.draw(mutated(text_corpus("urlacl")[:6]))
     fast, slow = both(parse_urlacl, text)
     assert fast == slow
+
+
+@given(st.lists(st.sampled_from(["a", " ", "\t", "\r", "\n", "\r\r\n", "\\", "-", "\\-", "\ufeff", "\x00", "\x0b",
+                                 "\u2028", "\x85", "\u00e9", "  x  "]), max_size=40).map("".join))
+@SETTINGS
+def test_split_lines_equals_iter_lines(text):
+    assert split_lines(text) == list(iter_lines(text))

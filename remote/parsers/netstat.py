@@ -24,6 +24,7 @@ bound, non-listening sockets with the same foreign end).
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Optional
 
@@ -99,10 +100,25 @@ def _port(text: str) -> Optional[int]:
     return _PORT_NAMES.get(text.lower())
 
 
+_RowFields = tuple[str, str, Optional[int], Optional[str], Optional[int], Optional[str], Optional[int], bool]
+
+
 def _parse_row(tokens: list[str], no: int, warnings: list[str]) -> Optional[Socket]:
+    got = _row(tuple(tokens))
+    if got is None:
+        return None
+    fields, notes = got
+    warnings.extend(f"line {no}: {n}" for n in notes)
+    return Socket(*fields, line=no)
+
+
+@functools.lru_cache(maxsize=4096)  # rows repeat from host to host (the same services listen everywhere)
+def _row(tokens: tuple[str, ...]) -> Optional[tuple[_RowFields, tuple[str, ...]]]:
+    """A row's Socket fields (proto … ipv6) and its warnings without their line prefix; None: not a row."""
     proto_m = _PROTO_RE.match(tokens[0])
     if not proto_m or len(tokens) < 3:
         return None
+    notes: list[str] = []
     proto = proto_m.group(1).upper()
     laddr, lport, l6 = split_endpoint(tokens[1])
     raddr, rport, r6 = split_endpoint(tokens[2])
@@ -113,7 +129,7 @@ def _parse_row(tokens: list[str], no: int, warnings: list[str]) -> Optional[Sock
     words = rest[:-1] if pid is not None else rest
     if pid is None and rest and any(c.isdigit() for c in rest[-1]) and normalize_state(rest[-1]) is None:
         # the PID column holds something that is not a process ID (-5, 10^23, garbage): no PID
-        warnings.append(f"line {no}: PID {rest[-1][:40]!r} is not a process ID; kept without one")
+        notes.append(f"PID {rest[-1][:40]!r} is not a process ID; kept without one")
         words = rest[:-1]
     word = " ".join(words)
     state: Optional[str] = None
@@ -126,18 +142,8 @@ def _parse_row(tokens: list[str], no: int, warnings: list[str]) -> Optional[Sock
                 state = "LISTENING"
         elif word and state is None:
             state = word.upper()
-            warnings.append(f"line {no}: unknown TCP state {word!r} kept as printed")
-    return Socket(
-        proto=proto,
-        local_address=laddr,
-        local_port=lport,
-        remote_address=raddr,
-        remote_port=rport,
-        state=state,
-        pid=pid,
-        ipv6=bool(proto_m.group(2)) or l6 or r6,
-        line=no,
-    )
+            notes.append(f"unknown TCP state {word!r} kept as printed")
+    return (proto, laddr, lport, raddr, rport, state, pid, bool(proto_m.group(2)) or l6 or r6), tuple(notes)
 
 
 def _gntc_row(cols: list[str], tokens: list[str], no: int) -> Optional[Socket]:

@@ -26,8 +26,9 @@ are ignored; bare URLs and PIDs are still collected by shape.
 
 from __future__ import annotations
 
+import functools
 import re
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 from .records import QueueProcess, RequestQueue, ServerSession, ServiceStateResult, UrlGroup
 from .common import (
@@ -75,6 +76,38 @@ def _unnamed(value: str) -> bool:
     return not v or "unnamed" in v.lower() or (v.endswith(".") and len(v.split()) >= 3)
 
 
+_MARKER, _RULE, _PROC, _URL, _PID, _BARE, _LABEL = range(7)
+_WORDS_RE = re.compile(r"[^\W\d_][\w ./()-]*")
+
+
+@functools.lru_cache(maxsize=4096)  # the same lines (labels, values) come back in every host's output
+def _shape(t: str) -> tuple[int, Any, Any, Optional[str]]:
+    """What a non-blank stripped line is, from its text alone: (kind, value, value, title), where title is
+    None unless the line can be the title, else the view it names ("session", "requestq", or "")."""
+    if is_marker(t):
+        return _MARKER, None, None, None
+    if is_rule(t):
+        return _RULE, None, None, None
+    title: Optional[str] = None
+    m = _TITLE_RE.match(t)
+    lv = split_label(t)
+    if m and (lv is None or not lv[1] or "snapshot" in t.lower()):
+        view = m.group("view").lower()
+        title = "session" if "session" in view else "requestq" if "queue" in view else ""
+    pm = _PROC_RE.match(t)
+    if pm:
+        return _PROC, int(pm.group(1)), pm.group(2), title
+    url = clean_url(t)
+    if url:
+        return _URL, url, None, title
+    pid = to_int(t)
+    if pid is not None:
+        return _PID, pid, None, title
+    if lv is None:
+        return _BARE, bool(_WORDS_RE.fullmatch(t)), None, title
+    return _LABEL, _LABELS.get(lv[0]), lv[1], title
+
+
 class _Parser:
     def __init__(self) -> None:
         self.res = ServiceStateResult()
@@ -103,48 +136,35 @@ class _Parser:
         t = ln.text
         if not t:
             return
-        if is_marker(t):
+        kind, a, b, title = _shape(t)
+        if kind == _MARKER:
             self.res.truncated = True
             self.list_mode = None
             return
-        if is_rule(t):
+        if kind == _RULE:
             return
-        if not self.title_seen and not self._any_record():
-            m = _TITLE_RE.match(t)
-            lv = split_label(t)
-            if m and (lv is None or not lv[1] or "snapshot" in t.lower()):
-                self.title_seen = True
-                view = m.group("view").lower()
-                if "session" in view:
-                    self.res.view = "session"
-                elif "queue" in view:
-                    self.res.view = "requestq"
-                return
+        if title is not None and not self.title_seen and not self._any_record():
+            self.title_seen = True
+            if title:
+                self.res.view = title
+            return
         self.entity_empty = False
         self.pending_header = None
-        m = _PROC_RE.match(t)
-        if m:
-            self._process(int(m.group(1)), m.group(2), ln)
-            return
-        url = clean_url(t)
-        if url:
-            self._url(url, ln)
-            return
-        pid = to_int(t)
-        if pid is not None:
+        if kind == _PROC:
+            self._process(a, b, ln)
+        elif kind == _URL:
+            self._url(a, ln)
+        elif kind == _PID:
             if self.list_mode == "pids" and self.cur_queue is not None:
-                self.cur_queue.pids.append(pid)
+                self.cur_queue.pids.append(a)
             else:
                 self.res.warnings.append(f"line {ln.no}: stray number {t!r}")
-            return
-        lv = split_label(t)
-        if lv is None:
+        elif kind == _BARE:
             # Bare words: "Timeout values inherited", auth schemes ("Negotiate"), ...
-            if self.list_mode != "auth" and not re.fullmatch(r"[^\W\d_][\w ./()-]*", t):
+            if self.list_mode != "auth" and not a:
                 self.res.warnings.append(f"line {ln.no}: unrecognized line {t[:60]!r}")
-            return
-        label, value = lv
-        self._label(_LABELS.get(label), value, ln)
+        else:
+            self._label(a, b, ln)
 
     def _any_record(self) -> bool:
         return bool(self.sessions or self.res.url_groups or self.res.request_queues)
