@@ -8,6 +8,7 @@ Registrations are printed upper-case while reservations keep their case: compare
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Optional
@@ -35,6 +36,7 @@ class UrlPrefix:
         return self.host in ("+", "*")
 
 
+@functools.lru_cache(maxsize=4096)  # pure, and an immutable result: the same URLs on every host
 def parse_url(text: str) -> Optional[UrlPrefix]:
     """Parse an HTTP.sys URL prefix; ``None`` when it is not one."""
     m = _URL_RE.match(text or "")

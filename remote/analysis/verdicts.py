@@ -13,6 +13,7 @@ Reservations (urlacl) never hold a port; they are listed with their users.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol, TypeVar
 
@@ -259,6 +260,7 @@ class _Owners:
         return None if pid is None else self.names.get(pid)
 
 
+@functools.lru_cache(maxsize=4096)  # pure: the same images on every host
 def _image_name(name: Optional[str], path: Optional[str]) -> Optional[str]:
     if path:
         base = path.replace("/", "\\").rsplit("\\", 1)[-1]

@@ -294,6 +294,7 @@ def never_raise(factory: Callable[[], T]) -> Callable[[Callable[[str], T]], Call
     return deco
 
 
+@functools.lru_cache(maxsize=4096)  # pure: a few addresses, asked about on every host
 def is_ip(text: str) -> bool:
     """An IPv4 or IPv6 address, as printed by Windows or in a URL: ``[::1]``, ``fe80::1%4`` (zone id) too.
     The one "is this an IP address" of port80 (parsers, analysis, report and remediation use it)."""

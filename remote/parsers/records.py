@@ -11,6 +11,7 @@ Parsers never raise: they return what they could, plus warnings.
 from __future__ import annotations
 
 from enum import Enum
+from operator import attrgetter
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Optional
 
@@ -328,8 +329,12 @@ class GetServiceResult:
     @property
     def has_graph(self) -> bool:
         """Every service shows both of its dependency lists, complete."""
-        return bool(self.services) and all(s.dependents is not None and s.depends_on is not None and not s.name_cut
-                                           for s in self.services)
+        svcs = self.services  # a few hundred services on every host: one pass per field, no Python step per service
+        return (bool(svcs) and None not in map(_DEPENDENTS, svcs) and None not in map(_DEPENDS_ON, svcs)
+                and not any(map(_NAME_CUT, svcs)))
+
+
+_DEPENDENTS, _DEPENDS_ON, _NAME_CUT = (attrgetter(a) for a in ("dependents", "depends_on", "name_cut"))
 
 
 __all__ = [n for n in dir() if n[0].isupper()] + ["to_dict", "asdict"]
