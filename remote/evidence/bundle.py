@@ -113,14 +113,15 @@ def write_bundle(path: Path, bundle: Bundle) -> Bundle:
     ``find_bundles`` skips) and renamed into place at the end, one rename for the whole bundle; an
     existing folder (a resumed or repeated scan) gets each file written aside and renamed over the old."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not os.path.isdir(path.parent):
+        path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
         return _write_files(path, path, bundle, _atomic_write)
     stage = path.with_name(f".{path.name}.part")
     if stage.exists():  # left by a crash: never complete
         shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir()
-    written = _write_files(stage, path, bundle, _plain_write)
+    written = _write_files(stage, path, bundle, _plain_write, made=True)
     try:
         os.rename(stage, path)
     except OSError:  # the folder appeared meanwhile: write over it file by file, as above
@@ -133,34 +134,57 @@ def _is_staging(path: Path) -> bool:
     return path.name.startswith(".") and path.name.endswith(".part")
 
 
-def _write_files(folder: Path, path: Path, bundle: Bundle, write: Callable[[Path, bytes], None]) -> Bundle:
-    """Write ``bundle`` into ``folder`` with ``write``; the Bundle as it will read back from ``path``."""
-    folder.mkdir(parents=True, exist_ok=True)
+def _write_files(folder: Path, path: Path, bundle: Bundle, write: Callable[[str, bytes], None],
+                 made: bool = False) -> Bundle:
+    """Write ``bundle`` into ``folder`` (``made``: just created) with ``write``; the Bundle as it will read
+    back from ``path``."""
+    if not made:
+        folder.mkdir(parents=True, exist_ok=True)
+    base = os.fspath(folder)
     replaced: dict[str, int] = {}
-    texts: dict[str, Optional[str]] = {kind: None for kind in FILES}
+    texts: dict[str, Optional[str]] = dict.fromkeys(FILES)
     problems: list[str] = []
     for kind, text in bundle.texts.items():
         if text is None:
             continue
         text, n = valid_unicode(text)
+        name = FILES[kind]
         if n:
-            replaced[FILES[kind]] = n
+            replaced[name] = n
         data = text.encode("utf-8")
-        write(folder / FILES[kind], data)
+        write(os.path.join(base, name), data)
         if len(data) > MAX_FILE_BYTES:
-            problems.append(f"{path / FILES[kind]}: {len(data)} bytes, over the {MAX_FILE_BYTES} byte limit; not read")
+            problems.append(f"{path / name}: {len(data)} bytes, over the {MAX_FILE_BYTES} byte limit; not read")
         else:
             texts[kind] = _as_read_back(text, data)
-    meta, n = valid_unicode_value(bundle.meta)
+    meta_text = _meta_text(bundle.meta, replaced)
+    write(os.path.join(base, HOST_FILE), meta_text.encode("utf-8"))
+    meta = json.loads(meta_text)
+    host = str(meta.get("host") or meta.get("hostname") or path.name)
+    return Bundle(host=host, texts=texts, meta=meta, path=path, problems=problems)
+
+
+def _meta_text(meta: dict[str, Any], replaced: dict[str, int]) -> str:
+    """host.json's text: ``meta`` with lone surrogates replaced (counted in ``replaced_characters``, with
+    the files' counts in ``replaced``)."""
+    if not replaced:
+        text = json.dumps(meta, indent=2, ensure_ascii=False) + "\n"
+        if text.isascii() or _encodes(text):  # no surrogate anywhere: valid_unicode_value would change nothing
+            return text
+    meta, n = valid_unicode_value(meta)
     if n:
         replaced[HOST_FILE] = n
     if replaced:
         meta = {**meta, "replaced_characters": replaced}
-    meta_text = json.dumps(meta, indent=2, ensure_ascii=False) + "\n"
-    write(folder / HOST_FILE, meta_text.encode("utf-8"))
-    meta = json.loads(meta_text)
-    host = str(meta.get("host") or meta.get("hostname") or path.name)
-    return Bundle(host=host, texts=texts, meta=meta, path=path, problems=problems)
+    return json.dumps(meta, indent=2, ensure_ascii=False) + "\n"
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _as_read_back(text: str, data: bytes) -> str:
@@ -172,7 +196,7 @@ def _as_read_back(text: str, data: bytes) -> str:
     return text
 
 
-def _plain_write(target: Path, data: bytes) -> None:
+def _plain_write(target: str, data: bytes) -> None:
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
     try:
         view = memoryview(data)
@@ -182,8 +206,8 @@ def _plain_write(target: Path, data: bytes) -> None:
         os.close(fd)
 
 
-def _atomic_write(target: Path, data: bytes) -> None:
-    tmp = target.with_name(target.name + ".part")
+def _atomic_write(target: str, data: bytes) -> None:
+    tmp = target + ".part"
     with open(tmp, "wb") as fh:
         fh.write(data)
     os.replace(tmp, target)

@@ -247,6 +247,15 @@ def body_lines(text: object) -> list[str]:
 
 
 def detect_error(text: object) -> Optional[str]:
+    """The error message when ``text`` is an error instead of command output, else None (see
+    ``_detect_error``). Memoized for short texts: every host prints the same empty listings (no
+    certificate bindings, no excluded ranges) and the same error messages."""
+    if type(text) is str and len(text) <= 4096:
+        return _detect_error_short(text)
+    return _detect_error(text)
+
+
+def _detect_error(text: object) -> Optional[str]:
     """The error message when ``text`` is an error instead of command output, else None.
 
     Structural heuristic, whatever the language: once titles/underlines/column headers are
@@ -264,6 +273,9 @@ def detect_error(text: object) -> Optional[str]:
     if len(body) <= 6 and _is_prose(body[0]):
         return body[0]
     return None
+
+
+_detect_error_short = functools.lru_cache(maxsize=1024)(_detect_error)
 
 
 # --- never raise ----------------------------------------------------------------------------------
