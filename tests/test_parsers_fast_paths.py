@@ -224,3 +224,32 @@ def test_urlacl_mutations_fast_equals_generic(data):
 @SETTINGS
 def test_split_lines_equals_iter_lines(text):
     assert split_lines(text) == list(iter_lines(text))
+
+
+# --- write_bundle: host.json without the surrogate walk when its text encodes ----------------------------
+
+_META_STR = st.sampled_from(["ok", "h\u00e9te", "\ud800", "a\udfffb", "\ud83d\ude00", "\U0001f600", "", "x" * 3])
+_META = st.dictionaries(_META_STR, st.one_of(_META_STR, st.integers(), st.none(), st.lists(_META_STR, max_size=3),
+                                             st.dictionaries(_META_STR, _META_STR, max_size=2)), max_size=4)
+
+
+@given(_META, st.dictionaries(st.sampled_from(["netstat", "urlacl", "services"]), _META_STR, max_size=2))
+@SETTINGS
+def test_bundle_host_json_equals_the_surrogate_walk(meta, texts):
+    import tempfile
+
+    from remote.evidence.bundle import FILES, HOST_FILE, Bundle, read_bundle, write_bundle
+    from remote.evidence.textio import valid_unicode, valid_unicode_value
+
+    replaced = {FILES[k]: n for k, t in texts.items() if (n := valid_unicode(t)[1])}
+    ref_meta, n = valid_unicode_value(meta)  # what write_bundle did before its shortcut
+    if n:
+        replaced[HOST_FILE] = n
+    if replaced:
+        ref_meta = {**ref_meta, "replaced_characters": replaced}
+    ref = json.dumps(ref_meta, indent=2, ensure_ascii=False) + "\n"
+    with tempfile.TemporaryDirectory() as d:
+        written = write_bundle(Path(d) / "h", Bundle(host="h", texts=dict(texts), meta=meta))
+        assert (Path(d) / "h" / HOST_FILE).read_text(encoding="utf-8") == ref
+        back = read_bundle(Path(d) / "h")
+        assert (written.meta, written.texts, written.host) == (back.meta, back.texts, back.host)
