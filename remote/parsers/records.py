@@ -16,9 +16,21 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Optional
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # dataclass -> its field names (fields() is slow, reports are many)
+
+
 def to_dict(obj: Any) -> Any:
     """Plain JSON-ready form of a record (dataclass → dict, recursively)."""
+    cls = type(obj)
+    if cls in _PLAIN:
+        return obj
+    names = _FIELD_NAMES.get(cls)
+    if names is not None:
+        return {n: to_dict(getattr(obj, n)) for n in names}
     if hasattr(obj, "__dataclass_fields__"):
+        if not isinstance(obj, type):  # an instance (a dataclass itself is not cached as its metaclass)
+            _FIELD_NAMES[cls] = tuple(f.name for f in fields(obj))
         return {f.name: to_dict(getattr(obj, f.name)) for f in fields(obj)}
     if isinstance(obj, Enum):  # port80's str-valued enums (status, holder): their plain value
         return obj.value
