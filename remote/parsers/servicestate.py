@@ -40,6 +40,7 @@ from .common import (
     iter_lines,
     never_raise,
     split_label,
+    split_lines,
     to_int,
 )
 
@@ -424,6 +425,10 @@ def _key(name: Optional[str]) -> Optional[str]:
 def parse_servicestate(text: str) -> ServiceStateResult:
     """Parse ``netsh http show servicestate [view=session|requestq] [verbose=yes|no]``; never raises."""
     p = _Parser()
-    for ln in iter_lines(text):
+    # split_lines is faster; iter_lines keeps memory flat on the huge outputs (5 MB: 100k lines) — same lines
+    for ln in split_lines(text) if len(text) < _SPLIT_MAX else iter_lines(text):
         p.feed(ln)
     return p.finish(text)
+
+
+_SPLIT_MAX = 256 * 1024
