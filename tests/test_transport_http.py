@@ -137,6 +137,14 @@ ANSWERS = {
     "status only": b"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n",
     "too many headers": b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(101)) + b"\r\n",
     "long line": b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 70000 + b"\r\nContent-Length: 0\r\n\r\n",
+    "colon in value": b"HTTP/1.1 200 OK\r\nX-Url: http://a:1/b\r\nX-Empty:\r\nX-Tab:\t v \t\r\nContent-Length: 1\r\n\r\nz",
+    "from line": b"HTTP/1.1 200 OK\r\nFrom: a@b\r\nFrom x\r\nContent-Length: 0\r\n\r\n",
+    "control in value": b"HTTP/1.1 200 OK\r\nX-Ctl: a\x00b\x7fc\r\nContent-Length: 0\r\n\r\n",
+    "bare cr in head": b"HTTP/1.1 200 OK\r\nX-A: one\rX-B: two\r\nContent-Length: 0\r\n\r\n",
+    "no headers": b"HTTP/1.1 200 OK\r\n\r\nuntil close\r\n\r\nmore",
+    "empty name": b"HTTP/1.1 200 OK\r\n: novalue\r\nContent-Length: 0\r\n\r\n",
+    "space in name": b"HTTP/1.1 200 OK\r\nBad Name: v\r\nContent-Length: 2\r\n\r\nok",
+    "100 headers": b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(99)) + b"\r\n",
     "big body": b"HTTP/1.1 200 OK\r\nContent-Length: 300000\r\n\r\n" + (bytes(range(256)) * 1172)[:300000],
 }
 

@@ -522,3 +522,60 @@ def test_parse_response_keeps_long_stream_texts_out_of_the_parser(monkeypatch):
     monkeypatch.setattr(transport.ET, "fromstring", lambda d: seen.append(len(d)) or real(d))
     assert ET.tostring(transport.parse_response(data)) == ET.tostring(real(data))
     assert seen and seen[0] < len(data) - len(_B64_TEXT) - 200  # the fast path was taken, once
+
+
+class _Answers:
+    """A stand-in for a WSMan that answers every request with the body of one response."""
+
+    def __init__(self, response: bytes) -> None:
+        self.body = ET.fromstring(response).find("s:Body", namespaces=NAMESPACES)
+
+    def receive(self, *args, **kwargs):
+        return self.body
+
+
+_CREATED = ('<s:Envelope xmlns:s="%s" xmlns:x="%s" xmlns:a="%s" xmlns:w="%s" xmlns:rsp="%s"><s:Body>'
+            '<x:ResourceCreated><a:Address>https://h:5986/wsman</a:Address><a:ReferenceParameters>'
+            '<w:ResourceURI>http://schemas.microsoft.com/powershell/Microsoft.PowerShell</w:ResourceURI>'
+            '<w:SelectorSet><w:Selector Name="ShellId">9E2A5B1C-0000-4000-8000-000000000001</w:Selector>'
+            '<w:Selector Name="Other"/></w:SelectorSet></a:ReferenceParameters></x:ResourceCreated>'
+            '<rsp:Shell><rsp:ShellId>9E2A5B1C-0000-4000-8000-000000000001</rsp:ShellId><rsp:Name>WinRM1</rsp:Name>'
+            '<rsp:ResourceUri>http://schemas.microsoft.com/powershell/Microsoft.PowerShell</rsp:ResourceUri>'
+            '<rsp:Owner>LAB\\auditor</rsp:Owner><rsp:ClientIP>127.0.0.1</rsp:ClientIP>'
+            '<rsp:IdleTimeOut>PT7200.000S</rsp:IdleTimeOut><rsp:InputStreams>stdin pr</rsp:InputStreams>'
+            '<rsp:OutputStreams>stdout</rsp:OutputStreams><rsp:ShellRunTime>P0DT0H0M0S</rsp:ShellRunTime>'
+            '<rsp:ShellInactivity>P0DT0H0M0S</rsp:ShellInactivity></rsp:Shell></s:Body></s:Envelope>'
+            % (NS["s"], NAMESPACES["wst"], NAMESPACES["wsa"], NAMESPACES["wsman"], NS["rsp"]))
+
+
+def _receive_responses() -> list[str]:
+    out = []
+    for p in sorted(RECORDINGS.glob("*.xml")):
+        text = p.read_text(encoding="utf-8")
+        if "<!-- response -->" in text and ET.fromstring(_response(p)).find(
+                "s:Body/rsp:ReceiveResponse", namespaces=NAMESPACES) is not None:
+            out.append(p.name)
+    return out
+
+
+@pytest.mark.parametrize("name", _receive_responses())
+def test_port80_winrs_receives_as_pypsrp_on_real_windows_responses(name):
+    data = _response(RECORDINGS / name).encode("utf-8")
+    got = []
+    for cls in (WinRS, transport.Port80WinRS):
+        shell = WinRS(_Answers(data), id="S")
+        shell.__class__ = cls
+        got.append([shell.receive("stdout"), shell.receive("stdout stderr", command_id="C", timeout=3)])
+    assert got[0] == got[1]
+
+
+def test_port80_winrs_reads_a_created_shell_as_pypsrp():
+    body = ET.fromstring(_CREATED).find("s:Body", namespaces=NAMESPACES)
+    shells = []
+    for cls in (WinRS, transport.Port80WinRS):
+        shell = WinRS(_Answers(_CREATED.encode()))
+        shell.__class__ = cls
+        shell._parse_shell_create(body)
+        shells.append({k: (v.values if isinstance(v, SelectorSet) else v) for k, v in vars(shell).items()
+                       if k != "wsman"})
+    assert shells[0] == shells[1] and shells[1]["id"] == "9E2A5B1C-0000-4000-8000-000000000001"
