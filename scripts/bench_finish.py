@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from remote.analysis.verdicts import analyze_bundle, analyze_evidence, parse_evidence  # noqa: E402
 from remote.evidence.bundle import Bundle, read_bundle, write_bundle  # noqa: E402
-from remote.evidence.kinds import COLLECTED, FILES, KINDS, PARSED  # noqa: E402
+from remote.evidence.kinds import COLLECTED, COMMANDS, FILES, KINDS, PARSED  # noqa: E402
 from remote.evidence.textio import valid_unicode  # noqa: E402
 from remote.lab.engine.natives import SSLCERT_EMPTY, _excluded_empty  # noqa: E402
 from remote.lab.fleet import demo_fleet_dir  # noqa: E402
@@ -58,8 +58,12 @@ def healthy_hosts() -> list[Bundle]:
                 continue
             t = b.texts.get(kind)
             texts[kind] = t if t is not None else LAB_DEFAULTS.get(kind, "")
-        meta = {k: v for k, v in b.meta.items() if k != "lab"}
-        meta.update(host=d.name, address="127.0.0.1", status="ok", elapsed_s=0.5, groups=["lab"])
+        # host.json as a scan writes it (remote/remoting/collect.py's _meta, then Scan._finish's additions)
+        meta = {"host": d.name, "address": "127.0.0.1", "collected_at": "2026-12-06T04:29:20+00:00",
+                "commands": {k: COMMANDS[k] for k in texts if k in COMMANDS},
+                "hostname": b.meta.get("hostname"), "os_version": b.meta.get("os_version"),
+                "os_caption": b.meta.get("os_caption"), "elevated": True,
+                "status": "ok", "elapsed_s": 0.962, "groups": ["lab"]}
         hosts.append(Bundle(host=d.name, texts=texts, meta=meta))
     return hosts
 

@@ -103,16 +103,12 @@ def _port(text: str) -> Optional[int]:
 _RowFields = tuple[str, str, Optional[int], Optional[str], Optional[int], Optional[str], Optional[int], bool]
 
 
-def _parse_row(tokens: list[str], no: int, warnings: list[str]) -> Optional[Socket]:
-    got = _row(tuple(tokens))
-    if got is None:
-        return None
-    fields, notes = got
-    warnings.extend(f"line {no}: {n}" for n in notes)
-    return Socket(*fields, line=no)
-
-
 @functools.lru_cache(maxsize=4096)  # rows repeat from host to host (the same services listen everywhere)
+def _row_text(t: str) -> Optional[tuple[_RowFields, tuple[str, ...]]]:
+    """A row's Socket fields and warnings (``_row``), from its stripped text; None: not a row."""
+    return _row(tuple(t.split()))
+
+
 def _row(tokens: tuple[str, ...]) -> Optional[tuple[_RowFields, tuple[str, ...]]]:
     """A row's Socket fields (proto … ipv6) and its warnings without their line prefix; None: not a row."""
     proto_m = _PROTO_RE.match(tokens[0])
@@ -196,15 +192,20 @@ def parse_netstat(text: str) -> NetstatResult:
     gntc_cols: Optional[list[str]] = None
     for ln in lines:
         t = ln.text
-        if not t or is_marker(t) or is_rule(t):
+        if not t:
+            continue
+        row = _row_text(t)  # first: a row is never a marker or a rule (it starts with TCP/UDP)
+        if row is not None:
+            fields, notes = row
+            if notes:
+                res.warnings.extend(f"line {ln.no}: {n}" for n in notes)
+            _flush_pending(last, pending, b_mode, res.warnings)
+            last = Socket(*fields, line=ln.no)
+            res.sockets.append(last)
+            continue
+        if is_marker(t) or is_rule(t):
             continue
         tokens = t.split()
-        sock = _parse_row(tokens, ln.no, res.warnings)
-        if sock is not None:
-            _flush_pending(last, pending, b_mode, res.warnings)
-            res.sockets.append(sock)
-            last = sock
-            continue
         low = [x.lower() for x in tokens]
         if low[0] == "proto" or _TITLE_RE.match(t):
             continue  # column header / title (repeated by "netstat -ano 5")

@@ -198,6 +198,8 @@ class _Parser:
 
     def _label(self, key: Optional[str], value: str, ln: Line) -> None:
         self.list_mode = None
+        if key is None:
+            return  # unknown labels (timeouts, bandwidth, verbosity, ...) are ignored
         if key == "session":
             self._session(value, ln)
         elif key == "group":
