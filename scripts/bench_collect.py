@@ -7,7 +7,9 @@ host), serially, in this process, against the lab served in another process (scr
 Starts the lab on the demo fleet's healthy bundles (pinned to CPU ``--lab-cpu`` with taskset when available), waits for it, then collects
 every lab host once per repetition (one warm-up repetition first, not counted), timing
 ``time.process_time()`` of this process only (pinned to ``--cpu``): the lab's CPU is not in it. The
-garbage collector's gen-0 threshold is the one ``port80 scan`` runs with (remote/runner/fleet.py). Prints
+garbage collector's gen-0 threshold is the one ``port80 scan`` runs with (remote/runner/fleet.py). For
+Kerberos every repetition starts from a new private credential cache, as a scan does: its AS exchange
+and one TGS exchange per host are in the figure. Prints
 ms of client CPU per host for each repetition, their median and minimum (on a shared machine the
 minimum is the steadier figure: other load only adds), as one JSON line at the end.
 Basic runs over HTTPS, NTLM and Kerberos over HTTP with message encryption (the lab's defaults), as
@@ -92,7 +94,11 @@ def main(argv: list[str] | None = None) -> int:
         specs = [to_spec(h) for h in inv.hosts()]
         password = info["password"]
 
+        from remote.remoting import kerberos
+
         def one_rep() -> float:
+            if info.get("krb5_conf"):
+                kerberos.forget()  # as a scan starts: one AS exchange, then one TGS exchange per host
             t0 = time.process_time()
             for spec in specs:
                 got = collect(spec, password, on_evidence=lambda c: None)
