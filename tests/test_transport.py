@@ -16,6 +16,7 @@ SAMPLES = [
     None, "", "plain", "line_x000D__x000A_", "a_x000D__x000A_b_x000D__x000A_", "_x000D_x000A_", "_x000A_x000D_",
     "_x005F_x000D_", "_x005F__x000D_", "lower_x000d_", "tab_x0009_", "_x0041_", "snake_x_case", "_xZZZZ_",
     "\u65e5\u672c_x000D__x000A_", "caf\u00e9", "_X000D_", "__x000A_", "_x000D__x000D__x000A_",
+    "_x000D__x000A_x000D__x000A_", "a_x000D__x000A__x000D__x000A_b", "_x000A__x000D__x000A_", "_x000D__x000A_x",
 ]
 
 
@@ -37,7 +38,7 @@ def test_samples_match_pypsrp():
 
 
 @settings(max_examples=600, deadline=None)
-@given(st.lists(st.sampled_from(["_x000D_", "_x000A_", "_x", "_", "x", "000D", "A", "_x005F_", "_x0009_", "\r\n",
+@given(st.lists(st.sampled_from(["_x000D_", "_x000A_", "_x000D__x000A_", "x000D__x000A_", "_x", "_", "x", "000D", "A", "_x005F_", "_x0009_", "\r\n",
                                  "\u00e9", "\u3000", "\u5f00", " ", "ab"]), max_size=12).map("".join))
 def test_fast_string_decoding_matches_pypsrp(value):
     _same(value)
