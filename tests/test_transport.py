@@ -38,7 +38,8 @@ def test_samples_match_pypsrp():
 
 
 @settings(max_examples=600, deadline=None)
-@given(st.lists(st.sampled_from(["_x000D_", "_x000A_", "_x000D__x000A_", "x000D__x000A_", "_x", "_", "x", "000D", "A", "_x005F_", "_x0009_", "\r\n",
+@given(st.lists(st.sampled_from(["_x000D_", "_x000A_", "_x000D__x000A_", "x000D__x000A_", "_x", "_", "x", "000D", "A",
+                                 "_x005F_", "_x0009_", "\r\n",
                                  "\u00e9", "\u3000", "\u5f00", " ", "ab"]), max_size=12).map("".join))
 def test_fast_string_decoding_matches_pypsrp(value):
     _same(value)

@@ -129,6 +129,27 @@ def test_a_wrong_length_is_pypsrps_error(kdc):
         ours.unwrap_message(body, BOUNDARY)
 
 
-def test_ntlm_contexts_keep_pyspnegos_code():
-    client = spnego.client(USER, PASSWORD, hostname=HOST, protocol="ntlm", options=spnego.NegotiateOptions.wrapping_winrm)
-    assert Port80Encryption(client, WinRMEncryption.SPNEGO)._port80_krb() is None
+def test_ntlm_contexts_keep_pyspnegos_code_with_the_framing_read_by_offsets(tmp_path, monkeypatch):
+    users = tmp_path / "ntlm-users"
+    users.write_text(f"LAB:{USER}:{PASSWORD}\n", encoding="utf-8")
+    monkeypatch.setenv("NTLM_USER_FILE", str(users))
+    client = spnego.client(f"LAB\\{USER}", PASSWORD, hostname=HOST, protocol="ntlm",
+                           options=spnego.NegotiateOptions.wrapping_winrm)
+    server = spnego.server(protocol="ntlm", options=spnego.NegotiateOptions.wrapping_winrm)
+    token = client.step()
+    while not (client.complete and server.complete):
+        token = server.step(token)
+        if token is not None and not client.complete:
+            token = client.step(token)
+    ours = Port80Encryption(client, WinRMEncryption.SPNEGO)
+    theirs = WinRMEncryption(server, WinRMEncryption.SPNEGO)
+    assert ours._port80_krb() is None
+    for size in SIZES:
+        message = os.urandom(size)
+        _, body = theirs.wrap_message(message)
+        assert ours._port80_unwrap(None, body, BOUNDARY) == message  # the framing by offsets, pyspnego's unwrap
+        _, body = ours.wrap_message(message)
+        assert theirs.unwrap_message(body, BOUNDARY) == message
+        _, body = theirs.wrap_message(message)
+        assert ours.unwrap_message(body.replace(b"--Encrypted Boundary\r\n", b"-- Encrypted Boundary\r\n", 1),
+                                   BOUNDARY) == message  # pypsrp's code

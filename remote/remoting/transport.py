@@ -443,6 +443,7 @@ class Port80Encryption(WinRMEncryption):
     buffers pyspnego passes (header, data, padding; header, data, data), the multipart framing written and
     read by offsets. Any other context, or a body that is not exactly one part framed as pypsrp writes it
     (where pypsrp's regular expressions could read it differently), goes to pypsrp's and pyspnego's code;
+    The framing is read by offsets for NTLM too (then pyspnego's ``unwrap_winrm``, as pypsrp calls it).
     tests/test_transport_kerberos.py compares both directions with pypsrp's."""
 
     _port80_ctx: Any = None
@@ -475,8 +476,8 @@ class Port80Encryption(WinRMEncryption):
                                                  data, padding, self.MIME_BOUNDARY.encode("utf-8"), b"--\r\n"))
 
     def unwrap_message(self, message: bytes, boundary: str) -> bytes:
-        ctx = self._port80_krb()
-        got = self._port80_unwrap(ctx, message, boundary) if ctx is not None else None
+        ctx = self._port80_krb() if self.protocol != self.CREDSSP else None
+        got = self._port80_unwrap(ctx, message, boundary) if self.protocol != self.CREDSSP else None
         return super().unwrap_message(message, boundary) if got is None else got
 
     def _port80_unwrap(self, ctx: Any, message: bytes, boundary: str) -> Optional[bytes]:
@@ -505,20 +506,30 @@ class Port80Encryption(WinRMEncryption):
             expected = int(message[len(first):second].strip().split(b"Length=")[1])
         except (IndexError, ValueError):
             return None
-        from gssapi.raw import IOV, IOVBuffer, IOVBufferType, unwrap_iov
-
-        try:
-            iov = IOV(IOVBuffer(IOVBufferType.header, False, message[start + 4:start + 4 + length]),
-                      IOVBuffer(IOVBufferType.data, False, message[start + 4 + length:end]),
-                      IOVBuffer(IOVBufferType.data, False, None), std_layout=False)
-            unwrap_iov(ctx, iov)
-        except Exception:
-            return None  # pyspnego unwraps it again and raises its own error
-        data = iov[1].value or b""
+        header, data = message[start + 4:start + 4 + length], message[start + 4 + length:end]
+        if ctx is None:  # not MIT Kerberos (NTLM...): pyspnego's unwrap_winrm, as pypsrp calls it
+            data = self.context.unwrap_winrm(header, data)
+        else:
+            data = self._port80_unwrap_krb(ctx, header, data)
+            if data is None:
+                return None
         if len(data) != expected:
             raise WinRMError("The encrypted length from the server does not match the expected length, decryption "
                              "failed, actual: %d != expected: %d" % (len(data), expected))
         return data
+
+    @staticmethod
+    def _port80_unwrap_krb(ctx: Any, header: bytes, data: bytes) -> Optional[bytes]:
+        """pyspnego's ``GSSAPIProxy.unwrap_winrm`` for MIT krb5 (its IOV buffers); None when it fails."""
+        from gssapi.raw import IOV, IOVBuffer, IOVBufferType, unwrap_iov
+
+        try:
+            iov = IOV(IOVBuffer(IOVBufferType.header, False, header), IOVBuffer(IOVBufferType.data, False, data),
+                      IOVBuffer(IOVBufferType.data, False, None), std_layout=False)
+            unwrap_iov(ctx, iov)
+        except Exception:
+            return None  # pyspnego unwraps it again and raises its own error
+        return iov[1].value or b""
 
 
 class _Classic(Exception):
