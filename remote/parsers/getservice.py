@@ -47,6 +47,7 @@ from .services import (
 _DEP_KEYS = ("dependentservices",)
 _REQ_KEYS = ("servicesdependedon", "requiredservices")
 _NAME_KEY = re.compile(r'"name"\s*:', re.I)
+_COLON = re.compile(r"\s*:")
 
 
 def _status(v: Any) -> Optional[str]:
@@ -111,9 +112,6 @@ def _node(obj: dict[Any, Any], line: int, res: GetServiceResult, i: int) -> Opti
                 setattr(node, attr, got)
                 break
     return node
-
-
-_COLON = re.compile(r"\s*:")
 
 
 _STATUS_MEMO: dict[str, Optional[str]] = {}
