@@ -579,3 +579,28 @@ def test_port80_winrs_reads_a_created_shell_as_pypsrp():
         shells.append({k: (v.values if isinstance(v, SelectorSet) else v) for k, v in vars(shell).items()
                        if k != "wsman"})
     assert shells[0] == shells[1] and shells[1]["id"] == "9E2A5B1C-0000-4000-8000-000000000001"
+
+
+def _wsman_sets():
+    o = OptionSet()
+    o.add_option("protocolversion", "2.3", {"MustComply": "true"})
+    o.add_option("x", "a&<b>\"'\u00e9", {})
+    o.add_option("e", "")
+    o.add_option("n", 5)
+    s = SelectorSet()
+    s.add_option("ShellId", "S")
+    q = OptionSet()
+    q.add_option("k", "v", {"Name": "override", "A": "1&\""})
+    odd = OptionSet()
+    odd.add_option("k", "v", {"{%s}lang" % "http://www.w3.org/XML/1998/namespace": "en"})  # namespaced: ElementTree's
+    return [o, s, OptionSet(), SelectorSet(), q, odd]
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_option_and_selector_sets_are_written_as_elementtree_writes_them(monkeypatch, index):
+    _pair(monkeypatch)  # pypsrp's namespaces registered
+    wset = _wsman_sets()[index]
+    parts: list[str] = []
+    transport._emit(wset.pack(), parts.append, transport._namer({}))
+    got = transport._set_text(wset)
+    assert got == "".join(parts) or (got is None and index == 5)

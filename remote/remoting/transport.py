@@ -1404,6 +1404,29 @@ def parse_response(data: bytes) -> Any:
     return ET.fromstring(data) if left else root
 
 
+def _set_text(wset: Any) -> Optional[str]:
+    """What ``_emit(wset.pack(), ...)`` writes for pypsrp's ``OptionSet``/``SelectorSet`` (pinned 0.9.1) inside
+    the header (whose namespaces ``_port80_header`` declares): each entry an element with the entry's
+    attributes, then ``Name`` (``ET.SubElement``'s order), and ``str(value)`` as text. None (pack and
+    ``_emit``) for anything else: a subclass, a namespaced or non-string attribute, a non-string name."""
+    if type(wset) not in (OptionSet, SelectorSet):
+        return None
+    tag, child = "wsman:" + wset.element_name, "wsman:" + wset.child_element_name
+    parts = ["<" + tag + (' s:mustUnderstand="true"' if wset.must_understand else "")]
+    if not wset.values:
+        parts.append(" />")
+        return "".join(parts)
+    parts.append(">")
+    for key, value, attributes in wset.values:
+        attrib = {**attributes, "Name": key} if attributes else {"Name": key}
+        if any(type(k) is not str or type(v) is not str or k[:1] == "{" for k, v in attrib.items()):
+            return None
+        attrs = "".join(' %s="%s"' % (k, _escape_attrib(v)) for k, v in attrib.items())
+        parts.append(_element(child, str(value), attrs))
+    parts.append("</" + tag + ">")
+    return "".join(parts)
+
+
 class Port80WSMan(WSMan):
     """pypsrp's ``WSMan`` (pinned 0.9.1) with port80's transport (``tune_wsman``) and its SOAP envelopes
     written as text: the header from the same fields ``_create_header`` puts in its element tree, the
@@ -1438,7 +1461,11 @@ class Port80WSMan(WSMan):
         name = _namer(used)
         for extra in (option_set, selector_set):
             if extra is not None:
-                _emit(extra.pack(), parts.append, name)
+                text = _set_text(extra)
+                if text is None:
+                    _emit(extra.pack(), parts.append, name)
+                else:
+                    parts.append(text)
         parts.append("</s:Header>")
         return "".join(parts)
 
