@@ -36,7 +36,7 @@ class UrlPrefix:
         return self.host in ("+", "*")
 
 
-@functools.lru_cache(maxsize=4096)  # pure, and an immutable result: the same URLs on every host
+@functools.lru_cache(maxsize=256)  # pure, immutable result: the same URLs on every host (parsers/common.py CACHE_NOTE)
 def parse_url(text: str) -> Optional[UrlPrefix]:
     """Parse an HTTP.sys URL prefix; ``None`` when it is not one."""
     m = _URL_RE.match(text or "")

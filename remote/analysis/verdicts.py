@@ -260,7 +260,7 @@ class _Owners:
         return None if pid is None else self.names.get(pid)
 
 
-@functools.lru_cache(maxsize=4096)  # pure: the same images on every host
+@functools.lru_cache(maxsize=512)  # pure: the same images on every host (parsers/common.py CACHE_NOTE)
 def _image_name(name: Optional[str], path: Optional[str]) -> Optional[str]:
     if path:
         base = path.replace("/", "\\").rsplit("\\", 1)[-1]

@@ -275,7 +275,13 @@ def _detect_error(text: object) -> Optional[str]:
     return None
 
 
-_detect_error_short = functools.lru_cache(maxsize=1024)(_detect_error)
+_detect_error_short = functools.lru_cache(maxsize=256)(_detect_error)
+
+
+# CACHE_NOTE: the memoized pure functions of the parsers and the analysis (a line's shape, a netstat row,
+# a URL, an address) keep a few hosts' worth of entries: what every host of a fleet prints again. Small on
+# purpose: the thousands of lines and URLs of one huge host (a 5 MB IIS servicestate) are its own, pass
+# through without evicting for long what the fleet shares, and cost what they cost without the cache.
 
 
 # --- never raise ----------------------------------------------------------------------------------
@@ -306,7 +312,7 @@ def never_raise(factory: Callable[[], T]) -> Callable[[Callable[[str], T]], Call
     return deco
 
 
-@functools.lru_cache(maxsize=4096)  # pure: a few addresses, asked about on every host
+@functools.lru_cache(maxsize=256)  # pure: a few addresses, asked about on every host (CACHE_NOTE)
 def is_ip(text: str) -> bool:
     """An IPv4 or IPv6 address, as printed by Windows or in a URL: ``[::1]``, ``fe80::1%4`` (zone id) too.
     The one "is this an IP address" of port80 (parsers, analysis, report and remediation use it)."""

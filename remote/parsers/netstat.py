@@ -103,7 +103,7 @@ def _port(text: str) -> Optional[int]:
 _RowFields = tuple[str, str, Optional[int], Optional[str], Optional[int], Optional[str], Optional[int], bool]
 
 
-@functools.lru_cache(maxsize=4096)  # rows repeat from host to host (the same services listen everywhere)
+@functools.lru_cache(maxsize=1024)  # rows repeat from host to host (common.py CACHE_NOTE)
 def _row_text(t: str) -> Optional[tuple[_RowFields, tuple[str, ...]]]:
     """A row's Socket fields and warnings (``_row``), from its stripped text; None: not a row."""
     return _row(tuple(t.split()))

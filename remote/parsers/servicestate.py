@@ -81,7 +81,7 @@ _MARKER, _RULE, _PROC, _URL, _PID, _BARE, _LABEL = range(7)
 _WORDS_RE = re.compile(r"[^\W\d_][\w ./()-]*")
 
 
-@functools.lru_cache(maxsize=4096)  # the same lines (labels, values) come back in every host's output
+@functools.lru_cache(maxsize=512)  # the same lines come back in every host's output (common.py CACHE_NOTE)
 def _shape(t: str) -> tuple[int, Any, Any, Optional[str]]:
     """What a non-blank stripped line is, from its text alone: (kind, value, value, title), where title is
     None unless the line can be the title, else the view it names ("session", "requestq", or "")."""

@@ -152,7 +152,7 @@ def identify(path: str, port: int, services: Iterable[str] = (), queue_name: Opt
     return GENERIC if has_owner else UNKNOWN_OWNER
 
 
-@functools.lru_cache(maxsize=4096)  # pure (PRODUCTS is constant): the same paths on every host
+@functools.lru_cache(maxsize=256)  # pure (PRODUCTS is constant): the same paths on every host
 def identify_reservation(path: str, port: int) -> Optional[Product]:
     for p in PRODUCTS:
         if p.path and re.match(p.path, path or "/", re.IGNORECASE) and (not p.ports or port in p.ports):
