@@ -346,7 +346,7 @@ class LabFleet:
                     kerberos = None
                     if self.kdc is not None:
                         kerberos = KerberosAcceptor(str(self.kdc.keytab), principal_host(h.name, self.kdc.realm),
-                                                    KRB_SERVICE)
+                                                    KRB_SERVICE, rcache=self.kdc.replay_cache(h.name))
                     server = LabHTTPServer(addr, port, runtime, self.credentials, ssl_context=ssl_context,
                                            allow_unencrypted=self.allow_unencrypted, latency_ms=self.latency_ms,
                                            stopping=self.stopping, kerberos=kerberos,

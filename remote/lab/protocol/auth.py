@@ -167,8 +167,9 @@ class KerberosAcceptor:
     lab's keytab (a ticket for another host's principal is refused, as on Windows: the host cannot
     decrypt it). Shared by the host's connections; the gssapi credential is acquired once."""
 
-    def __init__(self, keytab: str, host: str, service: str = "HTTP") -> None:
+    def __init__(self, keytab: str, host: str, service: str = "HTTP", rcache: Optional[str] = None) -> None:
         self.keytab, self.host, self.service = keytab, host, service
+        self.rcache = rcache  # this host's replay cache (LabKDC.replay_cache); None: MIT's default
         self._cred = None
         self._lock = threading.Lock()
 
@@ -182,7 +183,10 @@ class KerberosAcceptor:
                 import gssapi
 
                 name = gssapi.Name(f"{self.service}@{self.host}", name_type=gssapi.NameType.hostbased_service)
-                self._cred = gssapi.Credentials(name=name, usage="accept", store={b"keytab": self.keytab.encode()})
+                store = {b"keytab": self.keytab.encode()}
+                if self.rcache:
+                    store[b"rcache"] = self.rcache.encode()
+                self._cred = gssapi.Credentials(name=name, usage="accept", store=store)
             return self._cred
 
     def context(self):
