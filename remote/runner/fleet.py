@@ -142,7 +142,12 @@ class FleetRunner(Generic[T]):
     while the fleet runs (restored afterwards), plus one full collection per ``GC_EVERY`` finished
     hosts while more hosts are still to start, which frees the reference cycles finished hosts
     leave behind, so memory stays flat however many hosts (a pause of ~50 ms with 200 hosts in
-    flight: none once the last host has started)."""
+    flight: none once the last host has started). With more hosts in flight a full collection costs
+    more (~250 ms at 1,000: a 10,000-host scan made 90 of them, ~2 ms of CPU per host), so it comes
+    every ``max(GC_EVERY, forks // 4)`` finished hosts (at 1,000 forks every 250: a 3,000-host scan
+    peaked at 296 MB against 306 MB before), and the objects that exist when the fleet starts (the
+    imported modules: typer, pydantic, pypsrp, cryptography...) are frozen out of every collection
+    (``gc.freeze``; ~250 → ~160 ms per full collection at 1,000 in flight), unfrozen at the end."""
 
     def __init__(self, task: Callable[[T, Context], Any], on_result: Callable[[Result[T]], Optional[str]], *,
                  forks: int, timeout: float, progress: bool = False, defer: bool = False,
@@ -209,7 +214,7 @@ class FleetRunner(Generic[T]):
             status = self.on_result(result)
             progress.update(status, len(active))
             finished += 1
-            if self.gc_every and finished % self.gc_every == 0 and pending:
+            if gc_every and finished % gc_every == 0 and pending:
                 gc.collect()  # only while hosts are still to start: memory is flat when none comes after
 
         def finish(result: Result[T]) -> None:
@@ -224,10 +229,12 @@ class FleetRunner(Generic[T]):
             while backlog:
                 finish(backlog.pop(0)[0])
 
+        gc_every = max(self.gc_every, self.forks // 4) if self.gc_every else 0
         gc_threshold = gc.get_threshold()
         gc.set_threshold(max(gc_threshold[0], GC_GEN0), *gc_threshold[1:])
         switch = slow_handoff()  # a thread per host in flight: remote/runner/limits.py says why
         try:
+            gc.freeze()  # what exists before the first host (modules, the inventory) is never garbage
             while pending or active or closing or backlog or processing:
                 while pending and len(active) + len(closing) < self.forks:
                     job = pending.pop()
@@ -299,6 +306,7 @@ class FleetRunner(Generic[T]):
                     todo.put(None)
                 progress.close()
                 gc.set_threshold(*gc_threshold)
+                gc.unfreeze()
                 sys.setswitchinterval(switch)
         return self.interrupted
 
