@@ -1,6 +1,26 @@
 """Shared pytest fixtures."""
 
+from contextlib import contextmanager
+
 import pytest
+
+
+@contextmanager
+def krb5_config(path):
+    """KRB5_CONFIG set to the lab KDC's ``path`` and port80's remembered Kerberos credentials forgotten,
+    both put back on exit (the Kerberos tests share one process)."""
+    import os
+
+    from remote.remoting import kerberos
+
+    saved = os.environ.get("KRB5_CONFIG")
+    os.environ["KRB5_CONFIG"] = str(path)
+    kerberos.forget()
+    try:
+        yield
+    finally:
+        kerberos.forget()
+        os.environ["KRB5_CONFIG"] = saved or ""
 
 
 # ---- lab (remote/lab): emulated Windows hosts on loopback ------------------------------------------

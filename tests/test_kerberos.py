@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import krb5_config
 from typer.testing import CliRunner
 
 from remote.cli.app import app
@@ -49,15 +50,9 @@ def basic_verdicts(healthy, tmp_path_factory) -> dict:
 @pytest.fixture(scope="module")
 def krb_lab(healthy, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("krb")
-    with lab_fleet(healthy, auth="kerberos", inventory=tmp / "inv.ini", workdir=tmp / "lab") as fleet:
-        saved = os.environ.get("KRB5_CONFIG")
-        os.environ["KRB5_CONFIG"] = str(fleet.kdc.krb5_conf)
-        kerberos.forget()
-        try:
-            yield fleet
-        finally:
-            kerberos.forget()
-            os.environ["KRB5_CONFIG"] = saved or ""
+    with lab_fleet(healthy, auth="kerberos", inventory=tmp / "inv.ini", workdir=tmp / "lab") as fleet, \
+            krb5_config(fleet.kdc.krb5_conf):
+        yield fleet
 
 
 def _kinit(fleet, ccache: str, password: str) -> subprocess.CompletedProcess:

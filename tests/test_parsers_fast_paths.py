@@ -125,21 +125,16 @@ def _base(name: str) -> list[dict]:
     return json.loads(profile_texts(name)[0])[:40]
 
 
-@given(st.data())
+@pytest.mark.parametrize("parse, keys, base", [
+    (parse_services_json, ("Name", "DisplayName", "State", "StartMode", "ProcessId"), "services.json"),
+    (parse_processes_json, ("Id", "ProcessName", "Path"), "processes.json"),
+], ids=["services", "processes"])
+@given(data=st.data())
 @SETTINGS
-def test_services_variants_fast_equals_generic(data):
-    items = data.draw(variant_items(("Name", "DisplayName", "State", "StartMode", "ProcessId"), _base("services.json")))
+def test_json_variants_fast_equals_generic(parse, keys, base, data):
+    items = data.draw(variant_items(keys, _base(base)))
     text = json.dumps(items, indent=4, ensure_ascii=data.draw(st.booleans()))
-    fast, slow = both(parse_services_json, text)
-    assert fast == slow
-
-
-@given(st.data())
-@SETTINGS
-def test_processes_variants_fast_equals_generic(data):
-    items = data.draw(variant_items(("Id", "ProcessName", "Path"), _base("processes.json")))
-    text = json.dumps(items, indent=4, ensure_ascii=data.draw(st.booleans()))
-    fast, slow = both(parse_processes_json, text)
+    fast, slow = both(parse, text)
     assert fast == slow
 
 

@@ -8,6 +8,7 @@ import os
 import struct
 
 import pytest
+from conftest import krb5_config
 import spnego
 from pypsrp.encryption import WinRMEncryption
 from pypsrp.exceptions import WinRMError
@@ -27,16 +28,9 @@ SIZES = [0, 1, 15, 16, 17, 100, 4096, 70001, 150000]
 def kdc(tmp_path_factory):
     k = LabKDC(tmp_path_factory.mktemp("kdc"))
     k.create(USER, PASSWORD, [HOST])
-    saved = os.environ.get("KRB5_CONFIG")
-    os.environ["KRB5_CONFIG"] = str(k.krb5_conf)
-    kerberos.forget()
-    with k:
+    with krb5_config(k.krb5_conf), k:
         k.start()
-        try:
-            yield k
-        finally:
-            kerberos.forget()
-            os.environ["KRB5_CONFIG"] = saved or ""
+        yield k
 
 
 def _pair(kdc, protocol: str):
