@@ -143,7 +143,52 @@ class _PipelineMemo:
 
 
 def run_pipeline(pool, kinds: list[str], builders: dict[str, Callable]) -> tuple[dict[str, Any], dict[str, str]]:
-    """Run ``kinds`` as one pipeline of statements; split the output on the markers."""
+    """Run ``kinds`` as one pipeline of statements on ``pool`` (a ``Session``, remote/remoting/psrp.py, or
+    a pypsrp ``RunspacePool``); split the output on the markers."""
+    from remote.remoting.psrp import Pipeline, Session, pipeline_xml
+    from remote.remoting.transport import OutputCapExceeded
+
+    capped: Optional[OutputCapExceeded] = None
+    if isinstance(pool, Session):
+        ran = Pipeline()
+        try:
+            pool.run(pipeline_xml(kinds, builders, _add_statements, pool.wsman, pool.protocol_version), ran)
+        except OutputCapExceeded as e:  # keep the statements that came in whole; the rest is the cap's
+            capped = e
+        output, error_records, had_errors = ran.output, ran.errors, ran.had_errors
+    else:
+        output, error_records, had_errors, capped = _pypsrp_pipeline(pool, kinds, builders)
+    got: dict[str, list[Any]] = {}
+    current: Optional[str] = None
+    for item in output:
+        if isinstance(item, str) and item.startswith(MARKER) and item[len(MARKER):] in builders:
+            current = item[len(MARKER):]
+            got[current] = []
+        elif current is not None:
+            got[current].append(item)
+    errors: dict[str, str] = {}
+    if capped is not None:
+        if current is not None:
+            del got[current]  # cut by the cap: never analysed as if it were whole
+            errors[current] = f"cut off: {capped}"
+        for kind in kinds:
+            if kind not in got and kind not in errors:
+                errors[kind] = f"not collected: {capped}"
+    for rec in error_records:
+        rec_kind = _error_kind(rec, kinds)
+        if rec_kind:
+            errors.setdefault(rec_kind, _one_line(str(rec)))
+    results: dict[str, Any] = {}
+    for kind in kinds:
+        if kind in got and (got[kind] or kind not in errors):
+            results[kind] = got[kind]
+        elif kind not in errors:
+            errors[kind] = "no output (pipeline " + ("failed" if had_errors else "ended") + " before it ran)"
+    return results, errors
+
+
+def _pypsrp_pipeline(pool, kinds: list[str], builders: dict[str, Callable]) -> tuple[list, list, bool, Any]:
+    """``run_pipeline`` on a pypsrp ``RunspacePool``: output, error records, had_errors, the cap's exception."""
     from pypsrp.powershell import PowerShell
 
     ps = PowerShell(pool)
@@ -181,33 +226,7 @@ def run_pipeline(pool, kinds: list[str], builders: dict[str, Callable]) -> tuple
     # breaks the pool <-> pipeline cycle that kept each host's HTTP session and TLS context alive
     # until a full garbage collection
     getattr(pool, "pipelines", {}).pop(ps.id, None)
-    got: dict[str, list[Any]] = {}
-    current: Optional[str] = None
-    for item in output:
-        if isinstance(item, str) and item.startswith(MARKER) and item[len(MARKER):] in builders:
-            current = item[len(MARKER):]
-            got[current] = []
-        elif current is not None:
-            got[current].append(item)
-    errors: dict[str, str] = {}
-    if capped is not None:
-        if current is not None:
-            del got[current]  # cut by the cap: never analysed as if it were whole
-            errors[current] = f"cut off: {capped}"
-        for kind in kinds:
-            if kind not in got and kind not in errors:
-                errors[kind] = f"not collected: {capped}"
-    for rec in ps.streams.error:
-        rec_kind = _error_kind(rec, kinds)
-        if rec_kind:
-            errors.setdefault(rec_kind, _one_line(str(rec)))
-    results: dict[str, Any] = {}
-    for kind in kinds:
-        if kind in got and (got[kind] or kind not in errors):
-            results[kind] = got[kind]
-        elif kind not in errors:
-            errors[kind] = "no output (pipeline " + ("failed" if ps.had_errors else "ended") + " before it ran)"
-    return results, errors
+    return output, list(ps.streams.error), ps.had_errors, capped
 
 
 def _add_statements(ps: Any, kinds: list[str], builders: dict[str, Callable]) -> None:
@@ -237,6 +256,20 @@ def as_text(items: list[Any]) -> str:
 
 
 OPERATION_TIMEOUT_FAULT = 2150858793  # w:TimedOut: "nothing within OperationTimeout", ask again
+
+
+def open_pool(wsman: Any, spec: ConnectionSpec) -> Any:
+    """The host's pool, not yet opened: port80's ``Session`` (remote/remoting/psrp.py), or pypsrp's tuned
+    ``RunspacePool`` where the session cannot write pypsrp's envelopes (nothing has been sent then)."""
+    from remote.remoting.psrp import Session, Unsupported
+
+    try:
+        return Session(wsman, spec.configuration_name)
+    except Unsupported as e:
+        log.debug("%s: pypsrp's RunspacePool (%s)", spec.name, e)
+        from pypsrp.powershell import RunspacePool
+
+        return tuned_pool(RunspacePool(wsman, configuration_name=spec.configuration_name))
 
 
 def tuned_pool(pool):
@@ -284,14 +317,12 @@ def collect(spec: ConnectionSpec, password: Optional[str],
     session is closed (so the caller can store and analyse it while the Delete request is on the
     wire), and a failure to close the session no longer fails the host (logged, and noted as
     ``close_error`` in host.json when nobody took the evidence earlier)."""
-    from pypsrp.powershell import RunspacePool
-
     started = datetime.now(timezone.utc)
     out: Optional[Collected] = None
     evidence, skipped = session_evidence(spec)
     try:
         with connect(spec, password) as wsman:
-            with tuned_pool(RunspacePool(wsman, configuration_name=spec.configuration_name)) as pool:
+            with open_pool(wsman, spec) as pool:
                 results, errors = run_pipeline(pool, list(evidence), evidence)
                 capped = getattr(wsman.transport, "_port80_capped", False)  # nothing more to ask this host
                 missing = [k for k in evidence if k not in results]
@@ -364,11 +395,9 @@ def _meta(spec: ConnectionSpec, results: dict[str, Any], errors: dict[str, str],
 
 def check(spec: ConnectionSpec, password: Optional[str]) -> dict[str, Any]:
     """Reachability, credentials and elevation, in one pool and one tiny pipeline."""
-    from pypsrp.powershell import RunspacePool
-
     evidence, skipped = session_evidence(spec)
     with connect(spec, password) as wsman:
-        with tuned_pool(RunspacePool(wsman, configuration_name=spec.configuration_name)) as pool:
+        with open_pool(wsman, spec) as pool:
             results, errors = run_pipeline(pool, [k for k in ("os", "elevated") if k in evidence], evidence)
     meta = _meta(spec, results, errors, datetime.now(timezone.utc))
     if skipped:
