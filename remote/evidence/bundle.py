@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
 from remote.errors import Port80Error
+from remote.jsontext import dumps_indented
 from remote.evidence.kinds import COMMANDS, FILES  # kind -> file name, and the command text on the host
 from remote.evidence.textio import REPLACED_NOTE, decode_text, valid_unicode, valid_unicode_value
 
@@ -168,7 +169,7 @@ def _meta_text(meta: dict[str, Any], replaced: dict[str, int]) -> str:
     """host.json's text: ``meta`` with lone surrogates replaced (counted in ``replaced_characters``, with
     the files' counts in ``replaced``)."""
     if not replaced:
-        text = json.dumps(meta, indent=2, ensure_ascii=False) + "\n"
+        text = dumps_indented(meta) + "\n"  # json.dumps(meta, indent=2, ensure_ascii=False)
         if text.isascii() or _encodes(text):  # no surrogate anywhere: valid_unicode_value would change nothing
             return text
     meta, n = valid_unicode_value(meta)
@@ -176,7 +177,7 @@ def _meta_text(meta: dict[str, Any], replaced: dict[str, int]) -> str:
         replaced[HOST_FILE] = n
     if replaced:
         meta = {**meta, "replaced_characters": replaced}
-    return json.dumps(meta, indent=2, ensure_ascii=False) + "\n"
+    return dumps_indented(meta) + "\n"
 
 
 def _encodes(text: str) -> bool:

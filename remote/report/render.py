@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, TypeVar
 from tabulate import tabulate
 
 from remote.analysis.verdicts import Holder, HostReport, Listener, PortVerdict, Registration, ReservationView
+from remote.jsontext import dumps_indented
 from remote.report.formats import FORMATS  # noqa: F401 - re-exported
 from remote.parsers.records import to_dict
 from remote.report.sanitize import csv_cell, cut, json_text, md, shown, valid_unicode
@@ -121,7 +122,7 @@ def _html(reports: list[HostReport], ports: Optional[list[int]], show_all: bool)
 def render_json(reports: list[HostReport], ports: Optional[list[int]] = None) -> str:
     doc = {"schema_version": SCHEMA_VERSION, "ports": ports or sorted({p.port for r in reports for p in r.ports}),
            "hosts": [host_to_dict(r) for r in reports], "summary": summarize(reports)}
-    return json_text(json.dumps(doc, indent=2, ensure_ascii=False)) + "\n"
+    return json_text(dumps_indented(doc)) + "\n"  # json.dumps(doc, indent=2, ensure_ascii=False), faster
 
 
 def csv_safe(value: Any) -> str:
