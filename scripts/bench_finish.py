@@ -9,8 +9,8 @@ collected kind the bundle lacks, what the lab answers for it (``sslcert``/``excl
 listings, empty IIS tables).
 
 Stages (ms of CPU, ``time.process_time()``, per host, averaged over the hosts): ``parse:<kind>`` for every
-evidence kind (``KINDS[kind].parse``), ``analyse`` (``analyze_evidence`` on the parsed evidence), ``record``
-(the results.jsonl line: ``host_to_dict`` + ``json.dumps`` + the sanitizers ``Scan.record`` applies),
+evidence kind (``KINDS[kind].analyse``: its parser, or its cheaper checker), ``analyse``
+(``analyze_evidence`` on the parsed evidence), ``record`` (the results.jsonl line: ``host_to_dict`` + ``json.dumps`` + the sanitizers ``Scan.record`` applies),
 ``write`` (``write_bundle`` into a new folder under ``--work-dir``; use tmpfs: on ext4 file creation
 after deletions costs ~10 ms/host of system CPU), and ``finish`` = the whole ``write_bundle`` →
 ``analyze_bundle`` → record path as ``Scan`` runs it. Each stage runs ``--reps`` times per host per run;
@@ -91,7 +91,7 @@ def one_run(hosts: list[Bundle], ports: list[int], reps: int, work: Path) -> dic
         for kind in PARSED:
             text = b.texts.get(kind)
             if text is not None:
-                parse = KINDS[kind].parse
+                parse = KINDS[kind].analyse  # what the scan runs (the checker where a kind has one)
                 add(f"parse:{kind}", timed(lambda parse=parse, text=text: parse(text), reps))
         ev = parse_evidence(b.texts)
         add("analyse", timed(lambda b=b, ev=ev: analyze_evidence(b.host, ev, ports), reps))

@@ -248,3 +248,55 @@ def test_bundle_host_json_equals_the_surrogate_walk(meta, texts):
         assert (Path(d) / "h" / HOST_FILE).read_text(encoding="utf-8") == ref
         back = read_bundle(Path(d) / "h")
         assert (written.meta, written.texts, written.host) == (back.meta, back.texts, back.host)
+
+
+# --- check_getservice: what the fleet analysis reads of getservice.json, without the records -----------------
+
+def _read_by_analysis(res) -> tuple:
+    return res.error, list(res.warnings), res.has_graph
+
+
+def _check_equals_parse(text: str) -> None:
+    from remote.parsers.getservice import check_getservice
+
+    got = check_getservice(text)
+    assert _read_by_analysis(got) == _read_by_analysis(parse_getservice(text))
+    with generic_only():
+        assert _read_by_analysis(check_getservice(text)) == _read_by_analysis(parse_getservice(text))
+
+
+def test_check_getservice_on_the_demo_fleet_skips_the_records():
+    from remote.evidence.kinds import KINDS
+    from remote.parsers.getservice import check_getservice
+    from remote.parsers.records import GetServiceCheck
+
+    assert KINDS["getservice"].analyse is check_getservice and KINDS["getservice"].parse is parse_getservice
+    for text in profile_texts("getservice.json"):
+        got = check_getservice(text)
+        assert type(got) is GetServiceCheck and got.has_graph and not got.services
+        _check_equals_parse(text)
+
+
+@given(st.data())
+@SETTINGS
+def test_check_getservice_on_variants_equals_the_parser(data):
+    items = data.draw(variant_items(("Name", "DisplayName", "Status", "StartType", "DependentServices",
+                                     "ServicesDependedOn"), _base("getservice.json")))
+    if data.draw(st.booleans()):
+        items = items[:0]
+    text = json.dumps(items, indent=data.draw(st.sampled_from([2, 4])), ensure_ascii=data.draw(st.booleans()))
+    cut = data.draw(st.sampled_from([None, 0.5, 0.9]))
+    if cut:
+        text = text[:int(len(text) * cut)]  # a cut-off array: salvaged (a note) or not JSON
+    _check_equals_parse(text)
+
+
+def test_check_getservice_on_fixtures_and_odd_texts_equals_the_parser():
+    texts = [p.read_text(encoding="utf-8") for p in sorted(Path(FIX).glob("getservice/*"))
+             if p.suffix in (".txt", ".json")]
+    texts += ["", "   ", "not json", "[]", "{}", "null", "[1, 2]", '{"value": [], "Count": 0}',
+              '[{"Name": "a", "DisplayName": "A", "Status": "Running", "StartType": "Manual", '
+              '"DependentServices": [[[[["x"]]]]], "ServicesDependedOn": null}]',
+              "\ufeff" + profile_texts("getservice.json")[0], "Get-Service : Access is denied"]
+    for text in texts:
+        _check_equals_parse(text)

@@ -209,7 +209,7 @@ def parse_evidence(texts: dict[str, Optional[str]]) -> Evidence:
     for kind in PARSED:
         text = texts.get(kind)
         if text is not None:
-            ev.parsed[kind] = KINDS[kind].parse(text)
+            ev.parsed[kind] = KINDS[kind].analyse(text)
     return ev
 
 

@@ -109,7 +109,11 @@ class Kind:
     shared_words: tuple[str, ...] = ()  # words several kinds share: tried after every kind's own words
     content: str = ""  # docs/evidence-bundle.md: what the file holds
     need: str = ""  # docs/evidence-bundle.md: why the analysis wants it
+    # "module:function" giving what the fleet analysis reads of the text (error, warnings, verdict inputs)
+    # for less CPU than ``parser`` (which ``port80 analyze`` and ``fix`` use); None: the parser
+    checker: Optional[str] = None
     _parse: list[Callable[[str], Any]] = field(default_factory=list, compare=False, repr=False)
+    _check: list[Callable[[str], Any]] = field(default_factory=list, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.command is None and (self.collected or self.file):
@@ -130,6 +134,17 @@ class Kind:
             module, func = self.parser.split(":")
             self._parse.append(getattr(importlib.import_module(module), func))
         return self._parse[0]
+
+    @property
+    def analyse(self) -> Callable[[str], Any]:
+        """What the fleet analysis runs on the text: ``checker`` when there is one, else the parser."""
+        if not self._check:
+            if self.checker is None:
+                self._check.append(self.parse)
+            else:
+                module, func = self.checker.split(":")
+                self._check.append(getattr(importlib.import_module(module), func))
+        return self._check[0]
 
 
 ELEVATION_CHECK = (
@@ -193,7 +208,7 @@ _ROWS = (
          content="host.json: `elevated`"),
     # the service dependency graph (port80 fix orders by it): names, not ServiceController objects
     Kind("getservice", Script(GETSERVICE_SCRIPT), "getservice.json", "remote.parsers.getservice:parse_getservice",
-         error_words=("get-service", "servicecommand"),
+         checker="remote.parsers.getservice:check_getservice", error_words=("get-service", "servicecommand"),
          content="`Get-Service` with `Status`, `StartType` and the names in `DependentServices` / "
                  "`ServicesDependedOn` (the pipeline below)",
          need="recommended for `port80 fix`: the service dependency graph (without it a plan that stops "

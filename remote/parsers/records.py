@@ -346,6 +346,18 @@ class GetServiceResult:
                 and not any(map(_NAME_CUT, svcs)))
 
 
+@dataclass
+class GetServiceCheck(GetServiceResult):
+    """What a fleet scan reads of port80's own Get-Service JSON (``check_getservice``): no record per service
+    (``port80 fix`` and ``analyze`` parse the file), and whether every service showed both lists."""
+
+    complete: bool = False
+
+    @property
+    def has_graph(self) -> bool:
+        return self.complete
+
+
 _DEPENDENTS, _DEPENDS_ON, _NAME_CUT = (attrgetter(a) for a in ("dependents", "depends_on", "name_cut"))
 
 
