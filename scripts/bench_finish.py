@@ -10,7 +10,8 @@ listings, empty IIS tables).
 
 Stages (ms of CPU, ``time.process_time()``, per host, averaged over the hosts): ``parse:<kind>`` for every
 evidence kind (``KINDS[kind].analyse``: its parser, or its cheaper checker), ``analyse``
-(``analyze_evidence`` on the parsed evidence), ``record`` (the results.jsonl line: ``host_to_dict`` + ``json.dumps`` + the sanitizers ``Scan.record`` applies),
+(``analyze_evidence`` on the parsed evidence), ``record`` (the results.jsonl line: ``host_to_dict`` +
+``json.dumps`` + the sanitizers ``Scan.record`` applies),
 ``write`` (``write_bundle`` into a new folder under ``--work-dir``; use tmpfs: on ext4 file creation
 after deletions costs ~10 ms/host of system CPU), and ``finish`` = the whole ``write_bundle`` →
 ``analyze_bundle`` → record path as ``Scan`` runs it. Each stage runs ``--reps`` times per host per run;
