@@ -136,3 +136,18 @@ def test_real_output_strings_match_pypsrp():
                  "caf\u00e9\ttab", "_x005F_ literal"]:
         xml = ElementTree.tostring(serialize(text, psrpcore.ServerRunspacePool()._cipher), encoding="unicode")
         assert FastSerializer().deserialize(xml) == Serializer().deserialize(xml) == text
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(["_", "x", "_x", "a", "__", "X", "\u00e9", "_" * 70, "x_"]), max_size=120).map("".join))
+def test_has_escape_is_a_search_for_underscore_x(text):
+    from remote.remoting.transport import _has_escape
+
+    assert _has_escape(text) == ("_x" in text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["_x000D__x000A_", "_" * 70, "_x0041_", "a_b", "_", "x", "\u00e9"]),
+                max_size=20).map("".join))
+def test_decoding_with_many_underscores_matches_pypsrp(value):
+    _same(value)
