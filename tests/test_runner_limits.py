@@ -83,8 +83,15 @@ def test_fleet_freezes_what_exists_before_it_and_collects_less_often_with_more_f
 
     frozen: list[int] = []
     collections: list[int] = []
-    real_collect = gc.collect
+    after: list[int] = []  # objects frozen right after each periodic collection
+    real_collect, real_freeze = gc.collect, gc.freeze
     monkeypatch.setattr(fleet_mod.gc, "collect", lambda *a: collections.append(1) or real_collect(*a))
+
+    def freeze():
+        real_freeze()
+        after.append(gc.get_freeze_count())
+
+    monkeypatch.setattr(fleet_mod.gc, "freeze", freeze)
     threshold = gc.get_threshold()
     assert gc.get_freeze_count() == 0
     runner = FleetRunner(lambda item, ctx: frozen.append(gc.get_freeze_count()) or item, lambda r: "ok", forks=40,
@@ -94,3 +101,5 @@ def test_fleet_freezes_what_exists_before_it_and_collects_less_often_with_more_f
     assert gc.get_freeze_count() == 0 and gc.get_threshold() == threshold
     # forks 40 -> every max(2, 10) = 10 finished hosts, only while some of the 100 are still to start
     assert 1 <= len(collections) <= 6, len(collections)
+    # the start, then what survived each periodic collection (the finished hosts' results): frozen
+    assert len(after) == 1 + len(collections) and min(after) > 0  # (the count falls as frozen objects die)

@@ -147,7 +147,12 @@ class FleetRunner(Generic[T]):
     every ``max(GC_EVERY, forks // 4)`` finished hosts (at 1,000 forks every 250: a 3,000-host scan
     peaked at 296 MB against 306 MB before), and the objects that exist when the fleet starts (the
     imported modules: typer, pydantic, pypsrp, cryptography...) are frozen out of every collection
-    (``gc.freeze``; ~250 → ~160 ms per full collection at 1,000 in flight), unfrozen at the end."""
+    (``gc.freeze``; ~250 → ~160 ms per full collection at 1,000 in flight), unfrozen at the end. What
+    survives each periodic collection is frozen too: the reports of the hosts finished so far (and what
+    the hosts in flight hold then) are not scanned again by the next one, so a full collection costs
+    what came since the last, not everything so far. A 10,000-host scan at 1,000 in flight: 0.67 →
+    0.20 ms of garbage collection per host, 14.8 → 12.7 ms of client CPU per host, peak RSS 386 → 393
+    MB (cyclic garbage of hosts in flight at a freeze waits for the end of the fleet)."""
 
     def __init__(self, task: Callable[[T, Context], Any], on_result: Callable[[Result[T]], Optional[str]], *,
                  forks: int, timeout: float, progress: bool = False, defer: bool = False,
@@ -216,6 +221,7 @@ class FleetRunner(Generic[T]):
             finished += 1
             if gc_every and finished % gc_every == 0 and pending:
                 gc.collect()  # only while hosts are still to start: memory is flat when none comes after
+                gc.freeze()  # what survived (finished hosts' reports) is not scanned by the next one
 
         def finish(result: Result[T]) -> None:
             nonlocal processing
