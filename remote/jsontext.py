@@ -5,8 +5,9 @@ JSON): report.json of a 3,000-host scan took 0.56 s of the client's CPU there, a
 host.json ~40 us. This writer makes the same text from the same rules (the order of the type checks,
 ``float.__repr__`` and NaN/Infinity, ``int.__repr__`` for int subclasses, the C string encoder, key
 conversion) in a tighter loop; anything else (a type JSON does not know, a key it would reject, a
-value nested deeper than the recursion limit allows) is handed to ``json.dumps`` itself, so errors
-are its errors. tests/test_jsontext.py compares both on generated documents.
+document nested over 500 levels) is handed to ``json.dumps`` itself, so errors are its errors (a
+document within a frame or two of the recursion limit may fail where a direct call would not).
+tests/test_jsontext.py compares both on generated documents.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from json.encoder import encode_basestring
 from typing import Any, Callable
 
 _INF = float("inf")
+_DEEP = 2 * 500  # indentation of 500 levels: deeper documents are json.dumps's (its recursion limit is ~990)
 
 
 class _Other(Exception):
@@ -64,6 +66,8 @@ def _emit(o: Any, nl: str, out: Callable[[str], Any]) -> None:
         if not o:
             out("{}")
             return
+        if len(nl) > _DEEP:
+            raise _Other  # near the recursion limit: json.dumps decides (it raises RecursionError there)
         inner = nl + "  "
         sep = "{" + inner
         for k, v in o.items():
@@ -75,6 +79,8 @@ def _emit(o: Any, nl: str, out: Callable[[str], Any]) -> None:
         if not o:
             out("[]")
             return
+        if len(nl) > _DEEP:
+            raise _Other
         inner = nl + "  "
         sep = "[" + inner
         for v in o:

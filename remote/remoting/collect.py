@@ -14,6 +14,7 @@ import json
 import logging
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional, Union
@@ -289,17 +290,25 @@ def _retry_open_timeouts(pool) -> None:
     (which the runner bounds by the host's deadline) has passed."""
     from pypsrp.exceptions import WSManFaultError
 
-    inner = pool._receive
+    # the pool's own method, held weakly: a closure holding the pool would make pool -> closure -> pool a
+    # reference cycle, which the fleet runner's frozen garbage collections would keep until the end
+    inner = weakref.WeakMethod(pool._receive)
     transport = getattr(pool.connection, "transport", None)
     budget = float(getattr(transport, "read_timeout", None) or 30)
 
+    def call(id, timeout):  # noqa: A002
+        method = inner()
+        if method is None:
+            raise RuntimeError("the runspace pool is gone")
+        return method(id, timeout)
+
     def receive(id=None, timeout=None):  # noqa: A002 - pypsrp's signature
         if id is not None:
-            return inner(id, timeout)
+            return call(id, timeout)
         started = time.monotonic()
         while True:
             try:
-                return inner(id, timeout)
+                return call(id, timeout)
             except WSManFaultError as e:
                 if e.code != OPERATION_TIMEOUT_FAULT or time.monotonic() - started >= budget:
                     raise

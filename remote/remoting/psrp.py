@@ -159,88 +159,121 @@ _WANTED = {NAMESPACES["s"]: "s", NAMESPACES["wsa"]: "a", NAMESPACES["wsman"]: "w
            NAMESPACES["wst"]: "x"}
 
 
-@functools.lru_cache(maxsize=16)
-def _patterns(w: bytes, x: bytes) -> tuple:
-    e = re.escape
-    return (re.compile(rb"<%s:ResourceCreated>.*?<%s:SelectorSet>(.*?)</%s:SelectorSet>" % (e(x), e(w), e(w)), re.S),
-            re.compile(rb'<%s:Selector\s+Name="([^"<&]*)"\s*>([^<&]*)</%s:Selector>' % (e(w), e(w))))
+_MAX_HEAD = 256  # bytes of a stream's start tag (Windows: ~70)
+_MAX_MARKUP = 8192  # bytes of markup around the streams (Windows: ~1-2 KB)
+_WS = b" \t\r\n"
 
 
 def scan_reply(data: bytes) -> Optional[Reply]:
-    """``Reply`` of a reply whose every namespace prefix is bound once, to one namespace, with no default
-    namespace, entity, comment, CDATA or processing instruction; None for anything else (``tree_reply``
-    reads it). Only the markup outside the streams' base64 texts is searched: a pass over a 140 KB
-    Receive with a regular expression or a multi-byte ``find`` took ~100 us."""
+    """``Reply`` of a reply shaped as Windows writes them: every namespace prefix bound on the root
+    element (a nested declaration may only repeat one), no default namespace, entity, comment, CDATA or
+    processing instruction, the streams one after another, the markup around them short (so no search
+    here can take long on what a hostile host sends); None for anything else (``tree_reply`` reads it,
+    as pypsrp would). The streams' base64 texts are skipped with ``bytes.find``: a pass over a 140 KB
+    Receive with a regular expression or a multi-byte search took ~100 us."""
     if not data.startswith(b"<") or b"&" in data or b"!" in data or b"?" in data:  # one memchr each
         return None
     root_end = data.find(b">")
-    known = _ROOTS.get(data[:root_end])  # every reply of one WinRM version starts with the same tag
+    known: Any = _ROOTS.get(data[:root_end])  # every reply of one WinRM version starts with the same tag
     if known is None:
-        known = _root_prefixes(data[:root_end])
+        known = _root_prefixes(data[:root_end]) if root_end <= _MAX_MARKUP else False
         if len(_ROOTS) < 64:
             _ROOTS[data[:root_end]] = known
     if known is False:
         return None
     bound, prefixes = known
-    bound = dict(bound)
     streams: list[tuple[str, bytes]] = []
-    heads: dict[bytes, str] = {}
     rsp = prefixes.get("rsp")
     first = last = -1
     if rsp is not None:
         start, close = b"<" + rsp + b":Stream", b"</" + rsp + b":Stream>"
+        heads: dict[bytes, str] = {}
         i = data.find(start, root_end)
         first = i
         while i >= 0:
-            gt = data.find(b">", i)
+            gt = data.find(b">", i, i + _MAX_HEAD)
+            if gt < 0:
+                return None
             head = data[i + len(start):gt]
-            if gt < 0 or (head and head[:1] not in b" \t\r\n/") or b"<" in head or b"xmlns" in head:
-                return None  # another element whose name starts with "Stream", a declaration, a broken tag
             name = heads.get(head)
             if name is None:
-                if _ATTR.sub(b"", head).strip(b" \t\r\n/"):
+                if (head and head[:1] not in _WS and head != b"/") or b"<" in head or b"xmlns" in head \
+                        or b"\t" in head or b"\r" in head or b"\n" in head:
+                    return None  # another element whose name starts with "Stream", a declaration, a broken tag
+                if _ATTR.sub(b"", head).strip(b" /"):
                     return None
-                name = heads[head] = dict(_ATTR.findall(head)).get(b"Name", b"").decode("utf-8")
+                fields = _ATTR.findall(head)
+                if len({k for k, _ in fields}) != len(fields):
+                    return None  # an attribute twice
+                name = heads[head] = dict(fields).get(b"Name", b"").decode("utf-8", "replace")
             if head.endswith(b"/"):
                 last = gt + 1
             else:
                 lt = data.find(b"<", gt)  # a memchr: the text is base64
-                if data[lt:lt + len(close)] != close:
+                if lt < 0 or data[lt:lt + len(close)] != close:
                     return None
                 if lt > gt + 1:
                     streams.append((name, data[gt + 1:lt]))
                 last = lt + len(close)
-            i = data.find(start, last, last + len(start)) if data.startswith(start, last) else \
-                data.find(start, last)
+            i = last if data.startswith(start, last) else -1  # the streams come one after another
     rest = data[root_end:first] + data[last:] if first >= 0 else data[root_end:]  # the markup around the streams
-    if b"xmlns=" in rest:
+    if len(rest) > _MAX_MARKUP or b"xmlns=" in rest or (rsp is not None and start in rest):
         return None
-    if b"xmlns" in rest:  # declarations further in (the Create reply's rsp:Shell)
-        for prefix, uri in _DECL.findall(rest):
-            if not prefix or bound.setdefault(prefix[1:], uri) != uri:
-                return None
+    if b"xmlns" in rest:  # a nested declaration may only repeat one of the root's (the Create reply's rsp:Shell)
+        decls = _DECL.findall(rest)
+        if len(decls) != rest.count(b"xmlns") or any(bound.get(p[1:]) != u for p, u in decls):
+            return None
     a, env = prefixes.get("a"), prefixes.get("s")
     if a is None or env is None or not rest.rstrip().endswith(b"</" + env + b":Envelope>"):
         return None  # cut short, or not a SOAP envelope
     if any(p not in bound for p in set(_PREFIX_USE.findall(rest))):
         return None  # a prefix nobody declared: not well-formed (ElementTree's error)
-    relates = _one_text(rest, a + b":RelatesTo")
+    header_end = rest.find(b"</" + env + b":Header>")
+    relates = _one_text(rest, a + b":RelatesTo", header_end)
     if relates is None:
         return None
     selectors = None
     w, x = prefixes.get("w"), prefixes.get("x")
-    if x is not None and w is not None and b":ResourceCreated>" in rest:
-        created_re, selector_re = _patterns(w, x)
-        created = created_re.findall(rest)
-        if len(created) != 1 or selector_re.sub(b"", created[0]).strip():
+    if b":ResourceCreated>" in rest:
+        selectors = _selectors(rest, w, x)
+        if selectors is None:
             return None
-        selectors = [(n.decode("utf-8"), t.decode("utf-8")) for n, t in selector_re.findall(created[0])]
     command_id = None
     if rsp is not None and b":CommandResponse>" in rest:
         command_id = _one_text(rest, rsp + b":CommandId")
         if command_id is None:
             return None
     return Reply(relates, streams, selectors, command_id)
+
+
+@functools.lru_cache(maxsize=8)
+def _selector_re(w: bytes) -> Any:
+    e = re.escape(w)
+    return re.compile(rb'<%s:Selector Name="([^"<&\t\r\n]*)">([^<&\r]*)</%s:Selector>' % (e, e))
+
+
+def _selectors(rest: bytes, w: Optional[bytes], x: Optional[bytes]) -> Optional[list[tuple[str, str]]]:
+    """The selectors of the one ``x:ResourceCreated/.../w:SelectorSet`` (None: anything else)."""
+    if w is None or x is None:
+        return None
+    created = rest.find(b"<" + x + b":ResourceCreated>")
+    if created < 0 or rest.find(b"<" + x + b":ResourceCreated>", created + 1) >= 0:
+        return None
+    end = rest.find(b"</" + x + b":ResourceCreated>", created)
+    open_, close = b"<" + w + b":SelectorSet>", b"</" + w + b":SelectorSet>"
+    i = rest.find(open_, created, end)
+    j = rest.find(close, i, end)
+    if end < 0 or i < 0 or j < 0 or rest.find(open_, i + 1, end) >= 0:
+        return None
+    body = rest[i + len(open_):j]
+    selector = _selector_re(w)
+    got = selector.findall(body)
+    if selector.sub(b"", body).strip(_WS):
+        return None
+    try:
+        return [(n.decode("utf-8"), t.decode("utf-8")) for n, t in got]
+    except UnicodeDecodeError:
+        return None
 
 
 _ROOTS: dict[bytes, Any] = {}
@@ -263,16 +296,20 @@ def _root_prefixes(root: bytes) -> Any:
     return bound, prefixes
 
 
-def _one_text(data: bytes, name: bytes) -> Optional[str]:
-    """The text of the one ``<name>text</name>`` in ``data`` (None: none, several, or markup inside)."""
+def _one_text(data: bytes, name: bytes, before: int = -1) -> Optional[str]:
+    """The text of the one ``<name>text</name>`` in ``data`` (before offset ``before`` when given); None:
+    none, several, markup or a CR inside, or not UTF-8."""
     tag = b"<" + name + b">"
     i = data.find(tag)
-    if i < 0 or data.find(tag, i + 1) >= 0:
+    if i < 0 or data.find(tag, i + 1) >= 0 or (before >= 0 and i > before):
         return None
     j = data.find(b"<", i + len(tag))
-    if data[j:j + len(tag) + 1] != b"</" + tag[1:]:
+    if data[j:j + len(tag) + 1] != b"</" + tag[1:] or b"\r" in data[i:j]:
         return None
-    return data[i + len(tag):j].decode("utf-8")
+    try:
+        return data[i + len(tag):j].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 class Pipeline:
@@ -303,6 +340,7 @@ class Session:
         self.protocol_version: Optional[str] = None
         self.opened = False
         self.closed = False
+        self.state = 0  # pypsrp's RunspacePoolState: BEFORE_OPEN
         self._counter = 1  # the next outgoing message's object id
         self._incoming: dict[int, list] = {}  # object id -> [next fragment id, bytearray]
         self._selectors = ""
@@ -354,13 +392,13 @@ class Session:
 
     def _fragments(self, msgs: list[tuple[int, bytes, bytes]]) -> bytes:
         """The first request's worth of fragments of ``msgs`` (type, pid, xml), as pypsrp's
-        ``fragment_multiple`` packs them; ``Unsupported`` if they do not fit in one."""
+        ``fragment_multiple`` packs them (an error if they do not fit in one)."""
         room = self.wsman.max_payload_size - 21
         out = []
         for mtype, pid, xml in msgs:
             data = _HEADER.pack(_TO_SERVER, mtype) + self.rpid + pid + xml
-            if len(data) > room:
-                raise Unsupported("a message larger than one fragment")
+            if len(data) > room:  # port80's pipelines are ~48 KB against ~380 KB of room
+                raise InvalidPSRPOperation("a PSRP message of %d bytes does not fit one request (%d)" % (len(data), room))
             out.append(_FRAGMENT.pack(self._counter, 0, 3, len(data)) + data)
             self._counter += 1
             room -= 21 + len(data)
@@ -380,33 +418,40 @@ class Session:
                 'stdout</rsp:OutputStreams><creationXml xmlns="http://schemas.microsoft.com/powershell">%s'
                 "</creationXml></rsp:Shell></s:Body>" % (self.id, binascii.b2a_base64(blob, newline=False).decode()))
         reply = self._invoke(WSManAction.CREATE, _PROTOCOL, body)
-        if reply.selectors is not None:
+        if reply.selectors:
             self._selectors = "<wsman:SelectorSet>%s</wsman:SelectorSet>" % "".join(
                 tp._element("wsman:Selector", text, ' Name="%s"' % tp._escape_attrib(name))
                 for name, text in reply.selectors)
+        elif reply.selectors is not None:
+            self._selectors = "<wsman:SelectorSet />"  # as pypsrp writes an empty SelectorSet
         self.opened = True
-        state = _POOL_NEGOTIATING
+        self.state = _POOL_NEGOTIATING
         budget = float(getattr(self.transport, "read_timeout", None) or 30)
-        started = time.monotonic()
-        while state == _POOL_NEGOTIATING:
-            try:
-                data = self._receive(None)
-            except Exception as e:
-                if getattr(e, "code", None) != OPERATION_TIMEOUT_FAULT or time.monotonic() - started >= budget:
-                    raise
-                log.debug("pool Receive: OperationTimeout, asking again")
-                continue
+        while self.state == _POOL_NEGOTIATING:
+            started = time.monotonic()  # per Receive, as _retry_open_timeouts times each
+            while True:
+                try:
+                    data = self._receive(None)
+                    break
+                except Exception as e:
+                    if getattr(e, "code", None) != OPERATION_TIMEOUT_FAULT or time.monotonic() - started >= budget:
+                        raise
+                    log.debug("pool Receive: OperationTimeout, asking again")
             for mtype, msg in self._messages(data):
                 if mtype == MessageType.SESSION_CAPABILITY:
                     m = _PROTOCOL_RE.search(msg)
                     self.protocol_version = m.group(1).decode() if m else getattr(
                         Message.unpack(msg, self.serializer).data, "protocol_version", None)
                 elif mtype == MessageType.RUNSPACEPOOL_STATE:
-                    data_ = self._shared(mtype, msg)
-                    state = data_.state
-                    if state == _POOL_BROKEN:
-                        raise InvalidPSRPOperation("Received a broken RunspacePoolState message: %s"
-                                                   % str(data_.error_record))
+                    self._pool_state(mtype, msg)
+
+    def _pool_state(self, mtype: int, msg: bytes) -> None:
+        """pypsrp's ``_process_runspacepool_state``: a broken pool is an error (and is not closed again)."""
+        st = self._shared(mtype, msg)
+        self.state = st.state
+        if self.state == _POOL_BROKEN:
+            self.closed = True  # pypsrp's close() sends nothing to a broken pool
+            raise InvalidPSRPOperation("Received a broken RunspacePoolState message: %s" % str(st.error_record))
 
     def close(self) -> None:
         if self.opened and not self.closed:
@@ -438,19 +483,26 @@ class Session:
                 if getattr(e, "code", None) == OPERATION_TIMEOUT_FAULT:
                     continue
                 raise
-            for mtype, msg in self._messages(data):
-                if mtype == MessageType.PIPELINE_OUTPUT:
-                    out.output.append(self._output(msg))
-                elif mtype == MessageType.PIPELINE_STATE:
-                    st = self._shared(mtype, msg)
-                    out.state = st.state
-                    if st.error_record is not None:
-                        out.errors.append(st.error_record)
-                    if out.state == _FAILED:
-                        out.had_errors = True
-                elif mtype == MessageType.ERROR_RECORD:
-                    out.errors.append(Message.unpack(msg, self.serializer).data)
+            self.pipeline_messages(data, out)
         return out
+
+    def pipeline_messages(self, data: bytes, out: Pipeline) -> None:
+        """Take one Receive's worth of a pipeline's stream into ``out``, as pypsrp's ``_parse_responses``
+        does for a pipeline: output, error records, its state (and a broken pool: pypsrp's error)."""
+        for mtype, msg in self._messages(data):
+            if mtype == MessageType.PIPELINE_OUTPUT:
+                out.output.append(self._output(msg))
+            elif mtype == MessageType.PIPELINE_STATE:
+                st = self._shared(mtype, msg)
+                out.state = st.state
+                if st.error_record is not None:
+                    out.errors.append(st.error_record)
+                if out.state == _FAILED:
+                    out.had_errors = True
+            elif mtype == MessageType.ERROR_RECORD:
+                out.errors.append(Message.unpack(msg, self.serializer).data)
+            elif mtype == MessageType.RUNSPACEPOOL_STATE:
+                self._pool_state(mtype, msg)
 
     # ---- messages in
 
@@ -474,7 +526,7 @@ class Session:
                 if flags & 2:  # an end fragment with id 0 and no start: pypsrp gives it alone
                     msg = blob
                 else:
-                    incoming[object_id] = [1, bytearray(blob)]
+                    incoming[object_id] = [expected + 1, bytearray(blob)]  # pypsrp counts on from the id it had
                     continue
             elif flags & 2:
                 del incoming[object_id]
@@ -483,8 +535,9 @@ class Session:
                 got[0] += 1
                 got[1] += blob
                 continue
-            if len(msg) >= 40:
-                done.append((_HEADER.unpack_from(msg, 0)[1], msg))
+            if len(msg) < 40:  # pypsrp's Message.unpack fails on it too
+                raise FragmentError("a PSRP message of %d bytes, shorter than its 40-byte header" % len(msg))
+            done.append((_HEADER.unpack_from(msg, 0)[1], msg))
         return done
 
     def _output(self, msg: bytes) -> Any:
