@@ -225,6 +225,8 @@ def _variants(data: bytes) -> list[bytes]:
                .replace(b"<rsp:CommandResponse>", b'<rsp:CommandResponse xmlns:rsp="http://schemas.microsoft.com/'
                         b'wbem/wsman/1/windows/shell">', 1),
            data.replace(b"<s:Body>", b"<s:Body xmlns:rsp='urn:other'>", 1),
+           data.replace(b' xmlns:rsp="http://schemas.microsoft.com/wbem/wsman/1/windows/shell"',
+                        b" xmlns:rsp='http://schemas.microsoft.com/wbem/wsman/1/windows/shell'", 1),
            data.replace(b"</rsp:Stream><rsp:Stream", b"</rsp:Stream><rsp:Other/><rsp:Stream", 1),
            data.replace(b"</rsp:Stream>", b"</rsp:Stream><q:x xmlns:q='urn:q'/>", 1)]
     if b'CommandId="' in data:

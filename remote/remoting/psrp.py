@@ -281,9 +281,13 @@ _ROOTS: dict[bytes, Any] = {}
 
 def _root_prefixes(root: bytes) -> Any:
     """(prefix -> namespace, port80's name -> prefix) of a reply's root start tag; False when a prefix
-    is bound twice, a default namespace is declared, or two prefixes name one of port80's namespaces."""
+    is bound twice, a default namespace is declared, a declaration is written another way (single quotes),
+    or two prefixes name one of port80's namespaces."""
     bound: dict[bytes, bytes] = {}
-    for prefix, uri in _DECL.findall(root):
+    decls = _DECL.findall(root)
+    if len(decls) != root.count(b"xmlns"):
+        return False
+    for prefix, uri in decls:
         if not prefix or bound.setdefault(prefix[1:], uri) != uri:
             return False
     prefixes: dict[str, bytes] = {}
