@@ -295,3 +295,42 @@ def test_200_hosts_forks_200_one_ticket(healthy, basic_verdicts, tmp_path):
         assert verdict == basic_verdicts[bundle], host
     assert 1 <= as_n <= 2, as_n
     assert not user_cc.exists()
+
+
+def test_a_replayed_authenticator_is_refused(krb_lab, tmp_path, monkeypatch):
+    """Each emulated host keeps the authenticators it accepted (its own replay cache, as a Windows host
+    does): port80's AP-REQ, sent again word for word on a new connection, gets a bare 401, while the
+    scan it came from succeeded (200 to it)."""
+    import http.client
+
+    from remote.remoting import transport as tp
+
+    sent: list[tuple] = []
+    post = tp._Connection.post
+
+    def recording(self, path, body, headers, read_timeout):
+        reply = post(self, path, body, headers, read_timeout)
+        sent.append((self.host, self.port, path, body, dict(headers), reply.status_code))
+        return reply
+
+    monkeypatch.setattr(tp._Connection, "post", recording)
+    kerberos.forget()
+    code, output, _ = _scan(krb_lab.inventory_path, tmp_path, {"PORT80_PASSWORD": krb_lab.password},
+                            "--limit", "nginx")
+    assert code == 0, output
+    legs = [s for s in sent if s[4].get("Authorization", "").startswith("Negotiate ") and s[3] == b""]
+    assert len(legs) == 1 and legs[0][5] == 200  # one AP-REQ on an empty POST, accepted
+    host, port, path, body, headers, _ = legs[0]
+
+    def replay() -> int:
+        conn = http.client.HTTPConnection(host, port, timeout=10)
+        try:
+            conn.request("POST", path, body=body, headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+            return resp.status
+        finally:
+            conn.close()
+
+    assert replay() == 401
+    assert replay() == 401  # and again
