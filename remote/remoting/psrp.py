@@ -2,8 +2,8 @@
 
 pypsrp (pinned 0.9.1) models the whole protocol: a ``RunspacePool`` with its ``WinRS`` shell, a
 ``PowerShell`` per pipeline, a ``Fragmenter``, a ``Message`` object per PSRP message, a WSMan element
-tree per request. At 1,000 hosts in flight those objects were ~5 ms of the client's ~10 ms of CPU
-per collected host (cProfile and thread CPU time, docs/scale.md). ``Session`` sends the same
+tree per request and reply. At 1,000 hosts in flight those layers were ~2.5 ms of the ~10 ms of client
+CPU a collected host cost (per-thread CPU time; docs/scale.md). ``Session`` sends the same
 requests straight from text: the same SOAP envelopes byte for byte but for the random ids (the
 header is written as ``Port80WSMan._port80_header`` writes pypsrp's), the same PSRP messages and
 fragments, over the same transport (``Port80WSMan.transport``: Basic, NTLM, Kerberos, certificates,
