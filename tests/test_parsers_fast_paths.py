@@ -218,7 +218,16 @@ def test_urlacl_mutations_fast_equals_generic(data):
                                  "\u2028", "\x85", "\u00e9", "  x  "]), max_size=40).map("".join))
 @SETTINGS
 def test_split_lines_equals_iter_lines(text):
+    from remote.parsers import common
+
     assert split_lines(text) == list(iter_lines(text))
+    saved = common._CHUNK
+    try:
+        for chunk in (0, 1, 2, 5):  # iter_lines makes its lines a chunk at a time: cut everywhere
+            common._CHUNK = chunk
+            assert split_lines(text) == list(iter_lines(text)), chunk
+    finally:
+        common._CHUNK = saved
 
 
 # --- write_bundle: host.json without the surrogate walk when its text encodes ----------------------------

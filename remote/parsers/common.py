@@ -51,23 +51,36 @@ def split_lines(text: object) -> list[Line]:
     return list(map(_new_line, zip(itertools.count(1), raws, texts, indents)))
 
 
+_CHUNK = 64 * 1024  # characters of lines made at once by iter_lines
+
+
 def iter_lines(text: object) -> Iterator[Line]:
-    """``split_lines`` one line at a time (a parser reading once keeps memory flat on huge outputs)."""
+    """``split_lines`` a chunk of ~64 K characters at a time: memory stays flat on huge outputs (a 5 MB
+    servicestate is 135,000 lines), and each chunk is made a column at a time as ``split_lines`` makes
+    them (a Python step per line was ~1.5 us of its ~4.5)."""
     if not isinstance(text, str) or not text:
         return
     text = text.replace("\ufeff", "").replace("\x00", "")
     text = text.replace("\r\r\n", "\n").replace("\r\n", "\n").replace("\r", "\n")
     tabs, escapes = "\t" in text, "\\-" in text
-    for i, raw in enumerate(text.split("\n"), 1):
+    n, pos, end_all = 1, 0, len(text)
+    while pos <= end_all:
+        end = text.find("\n", pos + _CHUNK)
+        if end < 0:
+            end = end_all
+        parts = text[pos:end].split("\n")
+        pos = end + 1
         if tabs:
-            raw = raw.expandtabs(8)
-        raw = raw.rstrip()
+            parts = [p.expandtabs(8) for p in parts]
+        raws = list(map(str.rstrip, parts))
         # Markdown escapes a dash as "\-" (azure-sf dash underline); no real netsh/netstat/tasklist
         # value contains a backslash followed by a dash.
         if escapes:
-            raw = raw.replace("\\-", "-")
-        stripped = raw.lstrip()
-        yield Line(i, raw, stripped, len(raw) - len(stripped))
+            raws = [r.replace("\\-", "-") for r in raws]
+        texts = list(map(str.lstrip, raws))
+        indents = map(operator.sub, map(len, raws), map(len, texts))
+        yield from map(_new_line, zip(itertools.count(n), raws, texts, indents))
+        n += len(raws)
 
 
 # --- markers --------------------------------------------------------------------------------------
