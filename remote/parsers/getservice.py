@@ -118,32 +118,42 @@ _STATUS_MEMO: dict[str, Optional[str]] = {}
 _START_TYPE_MEMO: dict[str, Optional[str]] = {}
 
 
-def _nodes_fast(items: list[Any], lines: list[int]) -> Optional[list[ServiceNode]]:
-    """``_node`` for objects with exactly the six keys of port80's pipeline (GETSERVICE_SCRIPT); None when
-    any item differs or would be warned about (the caller then runs ``_node`` on every item: same records)."""
-    out = []
-    statuses, starts = _STATUS_MEMO, _START_TYPE_MEMO
+def _fast_item(obj: Any) -> Optional[tuple[Any, ...]]:
+    """(name, DisplayName, Status, StartType, dependents, depends_on) of an object with exactly the six keys
+    of port80's pipeline (GETSERVICE_SCRIPT), the name stripped and the lists read; None when it differs
+    or would be warned about (the caller then reads every item with ``_node``)."""
+    if type(obj) is not dict or len(obj) != 6:
+        return None
     try:
-        for obj, line in zip(items, lines):
-            if type(obj) is not dict or len(obj) != 6:
-                return None
-            name, dn, st, sty = obj["Name"], obj["DisplayName"], obj["Status"], obj["StartType"]
-            deps, reqs = obj["DependentServices"], obj["ServicesDependedOn"]
-            name = name.strip() if type(name) is str else _text(name)
-            if not name:
-                return None
-            deps = [] if deps is None else _names(deps)
-            reqs = [] if reqs is None else _names(reqs)
-            if deps is None or reqs is None:
-                return None
-            out.append(ServiceNode(
-                name,
-                (dn.strip() or None) if type(dn) is str else _text(dn),
-                statuses[st] if type(st) is str and st in statuses else memo_str(statuses, _status, st),
-                starts[sty] if type(sty) is str and sty in starts else memo_str(starts, _start_type, sty),
-                deps, reqs, False, line))
+        name, dn, st, sty = obj["Name"], obj["DisplayName"], obj["Status"], obj["StartType"]
+        deps, reqs = obj["DependentServices"], obj["ServicesDependedOn"]
     except KeyError:
         return None
+    name = name.strip() if type(name) is str else _text(name)
+    if not name:
+        return None
+    deps = [] if deps is None else _names(deps)
+    reqs = [] if reqs is None else _names(reqs)
+    if deps is None or reqs is None:
+        return None
+    return name, dn, st, sty, deps, reqs
+
+
+def _nodes_fast(items: list[Any], lines: list[int]) -> Optional[list[ServiceNode]]:
+    """``_node`` for every item when each is ``_fast_item``'s shape; None when any is not (same records)."""
+    out = []
+    statuses, starts = _STATUS_MEMO, _START_TYPE_MEMO
+    for obj, line in zip(items, lines):
+        got = _fast_item(obj)
+        if got is None:
+            return None
+        name, dn, st, sty, deps, reqs = got
+        out.append(ServiceNode(
+            name,
+            (dn.strip() or None) if type(dn) is str else _text(dn),
+            statuses[st] if type(st) is str and st in statuses else memo_str(statuses, _status, st),
+            starts[sty] if type(sty) is str and sty in starts else memo_str(starts, _start_type, sty),
+            deps, reqs, False, line))
     return out
 
 
@@ -199,19 +209,8 @@ def parse_getservice(text: str) -> GetServiceResult:
 
 def _fast_complete(items: list[Any]) -> Optional[bool]:
     """``has_graph`` of ``_nodes_fast(items, ...)``'s records without making them: None when ``_nodes_fast``
-    would give None (the same checks, in the same order; the fields it only converts cannot fail)."""
-    try:
-        for obj in items:
-            if type(obj) is not dict or len(obj) != 6:
-                return None
-            name, _, _, _ = obj["Name"], obj["DisplayName"], obj["Status"], obj["StartType"]
-            deps, reqs = obj["DependentServices"], obj["ServicesDependedOn"]
-            name = name.strip() if type(name) is str else _text(name)
-            if not name:
-                return None
-            if (deps is not None and _names(deps) is None) or (reqs is not None and _names(reqs) is None):
-                return None
-    except KeyError:
+    would give None (the fields it only converts cannot fail)."""
+    if not all(map(_fast_item, items)):
         return None
     return bool(items)  # every list there, none cut: the graph is whole when there is a service
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -109,40 +108,6 @@ def connect(spec: ConnectionSpec, password: Optional[str]):
     return wsman
 
 
-# CREATE_PIPELINE XML of port80's fixed pipelines, serialized once per process (as bytes): pypsrp deep-copies
-# every command twice while serializing a many-statement pipeline, which was ~40% of the client's CPU
-# per host (py-spy, scripts/bench_fleet.py --profile). Same XML on the wire, byte for byte.
-_PIPELINE_XML: dict[tuple, Any] = {}
-_PIPELINE_CMDS: dict[tuple, list] = {}  # their pypsrp Commands, built once (and shared: only read)
-_PIPELINE_LOCK = threading.Lock()  # one host builds the commands, then one serializes them (the others wait)
-
-
-class _PipelineMemo:
-    """Stands in for a pool's pypsrp ``Serializer`` while one of port80's pipelines is sent."""
-
-    def __init__(self, inner: Any, key: tuple) -> None:
-        self._inner, self._key = inner, key
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    def serialize(self, value: Any, metadata: Any = None, parent: Any = None, clear: bool = True) -> Any:
-        from xml.etree import ElementTree as ET
-
-        from pypsrp.messages import CreatePipeline
-
-        if not (isinstance(value, CreatePipeline) and metadata is None and parent is None and clear):
-            return self._inner.serialize(value, metadata, parent, clear)
-        xml = _PIPELINE_XML.get(self._key)
-        if xml is None:  # bytes, which Message.pack sends as they are
-            with _PIPELINE_LOCK:  # hundreds of hosts get here at the same moment: one serializes
-                xml = _PIPELINE_XML.get(self._key)
-                if xml is None:
-                    el = self._inner.serialize(value, metadata, parent, clear)
-                    xml = _PIPELINE_XML[self._key] = ET.tostring(el, encoding="utf-8", method="xml")
-        return xml
-
-
 def run_pipeline(pool, kinds: list[str], builders: dict[str, Callable]) -> tuple[dict[str, Any], dict[str, str]]:
     """Run ``kinds`` as one pipeline of statements on ``pool`` (a ``Session``, remote/remoting/psrp.py, or
     a pypsrp ``RunspacePool``); split the output on the markers."""
@@ -192,35 +157,13 @@ def _pypsrp_pipeline(pool, kinds: list[str], builders: dict[str, Callable]) -> t
     """``run_pipeline`` on a pypsrp ``RunspacePool``: output, error records, had_errors, the cap's exception."""
     from pypsrp.powershell import PowerShell
 
-    ps = PowerShell(pool)
-    frag = getattr(pool, "_fragmenter", None)
-    key = None
-    if frag is not None and getattr(pool, "host", None) is None:
-        key = (tuple((k, builders[k]) for k in kinds), pool.protocol_version, pool.apartment_state)
-    cmds = _PIPELINE_CMDS.get(key) if key is not None else None
-    if cmds is None and key is not None:
-        with _PIPELINE_LOCK:  # hundreds of hosts get here at once: one builds (each built its own: ~1.6 ms/host)
-            cmds = _PIPELINE_CMDS.get(key)
-            if cmds is None:
-                _add_statements(ps, kinds, builders)
-                cmds = _PIPELINE_CMDS[key] = ps.commands
-    if cmds is not None:
-        ps.commands = cmds  # sent as the memoized XML (serialized once, _PipelineMemo): read, never changed
-    else:
-        _add_statements(ps, kinds, builders)
     from remote.remoting.transport import OutputCapExceeded
 
+    ps = PowerShell(pool)
+    _add_statements(ps, kinds, builders)
     capped: Optional[OutputCapExceeded] = None
     try:
-        if key is not None and frag is not None:
-            frag.serializer = _PipelineMemo(frag.serializer, key)
-            try:
-                ps.begin_invoke()
-            finally:
-                frag.serializer = frag.serializer._inner
-            output = ps.end_invoke()
-        else:
-            output = ps.invoke()
+        output = ps.invoke()
     except OutputCapExceeded as e:  # keep the statements that came in whole; the rest is the cap's
         capped, output = e, list(ps.output)
     # the pipeline is over: forget it as pypsrp's close() does (without its Signal request), which

@@ -21,40 +21,32 @@ import binascii
 import functools
 import logging
 import re
-import struct
 import threading
 import time
 import uuid
-import warnings
 import xml.etree.ElementTree as ET
 from typing import Any, Callable, Optional
 
-from pypsrp.complex_objects import GenericComplexObject, ObjectMeta
-from pypsrp.exceptions import FragmentError, InvalidPSRPOperation, SerializationError, WinRMError, WinRMTransportError
+from pypsrp.exceptions import FragmentError, InvalidPSRPOperation, WinRMError, WinRMTransportError
 from pypsrp.messages import Message, MessageType
 from pypsrp.wsman import NAMESPACES, WSManAction
 
 from remote.remoting import transport as tp
+from remote.remoting.collect import OPERATION_TIMEOUT_FAULT  # w:TimedOut: nothing within OperationTimeout
 
 log = logging.getLogger("port80.psrp")
 
 PROTOCOL_VERSION = "2.3"  # what pypsrp announces (pypsrp.powershell.PROTOCOL_VERSION)
-OPERATION_TIMEOUT_FAULT = 2150858793  # w:TimedOut: nothing within OperationTimeout, ask again
 _POOL_OPENED, _POOL_BROKEN, _POOL_NEGOTIATING = 2, 5, 6  # pypsrp's RunspacePoolState
 _RUNNING = 1  # pypsrp's PSInvocationState.RUNNING
 _FAILED = 5
 
-_FRAGMENT = struct.Struct(">QQBI")  # MS-PSRP 2.2.4: object id, fragment id, start/end flags, blob length
-_HEADER = struct.Struct("<II")  # MS-PSRP 2.2.1: destination, message type (then RPID, PID, data)
+_FRAGMENT, _HEADER = tp._FRAGMENT, tp._MESSAGE  # MS-PSRP 2.2.4 fragment and 2.2.1 message headers
 _TO_SERVER = 2
-_BOM = b"\xef\xbb\xbf"
 _PROTOCOL_RE = re.compile(rb'<Version N="protocolversion">([0-9.]+)</Version>')
 
 _RSP = NAMESPACES["rsp"]
-_STREAMS = tp._q("s:Body/rsp:ReceiveResponse/rsp:Stream")
-_RELATES_TO = tp._q("s:Header/wsa:RelatesTo")
-_SELECTORS = tp._q("s:Body/wst:ResourceCreated/wsa:ReferenceParameters/wsman:SelectorSet")
-_COMMAND_ID = tp._q("s:Body/rsp:CommandResponse/rsp:CommandId")
+_COMMAND_ID = tp._q("rsp:CommandResponse/rsp:CommandId")
 _DECLARATIONS = "".join(' xmlns:%s="%s"' % (p, NAMESPACES[p]) for p in ("s", "wsa", "wsman", "wsmv"))
 _DECLARATIONS_RSP = ' xmlns:rsp="%s"' % _RSP + _DECLARATIONS
 _KEEPALIVE = ('<wsman:OptionSet s:mustUnderstand="true"><wsman:Option Name="WSMAN_CMDSHELL_OPTION_KEEPALIVE">'
@@ -139,11 +131,14 @@ class Reply:
 def tree_reply(data: bytes) -> Reply:
     """``Reply`` of any well-formed reply, by ElementTree (what pypsrp reads, where it reads it)."""
     root = tp.parse_response(data)
-    relates = root.find(_RELATES_TO)
-    streams = [(s.get("Name", ""), s.text.encode("utf-8")) for s in root.iterfind(_STREAMS) if s.text]
-    sel = root.find(_SELECTORS)
+    relates = root.find(tp._RELATES_TO)
+    body = root.find(tp._BODY)
+    if body is None:
+        return Reply((relates.text or "") if relates is not None else "", [], None, None)
+    streams = [(s.get("Name", ""), s.text.encode("utf-8")) for s in body.iterfind(tp._RECEIVE_STREAMS) if s.text]
+    sel = body.find(tp._CREATED_SELECTORS)
     selectors = [(x.get("Name", ""), x.text or "") for x in sel] if sel is not None else None
-    cid = root.find(_COMMAND_ID)
+    cid = body.find(_COMMAND_ID)
     return Reply((relates.text or "") if relates is not None else "", streams, selectors,
                  (cid.text or "") if cid is not None else None)
 
@@ -346,7 +341,7 @@ class Session:
         self.closed = False
         self.state = 0  # pypsrp's RunspacePoolState: BEFORE_OPEN
         self._counter = 1  # the next outgoing message's object id
-        self._incoming: dict[int, list] = {}  # object id -> [next fragment id, bytearray]
+        self._incoming: dict[int, dict] = {}  # pypsrp's incoming_buffer: object id -> data so far, next id
         self._selectors = ""
         esc, att = tp._escape_text, tp._escape_attrib
         must, may = ' s:mustUnderstand="true"', ' s:mustUnderstand="false"'
@@ -512,65 +507,18 @@ class Session:
 
     def _messages(self, data: bytes) -> list[tuple[int, bytes]]:
         """The whole messages in ``data`` (fragments, MS-PSRP 2.2.4), as (type, message bytes)."""
-        done: list[tuple[int, bytes]] = []
-        incoming = self._incoming
-        pos, end = 0, len(data)
-        while pos < end:
-            object_id, fragment_id, flags, length = _FRAGMENT.unpack_from(data, pos)
-            blob = data[pos + 21:pos + 21 + length]
-            pos += 21 + length
-            got = incoming.get(object_id)
-            expected = got[0] if got is not None else 0
-            if fragment_id != expected:
-                raise FragmentError("Fragment Fragment Id: %d != Expected Fragment Id: %d" % (fragment_id, expected))
-            if flags & 1 and flags & 2:
-                incoming.pop(object_id, None)
-                msg = blob
-            elif flags & 1 or got is None:  # as pypsrp: a first fragment (or a middle one with id 0) starts a buffer
-                if flags & 2:  # an end fragment with id 0 and no start: pypsrp gives it alone
-                    msg = blob
-                else:
-                    incoming[object_id] = [expected + 1, bytearray(blob)]  # pypsrp counts on from the id it had
-                    continue
-            elif flags & 2:
-                del incoming[object_id]
-                msg = bytes(got[1] + blob)
-            else:
-                got[0] += 1
-                got[1] += blob
-                continue
+        done = []
+        for msg in tp.whole_messages(data, self._incoming):
             if len(msg) < 40:  # pypsrp's Message.unpack fails on it too
                 raise FragmentError("a PSRP message of %d bytes, shorter than its 40-byte header" % len(msg))
             done.append((_HEADER.unpack_from(msg, 0)[1], msg))
         return done
 
     def _output(self, msg: bytes) -> Any:
-        """A PIPELINE_OUTPUT message's object, as pypsrp decodes it (``Port80Fragmenter``)."""
-        text = (msg[43:] if msg[40:43] == _BOM else msg[40:]).decode("utf-8")
-        value = tp._primitive(text, self.serializer._deserialize_string)
-        if value is not tp._NOT_SIMPLE:
-            return value
-        try:
-            return self.serializer.deserialize(text)
-        except SerializationError as err:
-            warnings.warn("Failed to deserialize msg, trying to deserialize as generic complex object: %s" % err,
-                          stacklevel=1)  # as pypsrp warns
-            return self.serializer.deserialize(text, ObjectMeta("ObjDynamic", object=GenericComplexObject))
+        return tp.output_object(msg, self.serializer)
 
     def _shared(self, mtype: int, msg: bytes) -> Any:
-        """A state message's data by pypsrp's ``Message.unpack``, shared by every host that sends the
-        same text (``Port80Fragmenter``'s cache: only read, never changed)."""
-        if len(msg) > tp._SHARED_MAX_BYTES:
-            return Message.unpack(msg, self.serializer).data
-        key = (mtype, msg[40:])
-        value = tp._SHARED.get(key)
-        if value is None:
-            value = Message.unpack(msg, self.serializer).data
-            if getattr(value, "error_record", None) is None:
-                if len(tp._SHARED) >= tp._SHARED_MAX:
-                    tp._SHARED.clear()
-                tp._SHARED[key] = value
-        return value
+        return tp.shared_data(mtype, msg, self.serializer)
 
 
 __all__ = ["Pipeline", "Session", "Unsupported", "pipeline_xml"]

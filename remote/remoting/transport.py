@@ -329,33 +329,7 @@ class Port80Fragmenter(Fragmenter):
     (tests/test_transport.py compares the messages with pypsrp's)."""
 
     def defragment(self, data: bytes) -> list:
-        done: list[bytes] = []
-        buffers = self.incoming_buffer
-        pos, end = 0, len(data)
-        while pos < end:
-            object_id, fragment_id, flags, length = _FRAGMENT.unpack_from(data, pos)
-            blob = data[pos + 21:pos + 21 + length]
-            pos += 21 + length
-            incoming = buffers.get(object_id)
-            if incoming is None:
-                incoming = buffers[object_id] = {"data": b"", "id": 0}
-            if fragment_id != incoming["id"]:
-                raise FragmentError("Fragment Fragment Id: %d != Expected Fragment Id: %d"
-                                    % (fragment_id, incoming["id"]))
-            start, last = flags & 1, flags & 2
-            if start and last:
-                done.append(blob)
-                del buffers[object_id]
-            elif start:
-                incoming["data"] = bytearray(blob)
-                incoming["id"] += 1
-            elif last:
-                done.append(bytes(incoming["data"] + blob))
-                del buffers[object_id]
-            else:
-                incoming["data"] += blob
-                incoming["id"] += 1
-        return [self._port80_unpack(m) for m in done]
+        return [self._port80_unpack(m) for m in whole_messages(data, self.incoming_buffer)]
 
     def _port80_uuid(self, raw: bytes) -> uuid.UUID:
         ids = self.__dict__.setdefault("_port80_ids", {})
@@ -367,30 +341,11 @@ class Port80Fragmenter(Fragmenter):
     def _port80_unpack(self, data: bytes) -> Message:
         destination, message_type = _MESSAGE.unpack_from(data, 0)
         serializer = self.serializer
-        if message_type in _SHARED_TYPES and len(data) <= _SHARED_MAX_BYTES:
-            key = (message_type, data[40:])
-            value = _SHARED.get(key)
-            if value is None:
-                msg = Message.unpack(data, serializer)
-                if getattr(msg.data, "error_record", None) is None:
-                    if len(_SHARED) >= _SHARED_MAX:
-                        _SHARED.clear()
-                    _SHARED[key] = msg.data
-                return msg
-            if _msg_log.isEnabledFor(logging.DEBUG):
-                _msg_log.debug("Unpacking PSRP message of type %d: %s" % (message_type, to_string(key[1])))
+        if message_type in _SHARED_TYPES:
+            value = shared_data(message_type, data, serializer)
         elif message_type == MessageType.PIPELINE_OUTPUT:
-            text = to_string(data[43:] if data[40:43] == _BOM else data[40:])
-            if _msg_log.isEnabledFor(logging.DEBUG):
-                _msg_log.debug("Unpacking PSRP message of type %d: %s" % (message_type, text))
-            try:
-                out = serializer.deserialize(text)
-            except SerializationError as err:
-                warnings.warn("Failed to deserialize msg, trying to deserialize as generic complex object: %s" % err,
-                              stacklevel=1)  # as pypsrp warns
-                out = serializer.deserialize(text, ObjectMeta("ObjDynamic", object=GenericComplexObject))
             value = PipelineOutput()
-            value.data = out
+            value.data = output_object(data, serializer)
         else:
             return Message.unpack(data, serializer)
         msg = Message.__new__(Message)  # what Message(...) sets, without parsing the ids again
@@ -398,6 +353,72 @@ class Port80Fragmenter(Fragmenter):
         msg.rpid, msg.pid = self._port80_uuid(data[8:24]), self._port80_uuid(data[24:40])
         msg.data, msg._serializer = value, serializer
         return msg
+
+
+def whole_messages(data: bytes, buffers: dict) -> list[bytes]:
+    """The PSRP messages completed by the fragments in ``data`` (MS-PSRP 2.2.4), as pypsrp's
+    ``Fragmenter.defragment`` joins them: ``buffers`` is its ``incoming_buffer`` (object id -> the data so
+    far and the next fragment id), kept between Receives. Offsets into the response and a bytearray per
+    incomplete message (pypsrp copies the rest of the response per fragment and appends to bytes)."""
+    done: list[bytes] = []
+    pos, end = 0, len(data)
+    while pos < end:
+        object_id, fragment_id, flags, length = _FRAGMENT.unpack_from(data, pos)
+        blob = data[pos + 21:pos + 21 + length]
+        pos += 21 + length
+        incoming = buffers.get(object_id)
+        if incoming is None:
+            incoming = buffers[object_id] = {"data": b"", "id": 0}
+        if fragment_id != incoming["id"]:
+            raise FragmentError("Fragment Fragment Id: %d != Expected Fragment Id: %d"
+                                % (fragment_id, incoming["id"]))
+        start, last = flags & 1, flags & 2
+        if start and last:
+            done.append(blob)
+            del buffers[object_id]
+        elif start:
+            incoming["data"] = bytearray(blob)
+            incoming["id"] += 1
+        elif last:
+            done.append(bytes(incoming["data"] + blob))
+            del buffers[object_id]
+        else:
+            incoming["data"] += blob
+            incoming["id"] += 1
+    return done
+
+
+def output_object(data: bytes, serializer: Any) -> Any:
+    """The object of a PIPELINE_OUTPUT message, as pypsrp's ``Message.unpack`` decodes it (with port80's
+    ``FastSerializer``: plain strings without an XML tree)."""
+    text = to_string(data[43:] if data[40:43] == _BOM else data[40:])
+    if _msg_log.isEnabledFor(logging.DEBUG):
+        _msg_log.debug("Unpacking PSRP message of type %d: %s" % (MessageType.PIPELINE_OUTPUT, text))
+    try:
+        return serializer.deserialize(text)
+    except SerializationError as err:
+        warnings.warn("Failed to deserialize msg, trying to deserialize as generic complex object: %s" % err,
+                      stacklevel=1)  # as pypsrp warns
+        return serializer.deserialize(text, ObjectMeta("ObjDynamic", object=GenericComplexObject))
+
+
+def shared_data(message_type: int, data: bytes, serializer: Any) -> Any:
+    """The data of a message of one of ``_SHARED_TYPES``, by pypsrp's ``Message.unpack``, decoded once per
+    distinct text of up to ``_SHARED_MAX_BYTES`` and then shared (pypsrp and port80 only read it); one
+    carrying an error record is decoded each time."""
+    if len(data) > _SHARED_MAX_BYTES:
+        return Message.unpack(data, serializer).data
+    key = (message_type, data[40:])
+    value = _SHARED.get(key)
+    if value is None:
+        value = Message.unpack(data, serializer).data
+        if getattr(value, "error_record", None) is None:
+            if len(_SHARED) >= _SHARED_MAX:
+                _SHARED.clear()
+            _SHARED[key] = value
+    elif _msg_log.isEnabledFor(logging.DEBUG):
+        _msg_log.debug("Unpacking PSRP message of type %d: %s" % (message_type, to_string(key[1])))
+    return value
 
 
 # ---------------------------------------------------------------------------------- NTLM in 6 requests
