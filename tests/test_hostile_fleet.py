@@ -274,12 +274,23 @@ def test_ctrl_c_during_fix_apply_says_what_was_done_and_how_to_undo(tmp_path):
         out_s, err_s = out.decode(), err.decode()
         assert proc.returncode == 130, err_s
         assert "Traceback" not in err_s
-        assert "interrupted, applied 1/2" in out_s and "interrupted, applied 0/2" in out_s  # done and not done
+        events = [json.loads(x) for x in journal.read_text().splitlines()]
+        applied = [e for e in events if e["event"] == "applied"]
+        # the change in flight at Ctrl-C was let finish: every intent has its outcome in the journal
+        assert {(e["host"], e["seq"]) for e in events if e["event"] == "intent"} == \
+            {(e["host"], e["seq"]) for e in applied}, events
+        # the table says per host exactly what the journal says was done; some done, some not started
+        rows = {line.split()[0]: line for line in out_s.splitlines() if line.startswith("node-")}
+        shown = {h: int(m.group(1)) for h, r in rows.items()
+                 if (m := re.search(r"interrupted, applied (\d)/2", r))}
+        assert shown == {h: sum(1 for a in applied if a["host"] == h) for h in rows}, out_s
+        assert 0 in shown.values() and max(shown.values()) >= 1, out_s  # done and not done
+        assert "may have been in flight" not in out_s and "interrupted before its next change" in out_s, out_s
+        assert "letting the change in flight" in err_s
         assert f"journal: {journal}" in err_s
         undo = err_s.split("to undo what was done: ", 1)[1].split("\n")[0]
         args = shlex.split(undo)
         assert args[:4] == ["port80", "fix", "--undo", str(journal)]
-        applied = [json.loads(x) for x in journal.read_text().splitlines() if '"applied"' in x]
         assert applied and len({a["host"] for a in applied}) < 8  # stopped part-way
         res = subprocess.run([sys.executable, "-m", "remote", *args[1:], "--evidence-dir", str(tmp_path / "undo")],
                              capture_output=True, timeout=200, env=env)
@@ -289,6 +300,71 @@ def test_ctrl_c_during_fix_apply_says_what_was_done_and_how_to_undo(tmp_path):
         intents = {json.loads(x)["host"] for x in journal.read_text().splitlines() if '"intent"' in x}
         # every change made was undone (and one in flight when Ctrl-C came, which may have happened)
         assert {a["host"] for a in applied} <= {a["host"] for a in undone} <= intents
+
+
+def _fix_until(tmp_path: Path, fleet, inv: Path, event: str) -> tuple[subprocess.Popen, Path, Path]:
+    """``port80 fix --apply`` started, returned once its journal has ``event``; its stderr goes to a file."""
+    import os
+    import time
+
+    journal = tmp_path / "fx" / "journal.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "remote", "fix", "-i", str(inv), "--strategy",
+                             "disable-services", "--apply", "--yes", "--timeout", "60",
+                             "--evidence-dir", str(tmp_path / "fx")], stdout=subprocess.PIPE,
+                            stderr=(tmp_path / "fix.err").open("wb"), env=dict(os.environ, PORT80_PASSWORD=fleet.password))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (journal.exists() and f'"{event}"' in journal.read_text()):
+        time.sleep(0.05)
+    assert journal.exists() and f'"{event}"' in journal.read_text()
+    return proc, journal, tmp_path / "fix.err"
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_lets_the_change_in_flight_finish_and_says_so(tmp_path):
+    """A host that takes 3 s per command: Ctrl-C during Stop-Service waits for it, then stops before
+    Set-Service; the table, the journal and the exit code agree."""
+    import signal
+
+    bundles = make_fleet(tmp_path / "b", 1, {})
+    inv = tmp_path / "inv.ini"
+    with lab_fleet(bundles, faults={"node-00": {"kind": "slow", "seconds": 3}}, inventory=inv) as fleet:
+        proc, journal, err = _fix_until(tmp_path, fleet, inv, "intent")
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    err_s = err.read_text()
+    assert proc.returncode == 130, err_s
+    assert "Traceback" not in err_s and "letting the change in flight on 1 host(s) finish" in err_s
+    row = next(line for line in out.decode().splitlines() if line.startswith("node-00"))
+    assert "interrupted, applied 1/2" in row and "interrupted before its next change" in row, out.decode()
+    events = [json.loads(x)["event"] for x in journal.read_text().splitlines()]
+    assert events == ["run", "host", "intent", "applied"]
+
+
+@pytest.mark.timeout(300)
+def test_a_second_ctrl_c_stops_waiting_for_the_change_in_flight(tmp_path):
+    import signal
+    import time
+
+    bundles = make_fleet(tmp_path / "b", 1, {})
+    inv = tmp_path / "inv.ini"
+    with lab_fleet(bundles, faults={"node-00": {"kind": "slow", "seconds": 20}}, inventory=inv) as fleet:
+        proc, journal, err = _fix_until(tmp_path, fleet, inv, "intent")
+        proc.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and "letting the change" not in err.read_text():
+            time.sleep(0.05)
+        second = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+        took = time.monotonic() - second
+    err_s = err.read_text()
+    assert proc.returncode == 130, err_s
+    assert took < 10, took  # not the 15 s grace, nor the 20 s the command takes
+    assert "Traceback" not in err_s
+    row = next(line for line in out.decode().splitlines() if line.startswith("node-00"))
+    assert "interrupted, applied 0/2" in row and "may have been in flight" in row, out.decode()
+    events = [json.loads(x)["event"] for x in journal.read_text().splitlines()]
+    assert events == ["run", "host", "intent"]  # the journal says which change was in flight
 
 
 @pytest.mark.timeout(300)

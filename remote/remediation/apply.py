@@ -19,6 +19,7 @@ import logging
 import os
 import secrets as _random
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -128,40 +129,52 @@ def _observe(pool: RunspacePool, action: Action, secrets: list[str]) -> Any:
 
 
 def run_host_plan(spec: ConnectionSpec, password: Optional[str], plan: HostPlan, journal: JournalWriter,
-                  outcome: HostOutcome, cancel: threading.Event, secrets: list[str]) -> None:
+                  outcome: HostOutcome, cancel: threading.Event, secrets: list[str],
+                  settled: Optional[threading.Event] = None) -> None:
     """Run ``plan`` on one host, journaling each action; fills ``outcome`` as it goes. Raises what
-    pypsrp/requests raise (the runner classifies it) after journaling the action in flight as unknown."""
+    pypsrp/requests raise (the runner classifies it) after journaling the action in flight as unknown.
+    ``settled`` is set as soon as no action is in flight any more (before the session closes)."""
     from pypsrp.powershell import RunspacePool
 
     with connect(spec, password) as wsman:
         with tuned_pool(RunspacePool(wsman, configuration_name=spec.configuration_name)) as pool:
             journal.write("host", host=plan.host, port=plan.port, strategy=plan.strategy, **plan.journal_state())
-            for seq, action in enumerate(plan.actions, 1):
-                if cancel.is_set():
-                    outcome.not_run = [a.command for a in plan.actions[seq - 1:]]
-                    return
-                journal.write("intent", host=plan.host, seq=seq, action=action.to_dict(), command=action.command)
-                try:
-                    _invoke(pool, action, secrets)
-                    problem = rm.check(action, _observe(pool, action, secrets))
-                    if problem:
-                        raise ActionFailed(problem)
-                except (ActionFailed, OutcomeUnknown) as e:
-                    event = "failed" if isinstance(e, ActionFailed) else "unknown"
-                    journal.write(event, host=plan.host, seq=seq, command=action.command, error=str(e))
-                    if outcome.status == "ok":  # a deadline already reported keeps its class
-                        outcome.status, outcome.error = "failed", str(e)
-                    outcome.failed = action.command
-                    outcome.not_run = [a.command for a in plan.actions[seq:]]
-                    return
-                except BaseException as e:
-                    _, msg = classify(e, secrets)
-                    journal.write("unknown", host=plan.host, seq=seq, command=action.command, error=msg)
-                    outcome.failed = action.command
-                    outcome.not_run = [a.command for a in plan.actions[seq:]]
-                    raise
-                journal.write("applied", host=plan.host, seq=seq, command=action.command)
-                outcome.applied.append(action.command)
+            try:
+                _run_actions(pool, plan, journal, outcome, cancel, secrets)
+            finally:
+                if settled is not None:
+                    settled.set()
+
+
+def _run_actions(pool: Any, plan: HostPlan, journal: JournalWriter, outcome: HostOutcome,
+                 cancel: threading.Event, secrets: list[str]) -> None:
+    """The actions in order, journaled; stops before the next one once ``cancel`` is set."""
+    for seq, action in enumerate(plan.actions, 1):
+        if cancel.is_set():
+            outcome.not_run = [a.command for a in plan.actions[seq - 1:]]
+            return
+        journal.write("intent", host=plan.host, seq=seq, action=action.to_dict(), command=action.command)
+        try:
+            _invoke(pool, action, secrets)
+            problem = rm.check(action, _observe(pool, action, secrets))
+            if problem:
+                raise ActionFailed(problem)
+        except (ActionFailed, OutcomeUnknown) as e:
+            event = "failed" if isinstance(e, ActionFailed) else "unknown"
+            journal.write(event, host=plan.host, seq=seq, command=action.command, error=str(e))
+            if outcome.status == "ok":  # a deadline already reported keeps its class
+                outcome.status, outcome.error = "failed", str(e)
+            outcome.failed = action.command
+            outcome.not_run = [a.command for a in plan.actions[seq:]]
+            return
+        except BaseException as e:
+            _, msg = classify(e, secrets)
+            journal.write("unknown", host=plan.host, seq=seq, command=action.command, error=msg)
+            outcome.failed = action.command
+            outcome.not_run = [a.command for a in plan.actions[seq:]]
+            raise
+        journal.write("applied", host=plan.host, seq=seq, command=action.command)
+        outcome.applied.append(action.command)
 
 
 # --- the fleet ---------------------------------------------------------------------------------------------
@@ -181,12 +194,19 @@ def run_plans(specs: dict[str, ConnectionSpec], password_for: Callable[[Connecti
                                            not_run=[a.command for a in p.actions])
     todo = [p for p in todo if p.host in specs]
 
+    settled = {p.host: threading.Event() for p in todo}  # set once the host has no action in flight
+    begun: list[str] = []
+
     def task(plan: HostPlan, ctx: Context) -> None:
         spec = specs[plan.host]
+        begun.append(plan.host)
         # ctx.cancel is set at the deadline: the worker stops before its next action, so its
         # journal lines stay accurate
-        run_host_plan(bounded(spec, ctx.deadline), password_for(spec), plan, journal, outcomes[plan.host],
-                      ctx.cancel, secrets)
+        try:
+            run_host_plan(bounded(spec, ctx.deadline), password_for(spec), plan, journal, outcomes[plan.host],
+                          ctx.cancel, secrets, settled[plan.host])
+        finally:
+            settled[plan.host].set()
 
     ended: set[str] = set()
 
@@ -200,18 +220,41 @@ def run_plans(specs: dict[str, ConnectionSpec], password_for: Callable[[Connecti
 
     runner = FleetRunner(task, on_result, forks=forks, timeout=timeout, thread_name="port80-fix")
     if runner.run(Job(p.host, p) for p in todo):
-        # Ctrl-C/SIGTERM while changing hosts: no new host, no new action (cancel is set); each
-        # outcome says what was done so far, the journal has every change in flight
+        # Ctrl-C/SIGTERM while changing hosts: no new host, no new action (cancel is set). A change
+        # in flight is let finish (a service half-way through stopping is the worst state to leave),
+        # so that each outcome says exactly what was done; a second Ctrl-C stops waiting.
+        _let_settle([h for h in begun if h not in ended], settled, min(timeout, SETTLE_S))
         for p in todo:
             o = outcomes[p.host]
             if p.host not in ended:
                 done = set(o.applied) | ({o.failed} if o.failed else set())
                 o.not_run = o.not_run or [a.command for a in p.actions if a.command not in done]
                 o.status = "interrupted"
-                o.error = ("interrupted before it started" if not o.applied and not o.failed else
-                           "interrupted: an action may have been in flight (the journal says which)")
+                if settled[p.host].is_set() or p.host not in begun:
+                    o.error = ("interrupted before it started" if not o.applied and not o.failed else
+                               "interrupted before its next change")
+                else:
+                    o.error = "interrupted: an action may have been in flight (the journal says which)"
         raise Interrupted(outcomes)
     return outcomes
+
+
+SETTLE_S = 15.0  # after Ctrl-C/SIGTERM: how long a change already in flight is given to finish
+
+
+def _let_settle(hosts: list[str], settled: dict[str, threading.Event], grace: float) -> None:
+    """Wait (at most ``grace`` seconds) until no host in ``hosts`` has a change in flight."""
+    waiting = [h for h in hosts if not settled[h].is_set()]
+    if not waiting:
+        return
+    log.warning("stopping: letting the change in flight on %d host(s) finish (up to %g s; Ctrl-C again to "
+                "stop waiting)", len(waiting), grace)
+    end = time.monotonic() + grace
+    try:
+        for h in waiting:
+            settled[h].wait(max(0.0, end - time.monotonic()))
+    except KeyboardInterrupt:  # the second Ctrl-C/SIGTERM: report now, the journal says what was in flight
+        pass
 
 
 class Interrupted(KeyboardInterrupt):
