@@ -19,6 +19,7 @@ from pypsrp.shell import WinRS
 from pypsrp.wsman import NAMESPACES, OptionSet, SelectorSet, WSMan
 
 from remote.remoting import transport
+from outcome import outcome
 from remote.remoting.transport import FastSerializer, Port80Fragmenter, Port80WSMan, tune_pool, xml_bytes
 
 RECORDINGS = Path(__file__).parent / "fixtures" / "recordings"
@@ -27,18 +28,12 @@ NS = {"rsp": NAMESPACES["rsp"], "s": NAMESPACES["s"]}
 
 # ------------------------------------------------------------------------------------------ xml_bytes
 
-def _tostring(el):
-    try:
-        return ("ok", ET.tostring(el, encoding="utf-8", method="xml"))
-    except Exception as e:  # noqa: BLE001 - ElementTree's failures must be xml_bytes' failures
-        return ("raise", type(e))
+def _tostring(el):  # ElementTree's failures must be xml_bytes' failures
+    return outcome(ET.tostring, el, encoding="utf-8", method="xml")
 
 
 def _xml_bytes(el):
-    try:
-        return ("ok", xml_bytes(el))
-    except Exception as e:  # noqa: BLE001
-        return ("raise", type(e))
+    return outcome(xml_bytes, el)
 
 
 def _odd_trees():

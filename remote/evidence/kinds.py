@@ -131,20 +131,22 @@ class Kind:
         if not self._parse:
             if self.parser is None:
                 raise KeyError(f"evidence kind {self.name!r} has no parser")
-            module, func = self.parser.split(":")
-            self._parse.append(getattr(importlib.import_module(module), func))
+            self._parse.append(_function(self.parser))
         return self._parse[0]
 
     @property
     def analyse(self) -> Callable[[str], Any]:
         """What the fleet analysis runs on the text: ``checker`` when there is one, else the parser."""
         if not self._check:
-            if self.checker is None:
-                self._check.append(self.parse)
-            else:
-                module, func = self.checker.split(":")
-                self._check.append(getattr(importlib.import_module(module), func))
+            self._check.append(self.parse if self.checker is None else _function(self.checker))
         return self._check[0]
+
+
+def _function(spec: str) -> Callable[[str], Any]:
+    """The function a "module:function" names (imported now)."""
+    module, func = spec.split(":")
+    f: Callable[[str], Any] = getattr(importlib.import_module(module), func)
+    return f
 
 
 ELEVATION_CHECK = (

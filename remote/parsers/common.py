@@ -38,17 +38,8 @@ def split_lines(text: object) -> list[Line]:
     made a whole column at a time (no Python step per line)."""
     if not isinstance(text, str) or not text:
         return []
-    text = text.replace("\ufeff", "").replace("\x00", "")
-    text = text.replace("\r\r\n", "\n").replace("\r\n", "\n").replace("\r", "\n")
-    parts = text.split("\n")
-    if "\t" in text:
-        parts = [p.expandtabs(8) for p in parts]
-    raws = list(map(str.rstrip, parts))
-    if "\\-" in text:  # as iter_lines: Markdown's "\-"
-        raws = [r.replace("\\-", "-") for r in raws]
-    texts = list(map(str.lstrip, raws))
-    indents = map(operator.sub, map(len, raws), map(len, texts))
-    return list(map(_new_line, zip(itertools.count(1), raws, texts, indents)))
+    text = _normalized(text)
+    return _lines(text.split("\n"), 1, "\t" in text, "\\-" in text)
 
 
 _CHUNK = 64 * 1024  # characters of lines made at once by iter_lines
@@ -60,27 +51,37 @@ def iter_lines(text: object) -> Iterator[Line]:
     them (a Python step per line was ~1.5 us of its ~4.5)."""
     if not isinstance(text, str) or not text:
         return
-    text = text.replace("\ufeff", "").replace("\x00", "")
-    text = text.replace("\r\r\n", "\n").replace("\r\n", "\n").replace("\r", "\n")
+    text = _normalized(text)
     tabs, escapes = "\t" in text, "\\-" in text
     n, pos, end_all = 1, 0, len(text)
     while pos <= end_all:
         end = text.find("\n", pos + _CHUNK)
         if end < 0:
             end = end_all
-        parts = text[pos:end].split("\n")
+        lines = _lines(text[pos:end].split("\n"), n, tabs, escapes)
         pos = end + 1
-        if tabs:
-            parts = [p.expandtabs(8) for p in parts]
-        raws = list(map(str.rstrip, parts))
-        # Markdown escapes a dash as "\-" (azure-sf dash underline); no real netsh/netstat/tasklist
-        # value contains a backslash followed by a dash.
-        if escapes:
-            raws = [r.replace("\\-", "-") for r in raws]
-        texts = list(map(str.lstrip, raws))
-        indents = map(operator.sub, map(len, raws), map(len, texts))
-        yield from map(_new_line, zip(itertools.count(n), raws, texts, indents))
-        n += len(raws)
+        n += len(lines)
+        yield from lines
+
+
+def _normalized(text: str) -> str:
+    """Without BOMs and NULs, every line break a LF."""
+    text = text.replace("\ufeff", "").replace("\x00", "")
+    return text.replace("\r\r\n", "\n").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _lines(parts: list[str], first: int, tabs: bool, escapes: bool) -> list[Line]:
+    """``Line``s of ``parts`` numbered from ``first``, a column at a time."""
+    if tabs:
+        parts = [p.expandtabs(8) for p in parts]
+    raws = list(map(str.rstrip, parts))
+    # Markdown escapes a dash as "\-" (azure-sf dash underline); no real netsh/netstat/tasklist
+    # value contains a backslash followed by a dash.
+    if escapes:
+        raws = [r.replace("\\-", "-") for r in raws]
+    texts = list(map(str.lstrip, raws))
+    indents = map(operator.sub, map(len, raws), map(len, texts))
+    return list(map(_new_line, zip(itertools.count(first), raws, texts, indents)))
 
 
 # --- markers --------------------------------------------------------------------------------------

@@ -130,7 +130,7 @@ def _observe(pool: RunspacePool, action: Action, secrets: list[str]) -> Any:
 
 def run_host_plan(spec: ConnectionSpec, password: Optional[str], plan: HostPlan, journal: JournalWriter,
                   outcome: HostOutcome, cancel: threading.Event, secrets: list[str],
-                  settled: Optional[threading.Event] = None) -> None:
+                  settled: threading.Event) -> None:
     """Run ``plan`` on one host, journaling each action; fills ``outcome`` as it goes. Raises what
     pypsrp/requests raise (the runner classifies it) after journaling the action in flight as unknown.
     ``settled`` is set as soon as no action is in flight any more (before the session closes)."""
@@ -142,8 +142,7 @@ def run_host_plan(spec: ConnectionSpec, password: Optional[str], plan: HostPlan,
             try:
                 _run_actions(pool, plan, journal, outcome, cancel, secrets)
             finally:
-                if settled is not None:
-                    settled.set()
+                settled.set()
 
 
 def _run_actions(pool: Any, plan: HostPlan, journal: JournalWriter, outcome: HostOutcome,
@@ -195,18 +194,18 @@ def run_plans(specs: dict[str, ConnectionSpec], password_for: Callable[[Connecti
     todo = [p for p in todo if p.host in specs]
 
     settled = {p.host: threading.Event() for p in todo}  # set once the host has no action in flight
-    begun: list[str] = []
+    begun: set[str] = set()
 
     def task(plan: HostPlan, ctx: Context) -> None:
         spec = specs[plan.host]
-        begun.append(plan.host)
+        begun.add(plan.host)
         # ctx.cancel is set at the deadline: the worker stops before its next action, so its
         # journal lines stay accurate
         try:
             run_host_plan(bounded(spec, ctx.deadline), password_for(spec), plan, journal, outcomes[plan.host],
                           ctx.cancel, secrets, settled[plan.host])
         finally:
-            settled[plan.host].set()
+            settled[plan.host].set()  # also when it failed before its first action
 
     ended: set[str] = set()
 
